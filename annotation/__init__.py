@@ -1,0 +1,1 @@
+"""Projects, criteria versions, batches, items, members; import; the annotator API."""

@@ -1,0 +1,108 @@
+"""The annotation API for leads (members, import) and members (project list). Views only parse and delegate."""
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotation.models import Project, Role
+from annotation.permissions import project_for_role
+from annotation.selectors import project_list_for, project_role_for
+from annotation.services import ImportRejected, items_import, member_add
+from annotation.services.members import MemberError
+
+
+class ProjectListApi(APIView):
+    class OutputSerializer(serializers.ModelSerializer):
+        role = serializers.SerializerMethodField()
+
+        class Meta:
+            model = Project
+            fields = ["id", "name", "description", "role"]
+
+        def get_role(self, project) -> str | None:
+            return project_role_for(project=project, user=self.context["request"].user)
+
+    @extend_schema(responses=OutputSerializer(many=True))
+    def get(self, request):
+        projects = project_list_for(user=request.user)
+        return Response(self.OutputSerializer(projects, many=True, context={"request": request}).data)
+
+
+class MemberAddApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        username = serializers.CharField(max_length=150)
+        role = serializers.ChoiceField(choices=Role.choices)
+
+    class OutputSerializer(serializers.Serializer):
+        username = serializers.CharField(source="user.username")
+        role = serializers.CharField()
+        project = serializers.IntegerField(source="project_id")
+
+    @extend_schema(request=InputSerializer, responses={200: OutputSerializer, 201: OutputSerializer})
+    def post(self, request, project_id: int):
+        project = project_for_role(request=request, project_id=project_id, roles=(Role.LEAD,))
+        data = self._validated(request)
+        try:
+            membership, created = member_add(project=project, **data)
+        except MemberError as exc:
+            raise serializers.ValidationError({"username": [str(exc)]}) from exc
+        return Response(
+            self.OutputSerializer(membership).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+    def _validated(self, request) -> dict:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+
+ImportReportSerializer = inline_serializer(
+    name="ImportReport",
+    fields={
+        "ok": serializers.BooleanField(),
+        "project": serializers.CharField(),
+        "batch": serializers.CharField(),
+        "filename": serializers.CharField(),
+        "lines": serializers.IntegerField(),
+        "created": serializers.IntegerField(),
+        "skipped": serializers.IntegerField(),
+        "strata": serializers.DictField(child=serializers.IntegerField()),
+        "warnings": serializers.ListField(child=serializers.CharField()),
+        "errors": serializers.ListField(child=serializers.DictField()),
+        "error_count": serializers.IntegerField(),
+        "seconds": serializers.FloatField(),
+        "record_id": serializers.IntegerField(),
+    },
+)
+
+
+class ItemImportApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        file = serializers.FileField(
+            help_text="JSONL (or .jsonl.gz): the import format, or HH-RLHF chosen/rejected lines."
+        )
+        batch = serializers.CharField(max_length=200, help_text="Batch name; made if it does not exist.")
+        keep_hh_gold = serializers.BooleanField(default=False, help_text="Keep HH-RLHF's known preference as gold.")
+
+    @extend_schema(
+        request={"multipart/form-data": InputSerializer},
+        responses={201: ImportReportSerializer, 400: ImportReportSerializer},
+    )
+    def post(self, request, project_id: int):
+        project = project_for_role(request=request, project_id=project_id, roles=(Role.LEAD,))
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        upload = serializer.validated_data["file"]
+        try:
+            report = items_import(
+                project=project,
+                batch_name=serializer.validated_data["batch"],
+                source=upload.file,
+                filename=upload.name,
+                keep_hh_gold=serializer.validated_data["keep_hh_gold"],
+                created_by=request.user,
+            )
+        except ImportRejected as exc:
+            return Response(exc.report.as_dict(), status=status.HTTP_400_BAD_REQUEST)
+        return Response(report.as_dict(), status=status.HTTP_201_CREATED)

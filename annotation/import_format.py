@@ -1,0 +1,240 @@
+"""The import contract: one JSONL line in, one validated item out, or a reason it is bad. No database here."""
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass
+
+STRATA = ("usage", "synthetic", "adversarial")
+GOLD_ANSWERS = ("a", "b", "tie")
+ROLES = ("system", "user", "assistant")
+HH_ASSISTANT = "\n\nAssistant:"
+HH_HUMAN = "\n\nHuman:"
+MAX_EXTERNAL_ID = 200
+MAX_SHORT_FIELD = 200
+
+_sides = random.SystemRandom()
+
+
+class LineInvalid(ValueError):
+    """A line that breaks the contract; the message says why, in words a lead can act on."""
+
+
+@dataclass(slots=True)
+class ParsedItem:
+    external_id: str
+    prompt: str
+    messages: list[dict] | None
+    response_a_text: str
+    response_a_model: str
+    response_b_text: str
+    response_b_model: str
+    stratum: str
+    category: str
+    gold: str
+    dedupe_key: str
+
+
+def parse_line(raw: bytes, *, max_chars: int, keep_hh_gold: bool = False) -> ParsedItem:
+    try:
+        data = json.loads(raw)
+    except UnicodeDecodeError:
+        raise LineInvalid("not valid UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise LineInvalid(f"bad JSON: {exc.msg} at column {exc.colno}") from None
+    if not isinstance(data, dict):
+        raise LineInvalid(f"expected a JSON object, got {type(data).__name__}")
+    if "chosen" in data or "rejected" in data:
+        item = _parse_hh(data, max_chars=max_chars, keep_gold=keep_hh_gold)
+    else:
+        item = _parse_standard(data, max_chars=max_chars)
+    if item.response_a_text.strip() == item.response_b_text.strip():
+        raise LineInvalid("identical responses: response A and response B are the same text")
+    item.dedupe_key = f"id:{item.external_id}" if item.external_id else f"sha256:{content_hash(item)}"
+    return item
+
+
+def content_hash(item: ParsedItem) -> str:
+    """Hash of what is judged, blind to which response is A, so a re-shuffled HH re-import still matches."""
+    body = [
+        item.messages if item.messages is not None else item.prompt,
+        sorted([item.response_a_text, item.response_b_text]),
+    ]
+    return hashlib.sha256(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()).hexdigest()
+
+
+def _parse_standard(data: dict, *, max_chars: int) -> ParsedItem:
+    has_prompt, has_messages = "prompt" in data, "messages" in data
+    if has_prompt and has_messages:
+        raise LineInvalid("give either prompt or messages, not both")
+    if not has_prompt and not has_messages:
+        raise LineInvalid("missing field: prompt (or messages)")
+    prompt, messages = "", None
+    if has_prompt:
+        prompt = _text(data["prompt"], "prompt", max_chars)
+    else:
+        messages = _messages(data["messages"], max_chars)
+    a_text, a_model = _response(data, "response_a", max_chars)
+    b_text, b_model = _response(data, "response_b", max_chars)
+    gold = data.get("gold")
+    if gold is not None:
+        if not isinstance(gold, str) or gold.lower() not in GOLD_ANSWERS:
+            raise LineInvalid(f"unknown gold answer {gold!r}: use one of {', '.join(GOLD_ANSWERS)}")
+        gold = gold.lower()
+    return ParsedItem(
+        external_id=_external_id(data),
+        prompt=prompt,
+        messages=messages,
+        response_a_text=a_text,
+        response_a_model=a_model,
+        response_b_text=b_text,
+        response_b_model=b_model,
+        stratum=_stratum(data),
+        category=_short(data, "category"),
+        gold=gold or "",
+        dedupe_key="",
+    )
+
+
+def _parse_hh(data: dict, *, max_chars: int, keep_gold: bool) -> ParsedItem:
+    chosen = _text(data.get("chosen"), "chosen", max_chars)
+    rejected = _text(data.get("rejected"), "rejected", max_chars)
+    split = hh_split(chosen, rejected)
+    if split is None:
+        raise LineInvalid("chosen and rejected share no dialogue ending in '\\n\\nAssistant:'")
+    # An empty final Assistant turn is kept: in HH-RLHF it records a refusal by silence, often the chosen side.
+    prefix, chosen_reply, rejected_reply = split
+    messages = hh_messages(prefix)
+    prompt = "" if messages else prefix.strip()
+    if not messages and not prompt:
+        raise LineInvalid("empty text: the dialogue before the last Assistant turn is empty")
+    chosen_is_a = _sides.random() < 0.5
+    a, b = (chosen_reply, rejected_reply) if chosen_is_a else (rejected_reply, chosen_reply)
+    return ParsedItem(
+        external_id=_external_id(data),
+        prompt=prompt,
+        messages=messages,
+        response_a_text=a,
+        response_a_model="",
+        response_b_text=b,
+        response_b_model="",
+        stratum=_stratum(data),
+        category=_short(data, "category"),
+        gold=("a" if chosen_is_a else "b") if keep_gold else "",
+        dedupe_key="",
+    )
+
+
+def hh_split(chosen: str, rejected: str) -> tuple[str, str, str] | None:
+    """(prompt dialogue, chosen reply, rejected reply).
+
+    The prompt is the dialogue before the last '\\n\\nAssistant:' that both strings share. For a well-formed
+    pair that is simply the dialogue before the last Assistant turn; a few HH lines diverge a turn earlier, and
+    cutting at the shared turn keeps them usable instead of mixing two conversations.
+    """
+    common = 0
+    limit = min(len(chosen), len(rejected))
+    while common < limit and chosen[common] == rejected[common]:
+        common += 1
+    cut = chosen.rfind(HH_ASSISTANT, 0, common + 1)
+    # The marker must lie wholly inside the shared part.
+    while cut >= 0 and cut + len(HH_ASSISTANT) > common:
+        cut = chosen.rfind(HH_ASSISTANT, 0, cut)
+    if cut < 0:
+        return None
+    start = cut + len(HH_ASSISTANT)
+    return chosen[:cut], chosen[start:].strip(), rejected[start:].strip()
+
+
+def hh_messages(dialogue: str) -> list[dict] | None:
+    """'\\n\\nHuman: …\\n\\nAssistant: …' turns as chat messages, or None when the text is not in that form."""
+    text = dialogue if dialogue.startswith("\n\n") else "\n\n" + dialogue
+    if not text.startswith(HH_HUMAN):
+        return None
+    messages: list[dict] = []
+    pos = 0
+    while pos < len(text):
+        if text.startswith(HH_HUMAN, pos):
+            role, pos = "user", pos + len(HH_HUMAN)
+        elif text.startswith(HH_ASSISTANT, pos):
+            role, pos = "assistant", pos + len(HH_ASSISTANT)
+        else:  # pragma: no cover - the loop only stops on markers
+            return None
+        nxt = [i for i in (text.find(HH_HUMAN, pos), text.find(HH_ASSISTANT, pos)) if i >= 0]
+        end = min(nxt) if nxt else len(text)
+        messages.append({"role": role, "content": text[pos:end].strip()})
+        pos = end
+    if not messages or messages[-1]["role"] != "user":
+        return None
+    return messages
+
+
+def _text(value, field: str, max_chars: int) -> str:
+    if value is None:
+        raise LineInvalid(f"missing field: {field}")
+    if not isinstance(value, str):
+        raise LineInvalid(f"{field} must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise LineInvalid(f"empty text: {field}")
+    if len(value) > max_chars:
+        raise LineInvalid(f"{field} is {len(value):,} characters, over the limit of {max_chars:,}")
+    return value
+
+
+def _messages(value, max_chars: int) -> list[dict]:
+    if not isinstance(value, list) or not value:
+        raise LineInvalid("messages must be a non-empty list of {role, content}")
+    out = []
+    for i, message in enumerate(value):
+        if not isinstance(message, dict):
+            raise LineInvalid(f"messages[{i}] must be an object with role and content")
+        role = message.get("role")
+        if role not in ROLES:
+            raise LineInvalid(f"messages[{i}].role is {role!r}: use one of {', '.join(ROLES)}")
+        out.append({"role": role, "content": _text(message.get("content"), f"messages[{i}].content", max_chars)})
+    if out[-1]["role"] != "user":
+        raise LineInvalid("the last message must be the user's: the responses answer it")
+    return out
+
+
+def _response(data: dict, field: str, max_chars: int) -> tuple[str, str]:
+    value = data.get(field)
+    if value is None:
+        raise LineInvalid(f"missing field: {field}")
+    if not isinstance(value, dict):
+        raise LineInvalid(f'{field} must be an object like {{"model": "...", "text": "..."}}')
+    text = _text(value.get("text"), f"{field}.text", max_chars)
+    model = value.get("model") or ""
+    if not isinstance(model, str) or len(model) > MAX_SHORT_FIELD:
+        raise LineInvalid(f"{field}.model must be a string of at most {MAX_SHORT_FIELD} characters")
+    return text, model
+
+
+def _external_id(data: dict) -> str:
+    value = data.get("id")
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise LineInvalid("id must be a string or an integer")
+    value = str(value).strip()
+    if len(value) > MAX_EXTERNAL_ID:
+        raise LineInvalid(f"id is over {MAX_EXTERNAL_ID} characters")
+    return value
+
+
+def _stratum(data: dict) -> str:
+    value = data.get("stratum")
+    if value in (None, ""):
+        return ""
+    if value not in STRATA:
+        raise LineInvalid(f"unknown stratum {value!r}: use one of {', '.join(STRATA)}")
+    return value
+
+
+def _short(data: dict, field: str) -> str:
+    value = data.get(field)
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > MAX_SHORT_FIELD:
+        raise LineInvalid(f"{field} must be a string of at most {MAX_SHORT_FIELD} characters")
+    return value

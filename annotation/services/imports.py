@@ -1,0 +1,238 @@
+"""Item import: stream a JSONL file (plain or gzip), validate every line, insert in chunks, all or nothing."""
+
+import gzip
+import io
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import BinaryIO
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from annotation.import_format import STRATA, LineInvalid, ParsedItem, parse_line
+from annotation.models import Batch, ImportRecord, Item, Project
+from annotation.services.projects import batch_get_or_create
+
+# The usual stratum mix and how far a file may stray before the report warns.
+USUAL_MIX = {"usage": (0.60, 0.70), "synthetic": (0.20, 0.25), "adversarial": (0.05, 0.15)}
+MIX_TOLERANCE = 0.05
+# Every bad line is reported; past this many the rest are counted, so a garbage file cannot eat memory.
+MAX_LISTED_ERRORS = 10_000
+
+
+@dataclass
+class ImportReport:
+    project: str
+    batch: str
+    filename: str
+    ok: bool = True
+    lines: int = 0
+    created: int = 0
+    skipped: int = 0
+    strata: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    errors: list[dict] = field(default_factory=list)
+    error_count: int = 0
+    seconds: float = 0.0
+    record_id: int | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        if not self.ok:
+            return f"Rejected {self.filename or 'file'}: {self.error_count} bad line(s); nothing was imported."
+        rate = self.created / self.seconds if self.seconds else 0.0
+        return (
+            f"Imported {self.created} item(s) into {self.project} / {self.batch}; "
+            f"skipped {self.skipped} already present; {self.lines} line(s) in {self.seconds:.2f}s ({rate:,.0f} items/s)."
+        )
+
+
+class ImportRejected(Exception):
+    def __init__(self, report: ImportReport):
+        super().__init__(report.summary())
+        self.report = report
+
+
+class _FileTooLarge(Exception):
+    pass
+
+
+def items_import(
+    *,
+    project: Project,
+    batch_name: str,
+    source: BinaryIO,
+    filename: str = "",
+    keep_hh_gold: bool = False,
+    created_by: AbstractBaseUser | None = None,
+) -> ImportReport:
+    """Imports every line of `source` into the batch (made if missing), or nothing at all.
+
+    Raises ImportRejected with a report listing every bad line; the report is stored as an ImportRecord
+    either way. Memory stays flat: lines are read one at a time and inserted in chunks.
+    """
+    started = time.monotonic()
+    report = ImportReport(project=project.name, batch=batch_name, filename=filename)
+    strata: Counter[str] = Counter()
+    batch: Batch | None = None
+    try:
+        with transaction.atomic():
+            batch, _ = batch_get_or_create(project=project, name=batch_name)
+            if batch.status == Batch.Status.CLOSED:
+                _error(report, 0, f"batch {batch_name!r} is closed: import into an open batch")
+                raise _Rollback
+            chunk: list[ParsedItem] = []
+            chunk_size = settings.TANDEM_IMPORT_CHUNK_SIZE
+            for lineno, raw in _lines(source, report):
+                try:
+                    item = parse_line(raw, max_chars=settings.TANDEM_IMPORT_MAX_TEXT_CHARS, keep_hh_gold=keep_hh_gold)
+                except LineInvalid as exc:
+                    _error(report, lineno, str(exc))
+                    chunk.clear()
+                    continue
+                strata[item.stratum or "unspecified"] += 1
+                if report.error_count:
+                    continue  # keep validating to report every bad line, but insert no more
+                chunk.append(item)
+                if len(chunk) >= chunk_size:
+                    _insert(project, batch, chunk, report)
+                    chunk.clear()
+            if not report.error_count and chunk:
+                _insert(project, batch, chunk, report)
+            if report.error_count:
+                raise _Rollback
+    except _Rollback:
+        report.ok = False
+        report.created = report.skipped = 0
+        batch = Batch.objects.filter(pk=batch.pk).first() if batch else None
+    report.strata = {name: strata[name] for name in (*STRATA, "unspecified") if strata[name]}
+    if report.ok:
+        report.warnings.extend(stratum_mix_warnings(report.strata))
+    report.seconds = round(time.monotonic() - started, 3)
+    report.record_id = _record(project, batch, report, created_by).pk
+    if not report.ok:
+        raise ImportRejected(report)
+    return report
+
+
+class _Rollback(Exception):
+    pass
+
+
+def stratum_mix_warnings(strata: dict[str, int]) -> list[str]:
+    total = sum(strata.values())
+    if not total:
+        return ["The file has no items."]
+    warnings = []
+    unspecified = strata.get("unspecified", 0)
+    if unspecified:
+        warnings.append(f"{unspecified} of {total} item(s) have no stratum; their mix cannot be checked.")
+    known = total - unspecified
+    if not known:
+        return warnings
+    for name, (low, high) in USUAL_MIX.items():
+        share = strata.get(name, 0) / known
+        if share < low - MIX_TOLERANCE or share > high + MIX_TOLERANCE or (share == 0 and low > 0):
+            warnings.append(
+                f"Stratum mix: {name} is {share:.0%} of the items with a stratum; usually {low:.0%}–{high:.0%}."
+            )
+    return warnings
+
+
+def _lines(source: BinaryIO, report: ImportReport) -> Iterator[tuple[int, bytes]]:
+    """Numbered non-blank lines, gunzipped if need be, never holding more than one line in memory."""
+    max_bytes = settings.TANDEM_IMPORT_MAX_FILE_BYTES
+    max_line = settings.TANDEM_IMPORT_MAX_TEXT_CHARS * 4 * 3 + 65_536  # UTF-8, escapes, several fields
+    stream = io.BufferedReader(source) if not hasattr(source, "peek") else source
+    if stream.peek(2)[:2] == b"\x1f\x8b":
+        stream = io.BufferedReader(gzip.GzipFile(fileobj=stream))
+    total = 0
+    lineno = 0
+    try:
+        while True:
+            raw = stream.readline(max_line + 1)
+            if not raw:
+                break
+            lineno += 1
+            total += len(raw)
+            if len(raw) > max_line and not raw.endswith(b"\n"):
+                while (rest := stream.readline(1 << 20)) and not rest.endswith(b"\n"):
+                    total += len(rest)
+                    _check_size(total, max_bytes)
+                total += len(rest)
+                _check_size(total, max_bytes)
+                _error(report, lineno, f"line is over {max_line:,} bytes")
+                continue
+            _check_size(total, max_bytes)
+            if raw.strip():
+                yield lineno, raw
+        report.lines = lineno
+    except _FileTooLarge:
+        report.lines = lineno
+        _error(report, 0, f"the file is larger than the import limit of {max_bytes:,} bytes; nothing was read past it")
+    except (OSError, EOFError) as exc:  # truncated or corrupt gzip
+        report.lines = lineno
+        _error(report, lineno + 1, f"cannot read the file: {exc}")
+
+
+def _check_size(total: int, max_bytes: int) -> None:
+    if total > max_bytes:
+        raise _FileTooLarge
+
+
+def _error(report: ImportReport, lineno: int, reason: str) -> None:
+    report.error_count += 1
+    if len(report.errors) < MAX_LISTED_ERRORS:
+        report.errors.append({"line": lineno, "reason": reason})
+
+
+def _insert(project: Project, batch: Batch, chunk: list[ParsedItem], report: ImportReport) -> None:
+    keys = [item.dedupe_key for item in chunk]
+    seen = set(Item.objects.filter(project=project, dedupe_key__in=keys).values_list("dedupe_key", flat=True))
+    rows = []
+    for item in chunk:
+        if item.dedupe_key in seen:
+            report.skipped += 1
+            continue
+        seen.add(item.dedupe_key)
+        rows.append(
+            Item(
+                project=project,
+                batch=batch,
+                external_id=item.external_id,
+                dedupe_key=item.dedupe_key,
+                prompt=item.prompt,
+                messages=item.messages,
+                response_a_text=item.response_a_text,
+                response_a_model=item.response_a_model,
+                response_b_text=item.response_b_text,
+                response_b_model=item.response_b_model,
+                stratum=item.stratum,
+                category=item.category,
+                gold=item.gold,
+            )
+        )
+    Item.objects.bulk_create(rows, batch_size=500)
+    report.created += len(rows)
+
+
+def _record(project: Project, batch: Batch | None, report: ImportReport, user) -> ImportRecord:
+    return ImportRecord.objects.create(
+        project=project,
+        batch=batch,
+        filename=report.filename[:500],
+        status=ImportRecord.Status.IMPORTED if report.ok else ImportRecord.Status.REJECTED,
+        lines=report.lines,
+        created=report.created,
+        skipped=report.skipped,
+        strata=report.strata,
+        warnings=report.warnings,
+        errors=report.errors,
+        seconds=report.seconds,
+        created_by=user if user is not None and user.is_authenticated else None,
+    )

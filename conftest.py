@@ -1,0 +1,81 @@
+"""Root fixtures: a project with one member of each role, and API clients logged in as each."""
+
+import os
+
+import pytest
+from rest_framework.test import APIClient
+
+from annotation.services import member_add
+from tests.factories import ProjectFactory, UserFactory
+
+# CI sets this in the PostgreSQL + Redis pass: tests that need a service then fail instead of skipping.
+REQUIRE_SERVICES = os.environ.get("TANDEM_REQUIRE_SERVICES") == "1"
+
+
+@pytest.fixture
+def project(db):
+    return ProjectFactory(name="Demo")
+
+
+def _member(project, username: str, role: str):
+    user = UserFactory(username=username)
+    member_add(project=project, username=username, role=role)
+    return user
+
+
+@pytest.fixture
+def annotator(project):
+    return _member(project, "ann", "annotator")
+
+
+@pytest.fixture
+def lead(project):
+    return _member(project, "lead", "lead")
+
+
+@pytest.fixture
+def ml_engineer(project):
+    return _member(project, "mle", "ml_engineer")
+
+
+@pytest.fixture
+def stranger(db):
+    return UserFactory(username="stranger")
+
+
+@pytest.fixture
+def superuser(db):
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.create_superuser("root", "root@example.com", "pw-for-tests")
+
+
+def _client(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+@pytest.fixture
+def annotator_client(annotator):
+    return _client(annotator)
+
+
+@pytest.fixture
+def lead_client(lead):
+    return _client(lead)
+
+
+@pytest.fixture
+def ml_engineer_client(ml_engineer):
+    return _client(ml_engineer)
+
+
+@pytest.fixture
+def stranger_client(stranger):
+    return _client(stranger)
+
+
+@pytest.fixture
+def anon_client():
+    return APIClient()

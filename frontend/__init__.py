@@ -1,0 +1,1 @@
+"""The pages people use: annotator page, lead dashboard, run pages."""

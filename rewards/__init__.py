@@ -1,0 +1,1 @@
+"""Agreement, gold accuracy, drift and bias; vote aggregation; dataset snapshots and export."""

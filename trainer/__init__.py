@@ -1,0 +1,1 @@
+"""Training runs (reward model, DPO, PPO), their Celery tasks, checkpoints and lineage."""
