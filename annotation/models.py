@@ -1,5 +1,7 @@
 """The annotation domain's tables. Rules that change rows live in services, not here."""
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -129,6 +131,10 @@ class Item(models.Model):
     stratum = models.CharField(max_length=20, choices=Stratum.choices, blank=True)
     category = models.CharField(max_length=200, blank=True)
     gold = models.CharField(max_length=3, choices=GoldAnswer.choices, blank=True)
+    # Judgments stored so far, kept by the judgment service with a conditional UPDATE so it never passes
+    # the project's overlap (+ extra_judgments, which adaptive overlap raises for split items).
+    judgment_count = models.PositiveIntegerField(default=0)
+    extra_judgments = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -139,7 +145,7 @@ class Item(models.Model):
                 condition=Q(prompt__gt="") | Q(messages__isnull=False), name="item_has_prompt_or_messages"
             ),
         ]
-        indexes = [models.Index(fields=["batch", "gold"])]
+        indexes = [models.Index(fields=["batch", "gold", "judgment_count"], name="item_serving")]
 
     def __str__(self) -> str:
         return self.external_id or f"item {self.pk}"
@@ -191,3 +197,90 @@ class ImportRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.filename or 'import'} → {self.batch or self.project} ({self.status})"
+
+
+class Choice(models.TextChoices):
+    """A judgment, stored canonically: never as left/right."""
+
+    A = "a", "A is better"
+    B = "b", "B is better"
+    TIE = "tie", "Tie"
+    BOTH_BAD = "both_bad", "Both bad"
+
+
+class AnnotationSession(models.Model):
+    """One sitting of one annotator on one project, bounded by the project's minutes and tasks."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="sessions")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="annotation_sessions"
+    )
+    started_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    max_tasks = models.PositiveIntegerField()
+    tasks_done = models.PositiveIntegerField(default=0)
+    # Set when the task limit is reached; a session that ran out of minutes ends at expires_at.
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["annotator", "project", "-started_at"], name="session_latest")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(tasks_done__lte=models.F("max_tasks")), name="session_tasks_within_limit"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.annotator} on {self.project} from {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class Assignment(models.Model):
+    """A lease of one item to one annotator, with the side A is shown on drawn at random."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    session = models.ForeignKey(AnnotationSession, on_delete=models.CASCADE, related_name="assignments")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="assignments")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    left_is_a = models.BooleanField()
+    leased_at = models.DateTimeField()
+    lease_expires_at = models.DateTimeField()
+    judged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["leased_at"]
+        constraints = [models.UniqueConstraint(fields=["item", "annotator"], name="assignment_once_per_annotator")]
+        indexes = [
+            models.Index(fields=["item", "lease_expires_at"], name="assignment_active_lease"),
+            models.Index(fields=["session", "judged_at"], name="assignment_open_in_session"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.item} to {self.annotator}"
+
+
+class Judgment(models.Model):
+    assignment = models.OneToOneField(Assignment, on_delete=models.CASCADE, related_name="judgment")
+    # Denormalised from the assignment so metrics read one table at a million rows.
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="judgments")
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="judgments")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="judgments")
+    choice = models.CharField(max_length=8, choices=Choice.choices)
+    shown_left = models.CharField(
+        max_length=1, choices=[("a", "A"), ("b", "B")], help_text="Which response was on the left."
+    )
+    dimensions = models.JSONField(default=dict, blank=True, help_text="Per-dimension answers, canonical (a / b / tie).")
+    justification = models.TextField(blank=True)
+    seconds = models.FloatField(help_text="From lease to submit, measured by the server.")
+    too_fast = models.BooleanField(default=False)
+    is_gold = models.BooleanField(default=False)
+    gold_correct = models.BooleanField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [models.UniqueConstraint(fields=["item", "annotator"], name="judgment_once_per_annotator")]
+        indexes = [models.Index(fields=["batch", "annotator"], name="judgment_batch_annotator")]
+
+    def __str__(self) -> str:
+        return f"{self.annotator} on {self.item}: {self.choice}"

@@ -1,0 +1,51 @@
+"""Annotation sessions: the server enforces the project's minutes, tasks and the break after a session."""
+
+from datetime import datetime, timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from annotation.errors import NotMember, OnBreak
+from annotation.models import AnnotationSession, Membership, Project, Role
+
+ANNOTATING_ROLES = (Role.ANNOTATOR, Role.LEAD)
+
+
+def session_is_over(*, session: AnnotationSession, now: datetime) -> bool:
+    return session.tasks_done >= session.max_tasks or now >= session.expires_at
+
+
+def session_end_time(*, session: AnnotationSession) -> datetime:
+    return session.ended_at or session.expires_at
+
+
+@transaction.atomic
+def session_start(*, project: Project, annotator: AbstractBaseUser) -> tuple[AnnotationSession, bool]:
+    """The annotator's open session on the project, or a new one; (session, created).
+
+    Raises NotMember unless the user annotates on this project, and OnBreak while the break after their
+    last session runs.
+    """
+    role = Membership.objects.filter(project=project, user=annotator).values_list("role", flat=True).first()
+    if role not in ANNOTATING_ROLES:
+        raise NotMember("You are not an annotator on this project.")
+    now = timezone.now()
+    # Serialise one annotator's session starts so two tabs cannot open two sessions.
+    type(annotator).objects.select_for_update().filter(pk=annotator.pk).first()
+    last = AnnotationSession.objects.filter(project=project, annotator=annotator).order_by("-started_at").first()
+    if last is not None:
+        if not session_is_over(session=last, now=now):
+            return last, False
+        break_ends = session_end_time(session=last) + timedelta(minutes=project.break_minutes)
+        if now < break_ends:
+            retry_after = max(1, int((break_ends - now).total_seconds() + 0.999))
+            raise OnBreak("Take a break before the next session.", retry_after=retry_after)
+    session = AnnotationSession.objects.create(
+        project=project,
+        annotator=annotator,
+        started_at=now,
+        expires_at=now + timedelta(minutes=project.session_minutes),
+        max_tasks=project.session_max_tasks,
+    )
+    return session, True
