@@ -6,7 +6,17 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path
 
-from annotation.models import Batch, CriteriaVersion, ImportRecord, Item, Membership, Project
+from annotation.models import (
+    AnnotationSession,
+    Assignment,
+    Batch,
+    CriteriaVersion,
+    ImportRecord,
+    Item,
+    Judgment,
+    Membership,
+    Project,
+)
 from annotation.services import ImportRejected, criteria_version_create, items_import, project_create
 from annotation.services.projects import DEFAULT_CRITERIA
 
@@ -183,3 +193,50 @@ class ImportRecordAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Sessions, leases and judgments are written by the annotator loop only; the admin shows them."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(AnnotationSession)
+class AnnotationSessionAdmin(ReadOnlyAdmin):
+    list_display = ["annotator", "project", "started_at", "expires_at", "tasks_done", "max_tasks", "ended_at"]
+    list_filter = ["project"]
+    search_fields = ["annotator__username"]
+    date_hierarchy = "started_at"
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(ReadOnlyAdmin):
+    list_display = ["id", "item", "annotator", "left_is_a", "leased_at", "lease_expires_at", "judged_at"]
+    list_filter = ["item__project"]
+    search_fields = ["annotator__username", "item__external_id"]
+    raw_id_fields = ["item", "session"]
+    show_full_result_count = False
+
+
+@admin.register(Judgment)
+class JudgmentAdmin(ReadOnlyAdmin):
+    list_display = [
+        "created_at",
+        "annotator",
+        "item",
+        "batch",
+        "choice",
+        "shown_left",
+        "seconds",
+        "too_fast",
+        "is_gold",
+        "gold_correct",
+    ]
+    list_filter = ["batch__project", "batch", "choice", "too_fast", "is_gold", "gold_correct"]
+    search_fields = ["annotator__username", "item__external_id"]
+    raw_id_fields = ["item", "assignment"]
+    show_full_result_count = False
