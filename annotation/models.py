@@ -37,6 +37,12 @@ class Project(models.Model):
     overlap = models.PositiveSmallIntegerField(
         default=3, help_text="Judgments wanted per item, each from a different annotator."
     )
+    max_overlap = models.PositiveSmallIntegerField(
+        default=5, help_text="Adaptive overlap: items whose votes split get one more judgment at a time, up to this."
+    )
+    min_agreement = models.FloatField(
+        default=0.6, help_text="An item whose winner has a smaller share of the votes counts as split."
+    )
     gold_rate = models.FloatField(default=0.07, help_text="Share of served items that are hidden gold items.")
     session_minutes = models.PositiveIntegerField(default=90)
     session_max_tasks = models.PositiveIntegerField(default=200)

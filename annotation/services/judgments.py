@@ -4,12 +4,19 @@ import uuid
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Count, F
 from django.utils import timezone
 
 from annotation.errors import BatchClosed, InvalidJudgment, JudgmentConflict, LeaseExpired, NotFound, OverlapFull
 from annotation.models import AnnotationSession, Assignment, Batch, Item, Judgment
-from annotation.rules import DIMENSION_CHOICES, SIDE_CHOICES, gold_matches, to_canonical
+from annotation.rules import (
+    DIMENSION_CHOICES,
+    SIDE_CHOICES,
+    gold_matches,
+    needs_another_judgment,
+    to_canonical,
+    vote_decision,
+)
 
 
 def judgment_choices(*, project) -> list[str]:
@@ -86,7 +93,31 @@ def judgment_submit(
     )
     Assignment.objects.filter(pk=assignment.pk).update(judged_at=now)
     _count_task(session_id=assignment.session_id, now=now)
+    if not item.gold:
+        _maybe_extend_overlap(item=item, project=project)
     return judgment, True
+
+
+def _maybe_extend_overlap(*, item: Item, project) -> None:
+    """Adaptive overlap: an item whose votes split when it reaches its count asks for one more, up to max_overlap.
+
+    Runs only when the item completes (one judgment in `overlap`), under the row lock the count UPDATE took.
+    """
+    count, extra = Item.objects.filter(pk=item.pk).values_list("judgment_count", "extra_judgments").get()
+    wanted = project.overlap + extra
+    if count < wanted or wanted >= project.max_overlap:
+        return
+    votes = dict(Judgment.objects.filter(item_id=item.pk).values_list("choice").annotate(n=Count("pk")))
+    decision = vote_decision(
+        a=votes.get("a", 0),
+        b=votes.get("b", 0),
+        tie=votes.get("tie", 0),
+        both_bad=votes.get("both_bad", 0),
+        tie_rule=item.batch.criteria_version.tie_rule,
+        min_agreement=project.min_agreement,
+    )
+    if needs_another_judgment(decision):
+        Item.objects.filter(pk=item.pk).update(extra_judgments=F("extra_judgments") + 1)
 
 
 def _count_task(*, session_id: int, now) -> None:

@@ -241,7 +241,7 @@ def test_overlap_full_410_when_a_re_leased_item_was_judged_by_others(annotator_c
 def test_one_annotator_never_gets_an_item_twice_and_overlap_is_respected(project, batch):
     from rest_framework.test import APIClient
 
-    project.overlap = 2
+    project.overlap = project.max_overlap = 2  # a fixed cap: no adaptive extra judgments here
     project.gold_rate = 0
     project.save()
     ItemFactory.create_batch(3, batch=batch)
@@ -292,3 +292,52 @@ def test_gold_items_look_like_others_and_record_a_match(annotator_client, projec
     judge(annotator_client, shown["assignment_id"], choice="tie")
     judgment = Judgment.objects.get()
     assert judgment.is_gold and judgment.gold_correct is True
+
+
+def _judge_as(project, username, choice):
+    from rest_framework.test import APIClient
+
+    user = UserFactory(username=username)
+    member_add(project=project, username=username, role="annotator")
+    client = APIClient()
+    client.force_authenticate(user)
+    session_id = start(client, project).json()["id"]
+    response = next_of(client, session_id)
+    if response.status_code != 200:
+        return None
+    assignment = Assignment.objects.get(pk=response.json()["assignment_id"])
+    side = "left" if (choice == "a") == assignment.left_is_a else "right"
+    judge(client, assignment.pk, choice=side if choice in ("a", "b") else choice)
+    return assignment.item_id
+
+
+def test_adaptive_overlap_asks_for_a_fourth_judgment_only_on_split_items(project, batch):
+    project.gold_rate = 0
+    project.save()
+    agreed, split = ItemFactory(batch=batch), ItemFactory(batch=batch)
+    Item.objects.filter(pk=split.pk).update(judgment_count=0)
+    votes = {agreed.pk: ["a", "a", "b"], split.pk: ["a", "b", "tie"]}
+    from rest_framework.test import APIClient
+
+    # Each of three annotators judges both items; their choices follow the script above.
+    for n in range(3):
+        user = UserFactory(username=f"v{n}")
+        member_add(project=project, username=user.username, role="annotator")
+        client = APIClient()
+        client.force_authenticate(user)
+        session_id = start(client, project).json()["id"]
+        for _ in range(2):
+            assignment = Assignment.objects.get(pk=next_of(client, session_id).json()["assignment_id"])
+            choice = votes[assignment.item_id][n]
+            side = {
+                "a": "left" if assignment.left_is_a else "right",
+                "b": "right" if assignment.left_is_a else "left",
+            }.get(choice, choice)
+            assert judge(client, assignment.pk, choice=side).status_code == 201
+    agreed.refresh_from_db()
+    split.refresh_from_db()
+    assert (agreed.judgment_count, agreed.extra_judgments) == (3, 0)
+    assert (split.judgment_count, split.extra_judgments) == (3, 1)
+    # The fourth annotator is offered only the split item.
+    assert _judge_as(project, "v3", "a") == split.pk
+    assert _judge_as(project, "v4", "a") is None  # 4 votes a,b,tie,a: a wins 2 of 3 A/B votes (0.67): agreed, no fifth
