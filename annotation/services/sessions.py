@@ -2,6 +2,7 @@
 
 from datetime import datetime, timedelta
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
@@ -31,8 +32,9 @@ def session_start(*, project: Project, annotator: AbstractBaseUser) -> tuple[Ann
     if role not in ANNOTATING_ROLES:
         raise NotMember("You are not an annotator on this project.")
     now = timezone.now()
-    # Serialise one annotator's session starts so two tabs cannot open two sessions.
-    type(annotator).objects.select_for_update().filter(pk=annotator.pk).first()
+    # Serialise one annotator's session starts so two tabs cannot open two sessions. (Not type(annotator):
+    # under session auth request.user is a SimpleLazyObject.)
+    get_user_model().objects.select_for_update().filter(pk=annotator.pk).first()
     last = AnnotationSession.objects.filter(project=project, annotator=annotator).order_by("-started_at").first()
     if last is not None:
         if not session_is_over(session=last, now=now):
