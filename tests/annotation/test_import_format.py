@@ -211,3 +211,17 @@ def test_content_hash_ignores_models_and_metadata():
     a = parse(line(stratum="usage", category="x"))
     b = parse(line(response_a={"model": "other", "text": "Paris."}))
     assert content_hash(a) == content_hash(b)
+
+
+def test_common_prefix_length_matches_the_definition():
+    import os.path
+    import random
+
+    from annotation.import_format import common_prefix_length
+
+    rng = random.Random(3)
+    for _ in range(500):
+        base = "".join(rng.choices("ab\n", k=rng.randint(0, 40)))
+        a = base + "".join(rng.choices("abc", k=rng.randint(0, 5)))
+        b = base + "".join(rng.choices("abc", k=rng.randint(0, 5)))
+        assert common_prefix_length(a, b) == len(os.path.commonprefix([a, b])), (a, b)
