@@ -1,0 +1,95 @@
+"""docker-compose.yml describes production: the services, their commands, the GPU reservation, shared artifacts."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def _command(service: dict) -> list[str]:
+    command = service["command"]
+    return command.split() if isinstance(command, str) else command
+
+
+def _env_file_paths(service: dict) -> list[str]:
+    entries = service.get("env_file", [])
+    entries = [entries] if isinstance(entries, str | dict) else entries
+    return [e["path"] if isinstance(e, dict) else e for e in entries]
+
+
+def example_env() -> dict[str, str]:
+    values = {}
+    for line in (ROOT / "deploy" / "production.env.example").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    return values
+
+
+def test_production_services_exist(compose):
+    assert {"postgres", "redis", "web", "worker", "gpu-worker"} <= set(compose["services"])
+
+
+def test_web_runs_gunicorn_with_production_settings(compose):
+    web = compose["services"]["web"]
+    command = _command(web)
+    assert command[0] == "gunicorn"
+    assert "config.wsgi" in command
+    assert web["environment"]["DJANGO_SETTINGS_MODULE"] == "config.settings.production"
+    assert web["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert _command(compose["services"]["migrate"])[-2:] == ["migrate", "--noinput"]
+
+
+def test_worker_serves_only_the_default_queue(compose):
+    command = _command(compose["services"]["worker"])
+    assert command[:4] == ["celery", "-A", "config", "worker"]
+    assert command[command.index("-Q") + 1] == "default"
+
+
+def test_gpu_worker_takes_one_task_at_a_time_on_an_nvidia_gpu(compose):
+    gpu = compose["services"]["gpu-worker"]
+    command = _command(gpu)
+    assert command[:4] == ["celery", "-A", "config", "worker"]
+    assert command[command.index("-Q") + 1] == "gpu"
+    assert command[command.index("--concurrency") + 1] == "1"
+    assert command[command.index("--prefetch-multiplier") + 1] == "1"
+    devices = gpu["deploy"]["resources"]["reservations"]["devices"]
+    assert any(d["driver"] == "nvidia" and "gpu" in d["capabilities"] for d in devices)
+
+
+def test_artifacts_volume_is_shared_at_artifacts_dir(compose):
+    artifacts_dir = example_env()["ARTIFACTS_DIR"]
+    assert "artifacts" in compose["volumes"]
+    for name in ("web", "worker", "gpu-worker"):
+        assert f"artifacts:{artifacts_dir}" in compose["services"][name]["volumes"], name
+
+
+def test_every_service_has_a_healthcheck(compose):
+    for name in ("postgres", "redis", "web", "worker", "gpu-worker"):
+        assert compose["services"][name]["healthcheck"]["test"], name
+
+
+def test_env_file_exists_and_names_every_setting(compose):
+    for name in ("web", "worker", "gpu-worker"):
+        paths = _env_file_paths(compose["services"][name])
+        assert "deploy/production.env.example" in paths, name
+        assert (ROOT / paths[0]).is_file()
+    env = example_env()
+    for key in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", "ARTIFACTS_DIR"):
+        assert env.get(key), key
+    assert env["DATABASE_URL"].startswith("postgres://")
+    assert env["REDIS_URL"].startswith("redis://")
+
+
+def test_dockerfile_installs_the_runtime_requirements():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert dockerfile.startswith("#") and "FROM python:3.11-slim" in dockerfile
+    assert "pip install -r requirements.txt" in dockerfile
