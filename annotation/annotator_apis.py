@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from annotation.models import AnnotationSession, Assignment, Project
 from annotation.rules import DIMENSION_CHOICES, SIDE_CHOICES
-from annotation.services.assignments import assignment_next
+from annotation.services.assignments import assignment_next_for
 from annotation.services.judgments import judgment_choices, judgment_submit
 from annotation.services.sessions import session_start
 
@@ -118,10 +118,7 @@ class NextAssignmentApi(APIView):
         }
     )
     def get(self, request, session_id: int):
-        session = get_object_or_404(
-            AnnotationSession.objects.select_related("project"), pk=session_id, annotator=request.user
-        )
-        assignment = assignment_next(session=session)
+        session, assignment = assignment_next_for(session_id=session_id, annotator=request.user)
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(next_payload(assignment, session.project))

@@ -4,7 +4,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 
 class Role(models.TextChoices):
@@ -120,6 +120,12 @@ class Batch(models.Model):
         return f"{self.project} / {self.name}"
 
 
+# How far an item has come toward the judgments it wants, as one expression: with the project's overlap a constant,
+# "judgment_count < overlap + extra_judgments" becomes "ITEM_QUEUE_KEY < overlap", which the item_queue index
+# answers in "closest to complete first" order.
+ITEM_QUEUE_KEY = F("judgment_count") - F("extra_judgments")
+
+
 class Item(models.Model):
     """A prompt and two responses. A and B are canonical; which one is shown left is drawn per assignment."""
 
@@ -151,7 +157,9 @@ class Item(models.Model):
                 condition=Q(prompt__gt="") | Q(messages__isnull=False), name="item_has_prompt_or_messages"
             ),
         ]
-        indexes = [models.Index(fields=["batch", "gold", "judgment_count"], name="item_serving")]
+        # The assignment engine's queue (services/assignments.py): one batch's regular items, closest to complete
+        # first. A request reads a few entries at the head instead of sorting the batch.
+        indexes = [models.Index(F("batch"), F("gold"), ITEM_QUEUE_KEY.desc(), F("id"), name="item_queue")]
 
     def __str__(self) -> str:
         return self.external_id or f"item {self.pk}"

@@ -7,19 +7,24 @@ one annotator seeing an item twice. An expired lease simply stops counting: no p
 """
 
 import random
+import time
 from datetime import datetime, timedelta
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
+from django.db.models import Count, Exists, F, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from annotation.errors import SessionLimit
-from annotation.models import AnnotationSession, Assignment, Batch, Item
+from annotation.errors import NotFound, SessionLimit
+from annotation.models import ITEM_QUEUE_KEY, AnnotationSession, Assignment, Batch, Item
 
 _crypto = random.SystemRandom()
-# How many locked candidates to try per request before giving up on this round.
-_CANDIDATES = 8
+# Rows locked per try: enough to get past a lease committed since the query's snapshot, few enough that
+# concurrent requests skip little of the queue's head.
+_CANDIDATES = 4
+# Tries before answering "nothing left" while every candidate is locked by someone else (a batch's last items).
+_TRIES = 5
 
 
 @transaction.atomic
@@ -28,9 +33,26 @@ def assignment_next(*, session: AnnotationSession) -> Assignment | None:
 
     Raises SessionLimit when the session's tasks or minutes are used up.
     """
+    return _next(_locked_session(pk=session.pk))
+
+
+@transaction.atomic
+def assignment_next_for(*, session_id: int, annotator: AbstractBaseUser) -> tuple[AnnotationSession, Assignment | None]:
+    """assignment_next for the annotator's session with this id (NotFound otherwise), in one query fewer."""
+    session = _locked_session(pk=session_id, annotator=annotator)
+    if session is None:
+        raise NotFound("No such session.")
+    return session, _next(session)
+
+
+def _locked_session(**lookup) -> AnnotationSession | None:
+    # One request at a time per session keeps "one open lease per session" true under concurrent tabs.
+    # Only the session row: locking the joined project too would serialise every annotator of the project.
+    return AnnotationSession.objects.select_for_update(of=("self",)).select_related("project").filter(**lookup).first()
+
+
+def _next(session: AnnotationSession) -> Assignment | None:
     now = timezone.now()
-    # One request at a time per session: keeps "one open lease per session" true under concurrent tabs.
-    session = AnnotationSession.objects.select_for_update().select_related("project").get(pk=session.pk)
     if session.tasks_done >= session.max_tasks:
         raise SessionLimit("You have reached this session's task limit.")
     open_lease = (
@@ -46,7 +68,7 @@ def assignment_next(*, session: AnnotationSession) -> Assignment | None:
     project = session.project
     want_gold = project.gold_rate > 0 and _crypto.random() < project.gold_rate
     # A gold draw falls back to a regular item; a regular draw never falls back to gold, so gold stays a sample.
-    item = (_lease_gold(session, now) if want_gold else None) or _lease_regular(session, now)
+    item = (_lease_gold(session) if want_gold else None) or _lease_regular(session, now)
     if item is None:
         return None
     assignment = Assignment.objects.create(
@@ -61,20 +83,19 @@ def assignment_next(*, session: AnnotationSession) -> Assignment | None:
     return assignment
 
 
-def _open_items(session: AnnotationSession):
-    return (
-        Item.objects.filter(project_id=session.project_id, batch__status=Batch.Status.OPEN)
-        .exclude(Exists(Assignment.objects.filter(item=OuterRef("pk"), annotator_id=session.annotator_id)))
-        .select_related("batch__criteria_version")
-    )
+def _unseen(annotator_id: int) -> Exists:
+    return Exists(Assignment.objects.filter(item=OuterRef("pk"), annotator_id=annotator_id))
 
 
-def _lease_gold(session: AnnotationSession, now: datetime) -> Item | None:
+def _lease_gold(session: AnnotationSession) -> Item | None:
     # Gold items have no overlap cap: every annotator may meet each one once.
-    ids = list(_open_items(session).filter(~Q(gold="")).values_list("pk", flat=True)[:500])
+    open_gold = Item.objects.filter(
+        project_id=session.project_id, batch__status=Batch.Status.OPEN, gold__gt=""
+    ).exclude(_unseen(session.annotator_id))
+    ids = list(open_gold.values_list("pk", flat=True)[:500])
     if not ids:
         return None
-    return _open_items(session).filter(pk=_crypto.choice(ids)).first()
+    return Item.objects.select_related("batch__criteria_version").get(pk=_crypto.choice(ids))
 
 
 def _active_leases(now: datetime):
@@ -88,25 +109,65 @@ def _active_leases(now: datetime):
 
 
 def _lease_regular(session: AnnotationSession, now: datetime) -> Item | None:
-    overlap = session.project.overlap
-    candidates = (
-        _open_items(session)
-        .filter(gold="", judgment_count__lt=overlap + F("extra_judgments"))
-        .annotate(leases=Coalesce(Subquery(_active_leases(now)), Value(0)))
-        .filter(judgment_count__lt=overlap + F("extra_judgments") - F("leases"))
-        # Items closest to complete first, so batches finish instead of every item being half done.
-        .order_by("-judgment_count", "pk")
+    # Oldest open batch first, so batches finish one after another.
+    batches = Batch.objects.filter(project_id=session.project_id, status=Batch.Status.OPEN).select_related(
+        "criteria_version"
     )
-    if connection.features.has_select_for_update_skip_locked:
-        candidates = candidates.select_for_update(skip_locked=True, of=("self",))
-    for item in candidates[:_CANDIDATES]:
-        if _has_free_slot(item, overlap, now):
+    for batch in batches.order_by("created_at", "pk"):
+        item = _lease_in_batch(session, batch, now)
+        if item is not None:
+            item.batch = batch
             return item
     return None
 
 
-def _has_free_slot(item: Item, overlap: int, now: datetime) -> bool:
-    """Recount under the row lock: the candidate query's snapshot may predate a lease committed since."""
-    fresh = Item.objects.filter(pk=item.pk).values("judgment_count", "extra_judgments").first()
-    leases = Assignment.objects.filter(item_id=item.pk, judged_at__isnull=True, lease_expires_at__gt=now).count()
-    return fresh["judgment_count"] + leases < overlap + fresh["extra_judgments"]
+def _queue(session: AnnotationSession, batch: Batch, now: datetime):
+    """The batch's items with a free slot that the annotator has not seen, closest to complete first.
+
+    ITEM_QUEUE_KEY (judgment_count - extra_judgments) is what the item_queue index is built on: the index gives
+    this order and starts at the items one judgment short, so a request reads the head of the queue, not the
+    batch.
+    """
+    overlap = session.project.overlap
+    return (
+        Item.objects.filter(batch=batch, gold="")
+        .alias(done=ITEM_QUEUE_KEY, leases=Coalesce(Subquery(_active_leases(now)), Value(0)))
+        .filter(done__lt=overlap)
+        .exclude(_unseen(session.annotator_id))
+        .filter(done__lt=overlap - F("leases"))
+        .order_by(F("done").desc(), "pk")
+    )
+
+
+def _lease_in_batch(session: AnnotationSession, batch: Batch, now: datetime) -> Item | None:
+    skip_locked = connection.features.has_select_for_update_skip_locked
+    for attempt in range(_TRIES):
+        queue = _queue(session, batch, now)
+        if skip_locked:
+            queue = queue.select_for_update(skip_locked=True, of=("self",))
+        locked = list(queue[:_CANDIDATES])
+        if locked:
+            item = _first_with_free_slot(locked, session.project.overlap, now)
+            if item is not None:
+                return item
+        elif not skip_locked or not _queue(session, batch, now).exists():
+            return None  # nothing free, not even behind someone else's lock
+        time.sleep(0.002 * (attempt + 1))  # the free rows are locked by requests about to commit
+    return None
+
+
+def _first_with_free_slot(items: list[Item], overlap: int, now: datetime) -> Item | None:
+    """Recounts leases under the row locks: the queue's snapshot may predate a lease committed since.
+
+    The locked rows themselves are current (FOR UPDATE returns the latest version), so only leases need a recount.
+    """
+    leases = dict(
+        Assignment.objects.filter(item_id__in=[i.pk for i in items], judged_at__isnull=True, lease_expires_at__gt=now)
+        .order_by()
+        .values_list("item_id")
+        .annotate(n=Count("pk"))
+    )
+    for item in items:
+        if item.judgment_count - item.extra_judgments + leases.get(item.pk, 0) < overlap:
+            return item
+    return None

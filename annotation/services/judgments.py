@@ -3,8 +3,9 @@
 import uuid
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
-from django.db.models import Count, F
+from django.db import connection, transaction
+from django.db.models import Case, Count, F, Value, When
+from django.db.models.functions import Least
 from django.utils import timezone
 
 from annotation.errors import BatchClosed, InvalidJudgment, JudgmentConflict, LeaseExpired, NotFound, OverlapFull
@@ -43,6 +44,7 @@ def judgment_submit(
     assignment = (
         Assignment.objects.select_for_update(of=("self",))
         .select_related("item__project", "item__batch__criteria_version")
+        .defer("item__prompt", "item__messages", "item__response_a_text", "item__response_b_text")
         .filter(pk=assignment_id, annotator=annotator)
         .first()
     )
@@ -54,7 +56,9 @@ def judgment_submit(
         assignment=assignment, choice=choice, dimensions=dimensions or {}, justification=justification
     )
 
-    existing = Judgment.objects.filter(assignment=assignment).first()
+    # The locked row is the latest version (FOR UPDATE waits for a concurrent submit and re-reads), so judged_at
+    # says whether a judgment exists: a first submit, the common case, needs no query to find out.
+    existing = Judgment.objects.filter(assignment=assignment).first() if assignment.judged_at else None
     if existing is not None:
         same = (existing.choice, existing.dimensions, existing.justification) == (
             canonical,
@@ -70,10 +74,9 @@ def judgment_submit(
         raise LeaseExpired("The lease on this item expired; it went back to the pool.")
     if item.batch.status != Batch.Status.OPEN:
         raise BatchClosed("This batch was closed.")
-    counted = Item.objects.filter(pk=item.pk)
-    if not item.gold:  # gold items have no overlap cap
-        counted = counted.filter(judgment_count__lt=project.overlap + F("extra_judgments"))
-    if not counted.update(judgment_count=F("judgment_count") + 1):
+    # Gold items have no overlap cap.
+    counts = _count_judgment(item_id=item.pk, overlap=None if item.gold else project.overlap)
+    if counts is None:
         raise OverlapFull("This item already has all the judgments it needs.")
 
     seconds = (now - assignment.leased_at).total_seconds()
@@ -94,16 +97,37 @@ def judgment_submit(
     Assignment.objects.filter(pk=assignment.pk).update(judged_at=now)
     _count_task(session_id=assignment.session_id, now=now)
     if not item.gold:
-        _maybe_extend_overlap(item=item, project=project)
+        _maybe_extend_overlap(item=item, project=project, count=counts[0], extra=counts[1])
     return judgment, True
 
 
-def _maybe_extend_overlap(*, item: Item, project) -> None:
+_COUNT_SQL = (
+    "UPDATE annotation_item SET judgment_count = judgment_count + 1 WHERE id = %s {cap} "
+    "RETURNING judgment_count, extra_judgments"
+)
+
+
+def _count_judgment(*, item_id: int, overlap: int | None) -> tuple[int, int] | None:
+    """One more judgment on the item unless it would pass overlap + extra_judgments: the new (count, extra), or None.
+
+    One conditional UPDATE holds the cap under concurrency (it takes the row lock and re-checks the condition on the
+    current row), and RETURNING hands the adaptive-overlap check the new count without a second query; Django's
+    update() returns no values, hence SQL. PostgreSQL and SQLite (3.35+) both support RETURNING.
+    """
+    with connection.cursor() as cursor:
+        if overlap is None:
+            cursor.execute(_COUNT_SQL.format(cap=""), [item_id])
+        else:
+            cursor.execute(_COUNT_SQL.format(cap="AND judgment_count < %s + extra_judgments"), [item_id, overlap])
+        return cursor.fetchone()
+
+
+def _maybe_extend_overlap(*, item: Item, project, count: int, extra: int) -> None:
     """Adaptive overlap: an item whose votes split when it reaches its count asks for one more, up to max_overlap.
 
-    Runs only when the item completes (one judgment in `overlap`), under the row lock the count UPDATE took.
+    Runs only when the item completes (one judgment in `overlap`), under the row lock the count UPDATE took;
+    count and extra are the values that UPDATE left.
     """
-    count, extra = Item.objects.filter(pk=item.pk).values_list("judgment_count", "extra_judgments").get()
     wanted = project.overlap + extra
     if count < wanted or wanted >= project.max_overlap:
         return
@@ -121,13 +145,17 @@ def _maybe_extend_overlap(*, item: Item, project) -> None:
 
 
 def _count_task(*, session_id: int, now) -> None:
-    session = AnnotationSession.objects.select_for_update().get(pk=session_id)
-    session.tasks_done = min(session.tasks_done + 1, session.max_tasks)
-    fields = ["tasks_done"]
-    if session.tasks_done >= session.max_tasks and session.ended_at is None:
-        session.ended_at = now  # the break starts now
-        fields.append("ended_at")
-    session.save(update_fields=fields)
+    """One more task in the session; the one that reaches max_tasks ends it, and the break starts now.
+
+    A single UPDATE (its right-hand sides read the row as it was), so concurrent submits cannot lose a count.
+    """
+    AnnotationSession.objects.filter(pk=session_id).update(
+        tasks_done=Least(F("tasks_done") + 1, F("max_tasks")),
+        ended_at=Case(
+            When(ended_at__isnull=True, tasks_done__gte=F("max_tasks") - 1, then=Value(now)),
+            default=F("ended_at"),
+        ),
+    )
 
 
 def _validated(*, assignment: Assignment, choice: str, dimensions: dict, justification: str) -> tuple[str, dict, str]:
