@@ -167,3 +167,44 @@ def test_a_stranger_sees_a_refusal_and_anonymous_users_the_login_form(page, demo
     response = page.goto(f"/annotate/{project.pk}/")
     assert response.status == 403
     expect(page.get_by_role("heading", name="Not allowed")).to_be_visible()
+
+
+def test_only_the_offered_choices_have_keys_and_a_required_justification_is_asked_for(page, transactional_db):
+    project = ProjectFactory(
+        name="Strict", allow_tie=False, allow_both_bad=False, require_justification=True, gold_rate=0
+    )
+    UserFactory(username="ann", password=PASSWORD)
+    member_add(project=project, username="ann", role="lead")  # leads annotate too
+    ItemFactory.create_batch(2, batch=BatchFactory(project=project, name="b1"))
+    log_in(page, "ann")
+    page.get_by_role("link", name="Start annotating Strict").click()
+    expect(page.locator("#annotator")).to_have_attribute("data-state", "item")
+    expect(page.locator("[data-choice=tie]")).to_be_hidden()
+    expect(page.locator("[data-choice=both_bad]")).to_be_hidden()
+    expect(page.locator("#justification-required")).to_be_visible()
+    page.keyboard.press("3")
+    page.keyboard.press("4")
+    assert page.locator("[aria-pressed=true]").count() == 0
+
+    page.keyboard.press("Enter")
+    expect(page.locator("#form-error")).to_contain_text("Pick a response first: 1 left, 2 right.")
+    page.keyboard.press("2")
+    page.keyboard.press("Enter")
+    expect(page.locator("#form-error")).to_contain_text("asks for a justification")
+    expect(page.locator("#justification")).to_be_focused()
+    page.keyboard.type("Right is correct.")
+    page.keyboard.press("Enter")  # a new line inside the box, not a submit
+    page.keyboard.type("Left is not.")
+    expect(page.locator("#progress")).to_have_text("0 / 200 judged")
+    page.keyboard.press("Control+Enter")
+    expect(page.locator("#progress")).to_have_text("1 / 200 judged")
+    judgment = Judgment.objects.get()
+    assert judgment.justification == "Right is correct.\nLeft is not."
+    assert as_shown(judgment) == "right"
+
+    # The keys are listed on demand too.
+    page.keyboard.press("?")
+    expect(page.locator("#keys-help")).to_be_visible()
+    expect(page.locator("#keys-help")).to_contain_text("Both bad")
+    page.keyboard.press("Escape")
+    expect(page.locator("#keys-help")).to_be_hidden()

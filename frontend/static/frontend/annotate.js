@@ -458,13 +458,14 @@ function onKeyDown(event) {
     if (!event.repeat) submit();
     return;
   }
-  if (event.shiftKey) return;
+  // Digits by key or by position, shifted or not: on some layouts (AZERTY) the digits need Shift.
   const choice = choiceForKey(event);
   if (choice) {
     event.preventDefault();
     pickChoice(choice);
     return;
   }
+  if (event.shiftKey) return;
   const key = event.key.toLowerCase();
   if (key === "j") {
     event.preventDefault(); // focus the box without typing the j into it
