@@ -1,6 +1,7 @@
 """Item import: stream a JSONL file (plain or gzip), validate every line, insert in chunks, all or nothing."""
 
 import gzip
+import hashlib
 import io
 import time
 from collections import Counter
@@ -85,6 +86,7 @@ def items_import(
     batch: Batch | None = None
     try:
         with transaction.atomic():
+            _lock_project_imports(project)
             batch, _ = batch_get_or_create(project=project, name=batch_name)
             if batch.status == Batch.Status.CLOSED:
                 _error(report, 0, f"batch {batch_name!r} is closed: import into an open batch")
@@ -126,6 +128,19 @@ def items_import(
 
 class _Rollback(Exception):
     pass
+
+
+def _lock_project_imports(project: Project) -> None:
+    """One import at a time per project, so two uploads of one file cannot both pass the duplicate check.
+
+    PostgreSQL gets a transaction-scoped advisory lock (a row lock on the project would also hold up
+    everything that references it); SQLite already runs one writing transaction at a time (IMMEDIATE mode).
+    """
+    connection = connections[router.db_for_write(Item)]
+    if connection.vendor == "postgresql":
+        digest = hashlib.blake2b(f"tandem.items_import:{project.pk}".encode(), digest_size=8).digest()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [int.from_bytes(digest, "big", signed=True)])
 
 
 def stratum_mix_warnings(strata: dict[str, int]) -> list[str]:
