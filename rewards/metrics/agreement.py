@@ -111,8 +111,11 @@ def pairwise_cohen_kappa(judgments: Judgments) -> PairwiseKappa:
         ann_hi, lab_hi = np.divmod(code_hi, N_LABELS)
         keep = ann_lo != ann_hi  # the precondition says never; drop rather than pair an annotator with themselves
         pair_ids, slot = np.unique(ann_lo[keep] * n_ann + ann_hi[keep], return_inverse=True)
-        confusions = np.zeros((pair_ids.size, N_LABELS * N_LABELS), dtype=np.int64)
-        np.add.at(confusions, (slot, lab_lo[keep] * N_LABELS + lab_hi[keep]), counts[keep])
+        cells = N_LABELS * N_LABELS
+        flat = np.bincount(
+            slot * cells + lab_lo[keep] * N_LABELS + lab_hi[keep], weights=counts[keep], minlength=pair_ids.size * cells
+        )
+        confusions = flat.astype(np.int64).reshape(pair_ids.size, cells)
     confusions = confusions.reshape(-1, N_LABELS, N_LABELS)
     kappa, observed, _, defined = kappa_from_confusions(confusions)
     annotator_a, annotator_b = np.divmod(pair_ids, max(n_ann, 1))
