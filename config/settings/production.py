@@ -1,5 +1,7 @@
 """Production settings: PostgreSQL, Redis, HTTPS. Refuses to start without a real SECRET_KEY."""
 
+import os
+
 from django.core.exceptions import ImproperlyConfigured
 
 from config.settings.base import *  # noqa: F403
@@ -7,7 +9,9 @@ from config.settings.base import env
 
 DEBUG = env.bool("DEBUG", default=False)
 
-SECRET_KEY = env("SECRET_KEY", default="")
+# Read directly: django-environ would take a key starting with "$" (one generated key in 50) for a reference to
+# another variable and silently replace it.
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
 _PLACEHOLDER_MARKERS = ("change-me", "changeme", "django-insecure", "secret", "example")
 if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or any(m in SECRET_KEY.lower() for m in _PLACEHOLDER_MARKERS):
     raise ImproperlyConfigured(

@@ -43,6 +43,15 @@ def test_check_deploy_is_clean_with_a_real_secret_key(production_env):
     assert "WARNING" not in output
 
 
+def test_production_keeps_a_generated_key_that_starts_with_a_dollar(production_env):
+    # One key in 50 from get_random_secret_key() does; django-environ would read it as a reference to another variable.
+    key = "$" + get_random_secret_key()[1:]
+    script = "from django.conf import settings; print(settings.SECRET_KEY)"
+    result = _manage(["shell", "-c", script], {**production_env, "SECRET_KEY": key})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == key
+
+
 @pytest.mark.parametrize("secret_key", ["example", "", None], ids=["example-placeholder", "empty", "unset"])
 def test_production_refuses_to_start_without_a_real_secret_key(production_env, secret_key):
     env = dict(production_env)
