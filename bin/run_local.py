@@ -59,7 +59,7 @@ def main() -> int:
         if dead:
             name, status = dead[0]
             print(f"\n{name} exited with status {status}; stopping the rest.", file=sys.stderr, flush=True)
-            status = status or 1
+            status = 128 - status if status < 0 else status or 1  # killed by signal N: 128 + N, as a shell says
             _forward(children, signal.SIGTERM)
             break
         time.sleep(0.3)
