@@ -106,10 +106,10 @@ def items_import(
                     continue  # keep validating to report every bad line, but insert no more
                 chunk.append(item)
                 if len(chunk) >= chunk_size:
-                    _insert(project, writer, chunk, report)
+                    _insert(writer, chunk, report)
                     chunk.clear()
             if not report.error_count and chunk:
-                _insert(project, writer, chunk, report)
+                _insert(writer, chunk, report)
             if report.error_count:
                 raise _Rollback
     except _Rollback:
@@ -227,12 +227,18 @@ PARSED_COLUMNS = (
 
 
 class _ItemWriter:
-    """Inserts parsed items with one prepared INSERT and executemany.
+    """Inserts parsed items with one prepared statement, letting the project's unique dedupe key skip repeats.
 
     bulk_create builds a model instance and compiles SQL for every row, which was two thirds of an import's
     time. The rows written here hold what bulk_create would have stored: the parsed fields, the project and
     batch, and each other column's model default taken once per import (created_at is the import's start).
+
+    Items already present are skipped by ON CONFLICT on the (project, dedupe_key) unique index. A SELECT of the
+    chunk's keys first looked equivalent, but both databases planned it on the project_id index, reading every
+    item of the project for every chunk: quadratic in the project's size.
     """
+
+    STAGE = "tandem_import_items"
 
     def __init__(self, *, project: Project, batch: Batch):
         self.connection = connections[router.db_for_write(Item)]
@@ -255,14 +261,25 @@ class _ItemWriter:
         self._plain = attrgetter(*(f.attname for f in plain))
         self._adapted = [(f.attname, f.get_db_prep_save) for f in adapted]
         self._constants = tuple(constants)
+
         qn = self.connection.ops.quote_name
-        columns = [qn(f.column) for f in (*plain, *adapted, *fixed)]
         table = qn(Item._meta.db_table)
-        self.sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"  # noqa: S608 - names come from the model
-        # PostgreSQL takes rows fastest through COPY; Django binds parameters client-side, so executemany there
-        # sends (and the server parses) one statement per row.
-        self.copy_sql = (
-            f"COPY {table} ({', '.join(columns)}) FROM STDIN" if self.connection.vendor == "postgresql" else ""
+        columns = ", ".join(qn(f.column) for f in (*plain, *adapted, *fixed))
+        unique_key = ", ".join(qn(Item._meta.get_field(name).column) for name in ("project", "dedupe_key"))
+        on_conflict = f"ON CONFLICT ({unique_key}) DO NOTHING"
+        placeholders = ", ".join(["%s"] * (len(plain) + len(adapted) + len(fixed)))
+        # Table and column names come from the model, values go as parameters.
+        self._insert_sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) {on_conflict}"  # noqa: S608
+        # PostgreSQL: Django binds parameters client-side, so executemany sends (and the server parses) a
+        # statement per row. COPY into a temporary table and one INSERT ... SELECT per chunk is far faster.
+        shape = f"SELECT 0::bigint AS ord, {columns} FROM {table} WITH NO DATA"  # noqa: S608
+        self._stage_sql = [
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {self.STAGE} ON COMMIT DROP AS {shape}",
+            f"TRUNCATE {self.STAGE}",
+        ]
+        self._copy_sql = f"COPY {self.STAGE} (ord, {columns}) FROM STDIN"
+        self._from_stage_sql = (
+            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {self.STAGE} ORDER BY ord {on_conflict}"  # noqa: S608
         )
 
     def rows(self, items: list[ParsedItem]) -> list[tuple]:
@@ -272,31 +289,34 @@ class _ItemWriter:
             for item in items
         ]
 
-    def insert(self, items: list[ParsedItem]) -> None:
+    def insert(self, items: list[ParsedItem]) -> int:
+        """Inserts the items whose dedupe key the project does not have yet, in order; returns how many."""
         if not items:
-            return
+            return 0
         rows = self.rows(items)
         with self.connection.cursor() as cursor:
-            if self.copy_sql:
-                with cursor.cursor.copy(self.copy_sql) as copy:  # the psycopg cursor under Django's wrapper
-                    for row in rows:
-                        copy.write_row(row)
-            else:
-                cursor.executemany(self.sql, rows)
+            if self.connection.vendor != "postgresql":
+                cursor.executemany(self._insert_sql, rows)
+                return cursor.rowcount
+            for sql in self._stage_sql:
+                cursor.execute(sql)
+            with cursor.cursor.copy(self._copy_sql) as copy:  # the psycopg cursor under Django's wrapper
+                for n, row in enumerate(rows):
+                    copy.write_row((n, *row))
+            cursor.execute(self._from_stage_sql)
+            return cursor.rowcount
 
 
-def _insert(project: Project, writer: _ItemWriter, chunk: list[ParsedItem], report: ImportReport) -> None:
-    keys = [item.dedupe_key for item in chunk]
-    seen = set(Item.objects.filter(project=project, dedupe_key__in=keys).values_list("dedupe_key", flat=True))
-    rows = []
+def _insert(writer: _ItemWriter, chunk: list[ParsedItem], report: ImportReport) -> None:
+    # Repeats inside the chunk are dropped here so the first occurrence wins; the database skips the rest.
+    rows, seen = [], set()
     for item in chunk:
-        if item.dedupe_key in seen:
-            report.skipped += 1
-            continue
-        seen.add(item.dedupe_key)
-        rows.append(item)
-    writer.insert(rows)
-    report.created += len(rows)
+        if item.dedupe_key not in seen:
+            seen.add(item.dedupe_key)
+            rows.append(item)
+    created = writer.insert(rows)
+    report.created += created
+    report.skipped += len(chunk) - created
 
 
 def _record(project: Project, batch: Batch | None, report: ImportReport, user) -> ImportRecord:
