@@ -23,6 +23,9 @@ from annotation.services.projects import batch_get_or_create
 # The usual stratum mix and how far a file may stray before the report warns.
 USUAL_MIX = {"usage": (0.60, 0.70), "synthetic": (0.20, 0.25), "adversarial": (0.05, 0.15)}
 MIX_TOLERANCE = 0.05
+# A chunk is also cut at this many bytes of input, so that long items (up to the text limit in every field)
+# cannot make a chunk of TANDEM_IMPORT_CHUNK_SIZE lines hold hundreds of megabytes.
+CHUNK_MAX_BYTES = 8 * 1024**2
 # Every bad line is reported; past this many the rest are counted, so a garbage file cannot eat memory.
 MAX_LISTED_ERRORS = 10_000
 
@@ -93,6 +96,7 @@ def items_import(
                 raise _Rollback
             writer = _ItemWriter(project=project, batch=batch)
             chunk: list[ParsedItem] = []
+            chunk_bytes = 0
             chunk_size = settings.TANDEM_IMPORT_CHUNK_SIZE
             for lineno, raw in _lines(source, report):
                 try:
@@ -105,9 +109,11 @@ def items_import(
                 if report.error_count:
                     continue  # keep validating to report every bad line, but insert no more
                 chunk.append(item)
-                if len(chunk) >= chunk_size:
+                chunk_bytes += len(raw)
+                if len(chunk) >= chunk_size or chunk_bytes >= CHUNK_MAX_BYTES:
                     _insert(writer, chunk, report)
                     chunk.clear()
+                    chunk_bytes = 0
             if not report.error_count and chunk:
                 _insert(writer, chunk, report)
             if report.error_count:
