@@ -172,7 +172,9 @@ def stratum_mix_warnings(strata: dict[str, int]) -> list[str]:
 def _lines(source: BinaryIO, report: ImportReport) -> Iterator[tuple[int, bytes]]:
     """Numbered non-blank lines, gunzipped if need be, never holding more than one line in memory."""
     max_bytes = settings.TANDEM_IMPORT_MAX_FILE_BYTES
-    max_line = settings.TANDEM_IMPORT_MAX_TEXT_CHARS * 4 * 3 + 65_536  # UTF-8, escapes, several fields
+    # Room for the three text fields at the limit written as \uXXXX escapes (6 bytes a character), and more:
+    # the cap only keeps one runaway line from filling memory.
+    max_line = settings.TANDEM_IMPORT_MAX_TEXT_CHARS * 6 * 4 + 65_536
     stream = io.BufferedReader(source) if not hasattr(source, "peek") else source
     if stream.peek(2)[:2] == b"\x1f\x8b":
         stream = io.BufferedReader(gzip.GzipFile(fileobj=stream))

@@ -521,3 +521,32 @@ def test_two_imports_of_one_file_at_once_make_no_duplicates_and_no_errors(tmp_pa
         reports = list(pool.map(one_import, ["first", "second"]))
     assert sorted((r.created, r.skipped) for r in reports) == [(0, 1500), (1500, 0)]
     assert Item.objects.filter(project=project).count() == 1500
+
+
+def test_a_line_at_the_text_limit_imports_even_with_escaped_unicode(project, tmp_path):
+    # Three fields of 100,000 CJK characters, written with \uXXXX escapes (json.dumps' default): 1.8 MB of JSON.
+    limit = 100_000
+    line = good(1, prompt="问" * limit, response_a={"text": "答" * limit}, response_b={"text": "否" * limit})
+    path = tmp_path / "wide.jsonl"
+    path.write_text(json.dumps(line) + "\n")
+    assert path.stat().st_size > 1_800_000
+    with override_settings(TANDEM_IMPORT_MAX_TEXT_CHARS=limit):
+        out = run_import(path)
+    assert "Imported 1 item(s)" in out
+    assert len(Item.objects.get().response_b_text) == limit
+
+
+@override_settings(TANDEM_IMPORT_MAX_TEXT_CHARS=10)
+def test_a_runaway_line_is_reported_and_the_lines_after_it_keep_their_numbers(project, tmp_path):
+    small = {"response_a": {"text": "yes"}, "response_b": {"text": "no"}}
+    lines = [
+        good(1, prompt="short", **small),
+        good(2, prompt="x" * 200_000),
+        good(3, prompt="ok", stratum="organic", **small),
+    ]
+    _, stderr = run_rejected(write(tmp_path / "runaway.jsonl", lines))
+    reported = stderr.splitlines()
+    assert reported[0].startswith("line 2: line is over 65,776 bytes")
+    assert reported[1].startswith("line 3: unknown stratum")
+    assert len(reported) == 2
+    assert not Item.objects.exists()
