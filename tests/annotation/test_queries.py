@@ -1,0 +1,84 @@
+"""SQL queries per request of the annotator loop, pinned: a new query on the hot path must be a decision.
+
+Counted with token authentication, as the page and the benchmark call the API. Inside the test's transaction a
+service's atomic block is a SAVEPOINT and a RELEASE, which count as two queries here and are a BEGIN and a COMMIT
+in production.
+"""
+
+import pytest
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from annotation.models import AnnotationSession, Assignment, Item, Judgment
+from tests.factories import BatchFactory, ItemFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+# token, savepoint, session (locked), open lease, open batches, queue head (locked), lease recount, insert, release
+NEXT_NEW_LEASE = 9
+# token, savepoint, session (locked), open lease, release
+NEXT_RELOAD = 5
+# token, savepoint, assignment (locked), count UPDATE … RETURNING, insert, assignment UPDATE, session UPDATE, release
+JUDGMENT = 8
+# + the item's votes when it completes, + one more judgment wanted when they split
+JUDGMENT_COMPLETING_A_SPLIT_ITEM = JUDGMENT + 2
+# token, savepoint, assignment (locked), the stored judgment, release
+JUDGMENT_RETRY = 5
+
+
+@pytest.fixture
+def token_client(annotator):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=annotator).key}")
+    return client
+
+
+def test_queries_per_next_and_per_judgment(token_client, project, django_assert_max_num_queries):
+    project.gold_rate = 0
+    project.save()
+    batch = BatchFactory(project=project)
+    ItemFactory.create_batch(5, batch=batch)
+    session_id = token_client.post(f"/api/v1/projects/{project.pk}/sessions/").json()["id"]
+    for _ in range(3):
+        with django_assert_max_num_queries(NEXT_NEW_LEASE):
+            shown = token_client.get(f"/api/v1/sessions/{session_id}/next/")
+        assert shown.status_code == 200
+        with django_assert_max_num_queries(NEXT_RELOAD):
+            assert token_client.get(f"/api/v1/sessions/{session_id}/next/").status_code == 200
+        url = f"/api/v1/assignments/{shown.json()['assignment_id']}/judgment/"
+        with django_assert_max_num_queries(JUDGMENT):
+            assert token_client.post(url, {"choice": "left"}, format="json").status_code == 201
+        with django_assert_max_num_queries(JUDGMENT_RETRY):
+            assert token_client.post(url, {"choice": "left"}, format="json").status_code == 200
+
+
+def test_queries_when_a_judgment_completes_a_split_item(token_client, project, django_assert_max_num_queries):
+    project.gold_rate = 0
+    project.save()
+    item = ItemFactory(batch=BatchFactory(project=project))
+    # Two earlier votes, one each way: the third completes the item split, so it asks for a fourth.
+    Item.objects.filter(pk=item.pk).update(judgment_count=2)
+    session_id = token_client.post(f"/api/v1/projects/{project.pk}/sessions/").json()["id"]
+    shown = token_client.get(f"/api/v1/sessions/{session_id}/next/").json()
+    for n, choice in enumerate(["a", "b"]):
+        other = UserFactory(username=f"earlier{n}")
+        session = AnnotationSession.objects.create(
+            project=project, annotator=other, started_at=item.created_at, expires_at=item.created_at, max_tasks=1
+        )
+        earlier = Assignment.objects.create(
+            session=session,
+            item=item,
+            annotator=other,
+            left_is_a=True,
+            leased_at=item.created_at,
+            lease_expires_at=item.created_at,
+            judged_at=item.created_at,
+        )
+        Judgment.objects.create(
+            assignment=earlier, item=item, batch=item.batch, annotator=other, choice=choice, shown_left="a", seconds=9
+        )
+    url = f"/api/v1/assignments/{shown['assignment_id']}/judgment/"
+    with django_assert_max_num_queries(JUDGMENT_COMPLETING_A_SPLIT_ITEM):
+        assert token_client.post(url, {"choice": "tie"}, format="json").status_code == 201
+    item.refresh_from_db()
+    assert (item.judgment_count, item.extra_judgments) == (3, 1)
