@@ -12,12 +12,11 @@ from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import Count, Exists, F, OuterRef, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from annotation.errors import NotFound, SessionLimit
-from annotation.models import ITEM_QUEUE_KEY, AnnotationSession, Assignment, Batch, Item
+from annotation.models import AnnotationSession, Assignment, Batch, Item
 
 _crypto = random.SystemRandom()
 # Rows locked per try: enough to get past a lease committed since the query's snapshot, few enough that
@@ -55,11 +54,7 @@ def _next(session: AnnotationSession) -> Assignment | None:
     now = timezone.now()
     if session.tasks_done >= session.max_tasks:
         raise SessionLimit("You have reached this session's task limit.")
-    open_lease = (
-        Assignment.objects.filter(session=session, judged_at__isnull=True, lease_expires_at__gt=now)
-        .select_related("item__batch__criteria_version")
-        .first()
-    )
+    open_lease = _open_lease(session, now)
     if open_lease is not None and open_lease.item.batch.status == Batch.Status.OPEN:
         return open_lease  # a reload gets the same item, even in the session's last minute
     if now >= session.expires_at:
@@ -83,6 +78,15 @@ def _next(session: AnnotationSession) -> Assignment | None:
     return assignment
 
 
+def _open_lease(session: AnnotationSession, now: datetime) -> Assignment | None:
+    with connection.cursor() as cursor:
+        cursor.execute(_OPEN_LEASE_SQL, [session.pk, connection.ops.adapt_datetimefield_value(now)])
+        row = cursor.fetchone()
+    if row is None:  # the common case, answered without building an ORM query
+        return None
+    return Assignment.objects.select_related("item__batch__criteria_version").get(pk=row[0])
+
+
 def _unseen(annotator_id: int) -> Exists:
     return Exists(Assignment.objects.filter(item=OuterRef("pk"), annotator_id=annotator_id))
 
@@ -98,16 +102,6 @@ def _lease_gold(session: AnnotationSession) -> Item | None:
     return Item.objects.select_related("batch__criteria_version").get(pk=_crypto.choice(ids))
 
 
-def _active_leases(now: datetime):
-    return (
-        Assignment.objects.filter(item=OuterRef("pk"), judged_at__isnull=True, lease_expires_at__gt=now)
-        .order_by()
-        .values("item")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-
-
 def _lease_regular(session: AnnotationSession, now: datetime) -> Item | None:
     # Oldest open batch first, so batches finish one after another.
     batches = Batch.objects.filter(project_id=session.project_id, status=Batch.Status.OPEN).select_related(
@@ -121,36 +115,22 @@ def _lease_regular(session: AnnotationSession, now: datetime) -> Item | None:
     return None
 
 
-def _queue(session: AnnotationSession, batch: Batch, now: datetime):
-    """The batch's items with a free slot that the annotator has not seen, closest to complete first.
-
-    ITEM_QUEUE_KEY (judgment_count - extra_judgments) is what the item_queue index is built on: the index gives
-    this order and starts at the items one judgment short, so a request reads the head of the queue, not the
-    batch.
-    """
-    overlap = session.project.overlap
-    return (
-        Item.objects.filter(batch=batch, gold="")
-        .alias(done=ITEM_QUEUE_KEY, leases=Coalesce(Subquery(_active_leases(now)), Value(0)))
-        .filter(done__lt=overlap)
-        .exclude(_unseen(session.annotator_id))
-        .filter(done__lt=overlap - F("leases"))
-        .order_by(F("done").desc(), "pk")
-    )
-
-
 def _lease_in_batch(session: AnnotationSession, batch: Batch, now: datetime) -> Item | None:
     skip_locked = connection.features.has_select_for_update_skip_locked
+    params = {
+        "batch": batch.pk,
+        "annotator": session.annotator_id,
+        "overlap": session.project.overlap,
+        "now": connection.ops.adapt_datetimefield_value(now),
+        "limit": _CANDIDATES,
+    }
     for attempt in range(_TRIES):
-        queue = _queue(session, batch, now)
-        if skip_locked:
-            queue = queue.select_for_update(skip_locked=True, of=("self",))
-        locked = list(queue[:_CANDIDATES])
+        locked = list(Item.objects.raw(_QUEUE_SQL + (_SKIP_LOCKED if skip_locked else ""), params))
         if locked:
             item = _first_with_free_slot(locked, session.project.overlap, now)
             if item is not None:
                 return item
-        elif not skip_locked or not _queue(session, batch, now).exists():
+        elif not skip_locked or not list(Item.objects.raw(_QUEUE_SQL, {**params, "limit": 1})):
             return None  # nothing free, not even behind someone else's lock
         time.sleep(0.002 * (attempt + 1))  # the free rows are locked by requests about to commit
     return None
@@ -161,13 +141,47 @@ def _first_with_free_slot(items: list[Item], overlap: int, now: datetime) -> Ite
 
     The locked rows themselves are current (FOR UPDATE returns the latest version), so only leases need a recount.
     """
-    leases = dict(
-        Assignment.objects.filter(item_id__in=[i.pk for i in items], judged_at__isnull=True, lease_expires_at__gt=now)
-        .order_by()
-        .values_list("item_id")
-        .annotate(n=Count("pk"))
-    )
+    ids = [i.pk for i in items] + [items[0].pk] * (_CANDIDATES - len(items))
+    with connection.cursor() as cursor:
+        cursor.execute(_RECOUNT_SQL, [*ids, connection.ops.adapt_datetimefield_value(now)])
+        leases = dict(cursor.fetchall())
     for item in items:
         if item.judgment_count - item.extra_judgments + leases.get(item.pk, 0) < overlap:
             return item
     return None
+
+
+# The hot path's reads are written out in SQL: building the equivalent ORM queries cost more CPU than running
+# them (about 3 ms of the 4 a `next` spent in Python, measured under bench/annotator_loop.py). Both PostgreSQL
+# and SQLite run them; only the row locks are PostgreSQL's.
+
+_OPEN_LEASE_SQL = """
+SELECT id FROM annotation_assignment
+WHERE session_id = %s AND judged_at IS NULL AND lease_expires_at > %s
+LIMIT 1
+"""
+
+# The batch's regular items with a free slot that the annotator has not seen, closest to complete first.
+# judgment_count - extra_judgments (models.ITEM_QUEUE_KEY) is the item_queue index's key: the index gives this
+# order and starts at the items one judgment short, so a request reads the head of the queue, not the batch.
+_QUEUE_SQL = """
+SELECT item.* FROM annotation_item item
+WHERE item.batch_id = %(batch)s AND item.gold = ''
+  AND item.judgment_count - item.extra_judgments < %(overlap)s
+  AND NOT EXISTS (
+    SELECT 1 FROM annotation_assignment seen WHERE seen.item_id = item.id AND seen.annotator_id = %(annotator)s
+  )
+  AND item.judgment_count - item.extra_judgments + (
+    SELECT COUNT(*) FROM annotation_assignment lease
+    WHERE lease.item_id = item.id AND lease.judged_at IS NULL AND lease.lease_expires_at > %(now)s
+  ) < %(overlap)s
+ORDER BY item.judgment_count - item.extra_judgments DESC, item.id
+LIMIT %(limit)s
+"""
+_SKIP_LOCKED = "FOR UPDATE OF item SKIP LOCKED"
+
+_RECOUNT_SQL = (
+    "SELECT item_id, COUNT(*) FROM annotation_assignment "  # noqa: S608 (placeholders only, no input)
+    f"WHERE item_id IN ({', '.join(['%s'] * _CANDIDATES)}) AND judged_at IS NULL AND lease_expires_at > %s "
+    "GROUP BY item_id"
+)

@@ -16,8 +16,8 @@ pytestmark = pytest.mark.django_db
 
 # token, savepoint, session (locked), open lease, open batches, queue head (locked), lease recount, insert, release
 NEXT_NEW_LEASE = 9
-# token, savepoint, session (locked), open lease, release
-NEXT_RELOAD = 5
+# token, savepoint, session (locked), open lease's id, the lease with its item, release
+NEXT_RELOAD = 6
 # token, savepoint, assignment (locked), count UPDATE … RETURNING, insert, assignment UPDATE, session UPDATE, release
 JUDGMENT = 8
 # + the item's votes when it completes, + one more judgment wanted when they split
