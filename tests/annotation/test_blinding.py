@@ -1,0 +1,337 @@
+"""Blinding: nothing an annotator can reach says which model wrote a response, which side is A, whether an item is
+gold, what an item is called outside the page, or what anyone else chose.
+
+The test walks every endpoint and page an annotator can reach, down every status code of the contract, with
+distinctive model names, gold items and other annotators' judgments in the database, and searches every body
+and header it was sent. Pages come from frontend/urls.py, so a new page is walked (or fails this test) at once.
+"""
+
+import json
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.contrib.staticfiles import finders
+from django.urls import URLPattern, URLResolver, reverse
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+import frontend.urls
+from annotation.models import AnnotationSession, Assignment, Batch, Item
+from annotation.services import member_add
+from annotation.services.assignments import assignment_next
+from annotation.services.judgments import judgment_submit
+from annotation.services.sessions import session_start
+from tests.factories import BatchFactory, ProjectFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+MODEL_NAMES = ("secret-model-xyz", "rival-model-qq7")
+ITEM_PKS = range(7_340_001, 7_340_013)
+OTHER_JUSTIFICATION = "other-annotator-reasoning-zz9"
+# Words and keys that would give away gold, A/B, models or others' votes, in any body or header.
+FORBIDDEN_TEXT = ("gold", "response_a", "response_b", "is_gold", "shown_left", "left_is_a", "judgment_count")
+FORBIDDEN_JSON_KEYS = {"a", "b", "model", "gold", "is_gold", "votes", "agreement", "choice_a", "external_id", "item"}
+FORBIDDEN_JSON_VALUES = {"a", "b", "A", "B"}
+
+
+class Walker:
+    """An annotator's clients (API token-less and page session) that keep every response they were sent."""
+
+    def __init__(self, user):
+        self.api = APIClient()
+        self.api.force_authenticate(user)
+        self.browser = APIClient()
+        self.browser.force_login(user)
+        self.seen = []  # (label, response)
+
+    def call(self, label: str, method: str, url: str, *, expect: int | tuple, page: bool = False, **body):
+        client = self.browser if page else self.api
+        response = getattr(client, method)(url, body, format="json") if body else getattr(client, method)(url)
+        expected = expect if isinstance(expect, tuple) else (expect,)
+        assert response.status_code in expected, f"{label}: {method.upper()} {url} → {response.status_code}"
+        self.seen.append((label, response))
+        return response
+
+
+@pytest.fixture
+def world(db):
+    """A project with gold and regular items by distinctive models, and two other annotators' judgments on it."""
+    project = ProjectFactory(name="Blind", overlap=3, max_overlap=3, gold_rate=0.6, session_max_tasks=100)
+    batch = BatchFactory(project=project, name="b1")
+    items = []
+    for n, pk in enumerate(ITEM_PKS):
+        a_model, b_model = MODEL_NAMES if n % 2 else reversed(MODEL_NAMES)
+        items.append(
+            Item(
+                pk=pk,
+                project=project,
+                batch=batch,
+                external_id=f"ext-secret-{pk}",
+                dedupe_key=f"id:ext-secret-{pk}",
+                prompt=f"Question {n}: which is better?",
+                response_a_text=f"The first response, number {n}.",
+                response_a_model=a_model,
+                response_b_text=f"Another response, number {n}, written differently.",
+                response_b_model=b_model,
+                gold=["a", "b", "tie"][n % 3] if n < 4 else "",
+            )
+        )
+    Item.objects.bulk_create(items)
+    walker_user = UserFactory(username="walker")
+    member_add(project=project, username="walker", role="annotator")
+    others = []
+    for n in range(2):
+        other = UserFactory(username=f"other-annotator-{n}")
+        member_add(project=project, username=other.username, role="annotator")
+        session, _ = session_start(project=project, annotator=other)
+        for _ in range(5):
+            assignment = assignment_next(session=session)
+            judgment_submit(
+                assignment_id=assignment.pk,
+                annotator=other,
+                choice=["left", "right", "tie"][n],
+                justification=f"{OTHER_JUSTIFICATION} {n}",
+            )
+        others.append(other)
+    # One open lease of someone else's, for the "not yours" answer.
+    stranger_lease = assignment_next(session=session_start(project=project, annotator=others[0])[0])
+    other_project = ProjectFactory(name="Not yours")
+    return {
+        "project": project,
+        "batch": batch,
+        "walker": walker_user,
+        "others": others,
+        "lease": stranger_lease,
+        "other_project": other_project,
+    }
+
+
+def walk_api(walker: Walker, world) -> list[dict]:
+    project, batch = world["project"], world["batch"]
+    served = []
+    walker.call("projects", "get", "/api/v1/projects/", expect=200)
+    walker.call("unknown project", "post", "/api/v1/projects/99999999/sessions/", expect=404)
+    walker.call("not a member", "post", f"/api/v1/projects/{world['other_project'].pk}/sessions/", expect=403)
+    walker.call(
+        "lead only: members",
+        "post",
+        f"/api/v1/projects/{project.pk}/members/",
+        expect=403,
+        username="walker",
+        role="lead",
+    )
+    walker.call("lead only: import", "post", f"/api/v1/projects/{project.pk}/imports/", expect=403)
+    session_id = walker.call("start", "post", f"/api/v1/projects/{project.pk}/sessions/", expect=201).json()["id"]
+    walker.call("start again", "post", f"/api/v1/projects/{project.pk}/sessions/", expect=200)
+    walker.call("session", "get", f"/api/v1/sessions/{session_id}/", expect=200)
+    other_session = world["lease"].session_id
+    walker.call("someone else's session", "get", f"/api/v1/sessions/{other_session}/", expect=404)
+    walker.call("someone else's next", "get", f"/api/v1/sessions/{other_session}/next/", expect=404)
+    walker.call(
+        "someone else's lease", "post", f"/api/v1/assignments/{world['lease'].pk}/judgment/", expect=404, choice="left"
+    )
+    walker.call(
+        "no such assignment",
+        "post",
+        "/api/v1/assignments/00000000-0000-0000-0000-000000000000/judgment/",
+        expect=404,
+        choice="left",
+    )
+
+    def judge(label, assignment_id, expect, **body):
+        return walker.call(label, "post", f"/api/v1/assignments/{assignment_id}/judgment/", expect=expect, **body)
+
+    overlap_full_seen = False
+    for step in range(len(ITEM_PKS) + 1):
+        shown = walker.call(f"next {step}", "get", f"/api/v1/sessions/{session_id}/next/", expect=(200, 204))
+        if shown.status_code == 204:
+            break
+        body = shown.json()
+        served.append(body)
+        assignment_id = body["assignment_id"]
+        walker.call(f"reload {step}", "get", f"/api/v1/sessions/{session_id}/next/", expect=200)
+        if step == 0:
+            judge("invalid choice", assignment_id, 400, choice="a")
+            judge("unknown dimension", assignment_id, 400, choice="left", dimensions={"nonsense": "left"})
+            judge("bad dimension answer", assignment_id, 400, choice="left", dimensions={"honesty": "b"})
+        if step == 1:
+            Assignment.objects.filter(pk=assignment_id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+            judge("lease expired", assignment_id, 410, choice="left")
+            continue
+        if step == 2:
+            Batch.objects.filter(pk=batch.pk).update(status="closed")
+            judge("batch closed", assignment_id, 410, choice="left")
+            Batch.objects.filter(pk=batch.pk).update(status="open")
+        if step >= 3 and not overlap_full_seen:
+            item = Assignment.objects.get(pk=assignment_id).item
+            if not item.gold:
+                overlap_full_seen = True
+                Item.objects.filter(pk=item.pk).update(judgment_count=3)
+                judge("overlap full", assignment_id, 410, choice="left")
+                Item.objects.filter(pk=item.pk).update(judgment_count=item.judgment_count)
+        judge(f"judge {step}", assignment_id, 201, choice="left", dimensions={"honesty": "right"}, justification="ok")
+        judge(f"retry {step}", assignment_id, 200, choice="left", dimensions={"honesty": "right"}, justification="ok")
+        judge(f"conflict {step}", assignment_id, 409, choice="right")
+    else:
+        pytest.fail("next never answered 204")
+    AnnotationSession.objects.filter(pk=session_id).update(tasks_done=100)
+    walker.call("session limit", "get", f"/api/v1/sessions/{session_id}/next/", expect=410)
+    AnnotationSession.objects.filter(pk=session_id).update(ended_at=timezone.now())
+    walker.call("on break", "post", f"/api/v1/projects/{project.pk}/sessions/", expect=429)
+    return served
+
+
+def page_urls(world) -> list[str]:
+    """Every page in frontend/urls.py, filled in for the walker's project and session."""
+    values = {"project_id": world["project"].pk}
+    urls = []
+
+    def visit(patterns, namespace):
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                visit(pattern.url_patterns, f"{namespace}:{pattern.namespace}" if pattern.namespace else namespace)
+            elif isinstance(pattern, URLPattern):
+                names = list(pattern.pattern.converters)
+                missing = [n for n in names if n not in values]
+                if missing:
+                    pytest.fail(f"page {pattern.name!r} takes {missing}: teach test_blinding.py to fill them in")
+                urls.append(reverse(f"{namespace}:{pattern.name}", kwargs={n: values[n] for n in names}))
+
+    visit(frontend.urls.urlpatterns, frontend.urls.app_name)
+    return urls
+
+
+STATIC_REF = re.compile(r"""(?:src|href)=["'](/static/[^"'?#]+)""")
+JS_IMPORT = re.compile(r"""(?:import|from)\s*\(?\s*["'](\.{1,2}/[^"']+)["']""")
+
+
+def static_files_of(html: str) -> dict[str, str]:
+    """The scripts, styles and images a page loads, and the modules those scripts import, as the browser gets them."""
+    pending = [ref.removeprefix("/static/") for ref in STATIC_REF.findall(html)]
+    found = {}
+    while pending:
+        name = pending.pop()
+        if name in found:
+            continue
+        path = finders.find(name)
+        assert path, f"the page refers to /static/{name}, which does not exist"
+        found[name] = Path(path).read_text(encoding="utf-8", errors="replace")
+        if name.endswith(".js"):
+            base = name.rsplit("/", 1)[0]
+            pending += [str(Path(base, ref)).replace("/./", "/") for ref in JS_IMPORT.findall(found[name])]
+    return found
+
+
+def secrets_of(world) -> list[str]:
+    from annotation.models import Judgment
+
+    others = [u.username for u in world["others"]]
+    justifications = list(Judgment.objects.exclude(justification="ok").values_list("justification", flat=True))
+    assert justifications, "the other annotators' judgments are missing"
+    return [
+        *MODEL_NAMES,
+        *(str(pk) for pk in ITEM_PKS),
+        *(f"ext-secret-{pk}" for pk in ITEM_PKS),
+        *others,
+        *justifications,
+        OTHER_JUSTIFICATION,
+        *FORBIDDEN_TEXT,
+    ]
+
+
+def leaks_in_json(value, where: str) -> list[str]:
+    found = []
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if str(key).lower() in FORBIDDEN_JSON_KEYS:
+                found.append(f"{where}: key {key!r}")
+            found += leaks_in_json(inner, f"{where}.{key}")
+    elif isinstance(value, list):
+        for n, inner in enumerate(value):
+            found += leaks_in_json(inner, f"{where}[{n}]")
+    elif isinstance(value, str) and value in FORBIDDEN_JSON_VALUES:
+        found.append(f"{where}: value {value!r}")
+    return found
+
+
+def leaks(label: str, text: str, headers: dict, secrets: list[str], *, is_json: bool) -> list[str]:
+    found = []
+    haystacks = {"body": text.lower(), "headers": json.dumps(headers).lower()}
+    for part, haystack in haystacks.items():
+        found += [f"{label} {part}: {secret!r}" for secret in secrets if secret.lower() in haystack]
+    if is_json and text:
+        found += leaks_in_json(json.loads(text), label)
+        found += [f"{label} body: {ab}" for ab in ('"a"', '"b"', '"A"', '"B"') if ab in text]
+    return found
+
+
+def test_nothing_an_annotator_can_reach_gives_away_models_sides_gold_or_others(world):
+    walker = Walker(world["walker"])
+    served = walk_api(walker, world)
+    assert len(served) >= 6
+    gold_served = Item.objects.filter(assignments__annotator=world["walker"]).exclude(gold="").count()
+    assert gold_served >= 1, "the walk met no gold item: it proves nothing about gold"
+
+    for url in page_urls(world):
+        walker.call(f"page {url}", "get", url, expect=200, page=True)
+    walker.call("login page", "get", reverse("login"), expect=200, page=True)
+    walker.call("not a member's page", "get", f"/annotate/{world['other_project'].pk}/", expect=(403, 404), page=True)
+
+    statuses = {r.status_code for _l, r in walker.seen}
+    assert statuses >= {200, 201, 204, 400, 403, 404, 409, 410, 429}, statuses
+    codes = {r.json().get("code") for _l, r in walker.seen if r.status_code == 410}
+    assert codes == {"lease_expired", "batch_closed", "overlap_full", "session_limit"}, codes
+
+    secrets = secrets_of(world)
+    problems = []
+    pages = {}
+    for label, response in walker.seen:
+        text = response.content.decode("utf-8", errors="replace")
+        is_json = response.get("Content-Type", "").startswith("application/json")
+        problems += leaks(label, text, dict(response.headers), secrets, is_json=is_json)
+        if response.get("Content-Type", "").startswith("text/html"):
+            pages[label] = text
+    assets = {}
+    for label, html in pages.items():
+        for name, source in static_files_of(html).items():
+            assets[name] = source
+            problems += leaks(f"{label} → /static/{name}", source, {}, secrets, is_json=False)
+    assert problems == []
+    assert len(pages) >= 3 and any(name.endswith(".js") for name in assets), "the walk reached no page or script"
+
+    # Gold items look exactly like the others: same fields, same values apart from the item's own text and ids.
+    own = {"assignment_id", "prompt", "messages", "left", "right", "lease_expires_at"}
+    gold_ids = set(Item.objects.exclude(gold="").values_list("assignments__pk", flat=True))
+    shapes = {
+        json.dumps({k: v for k, v in body.items() if k not in own}, sort_keys=True)
+        + repr(sorted(body))
+        + repr(sorted(body["left"]))
+        for body in served
+    }
+    assert len(shapes) == 1, shapes
+    assert {str(a) for a in gold_ids} & {body["assignment_id"] for body in served}
+
+    # The response ids the page gets are opaque per assignment: none repeats, none carries an item's id.
+    ids = [body[side]["id"] for body in served for side in ("left", "right")]
+    assert len(ids) == len(set(ids))
+
+
+def test_the_same_item_gets_unrelated_response_ids_for_two_annotators(world):
+    project = world["project"]
+    Item.objects.filter(project=project).exclude(pk=ITEM_PKS[-1]).update(judgment_count=3, gold="")
+    Item.objects.filter(pk=ITEM_PKS[-1]).update(gold="", judgment_count=0)
+    Assignment.objects.filter(item_id=ITEM_PKS[-1]).delete()
+    shown = []
+    for username in ("walker", "late-comer"):
+        user = UserFactory(username=username)
+        member_add(project=project, username=username, role="annotator")
+        client = APIClient()
+        client.force_authenticate(user)
+        session_id = client.post(f"/api/v1/projects/{project.pk}/sessions/").json()["id"]
+        body = client.get(f"/api/v1/sessions/{session_id}/next/").json()
+        assert Assignment.objects.get(pk=body["assignment_id"]).item_id == ITEM_PKS[-1]
+        shown.append(body)
+    first, second = shown
+    assert {first["left"]["id"], first["right"]["id"]}.isdisjoint({second["left"]["id"], second["right"]["id"]})
