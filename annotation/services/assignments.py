@@ -16,7 +16,8 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from annotation.errors import NotFound, SessionLimit
-from annotation.models import AnnotationSession, Assignment, Batch, Item
+from annotation.models import AnnotationSession, Assignment, Batch, CriteriaVersion, Item, Project
+from annotation.services import rows
 
 _crypto = random.SystemRandom()
 # Rows locked per try: enough to get past a lease committed since the query's snapshot, few enough that
@@ -38,16 +39,28 @@ def assignment_next(*, session: AnnotationSession) -> Assignment | None:
 @transaction.atomic
 def assignment_next_for(*, session_id: int, annotator: AbstractBaseUser) -> tuple[AnnotationSession, Assignment | None]:
     """assignment_next for the annotator's session with this id (NotFound otherwise), in one query fewer."""
-    session = _locked_session(pk=session_id, annotator=annotator)
+    # The ORM answers "no rows" for an id past the column's range; the SQL below would overflow the driver.
+    session = _locked_session(pk=session_id, annotator=annotator) if -(2**63) <= session_id < 2**63 else None
     if session is None:
         raise NotFound("No such session.")
     return session, _next(session)
 
 
-def _locked_session(**lookup) -> AnnotationSession | None:
-    # One request at a time per session keeps "one open lease per session" true under concurrent tabs.
-    # Only the session row: locking the joined project too would serialise every annotator of the project.
-    return AnnotationSession.objects.select_for_update(of=("self",)).select_related("project").filter(**lookup).first()
+def _locked_session(*, pk: int, annotator: AbstractBaseUser | None = None) -> AnnotationSession | None:
+    """The session with its project; its row locked, so one request at a time per session keeps "one open lease
+    per session" true under concurrent tabs. Only the session's row: locking the project's too would serialise
+    every annotator of the project."""
+    sql, params = _SESSION_SQL, [pk]
+    if annotator is not None:
+        sql, params = sql + " AND session.annotator_id = %s", [pk, annotator.pk]
+    if connection.features.has_select_for_update_of:
+        sql += " FOR UPDATE OF session"
+    found = rows.fetch(sql, params)
+    if not found:
+        return None
+    session = rows.instance(AnnotationSession, found[0], "session")
+    session.project = rows.instance(Project, found[0], "project")
+    return session
 
 
 def _next(session: AnnotationSession) -> Assignment | None:
@@ -104,10 +117,9 @@ def _lease_gold(session: AnnotationSession) -> Item | None:
 
 def _lease_regular(session: AnnotationSession, now: datetime) -> Item | None:
     # Oldest open batch first, so batches finish one after another.
-    batches = Batch.objects.filter(project_id=session.project_id, status=Batch.Status.OPEN).select_related(
-        "criteria_version"
-    )
-    for batch in batches.order_by("created_at", "pk"):
+    for row in rows.fetch(_OPEN_BATCHES_SQL, [session.project_id, Batch.Status.OPEN.value]):
+        batch = rows.instance(Batch, row, "batch")
+        batch.criteria_version = rows.instance(CriteriaVersion, row, "criteria")
         item = _lease_in_batch(session, batch, now)
         if item is not None:
             item.batch = batch
@@ -154,6 +166,19 @@ def _first_with_free_slot(items: list[Item], overlap: int, now: datetime) -> Ite
 # The hot path's reads are written out in SQL: building the equivalent ORM queries cost more CPU than running
 # them (about 3 ms of the 4 a `next` spent in Python, measured under bench/annotator_loop.py). Both PostgreSQL
 # and SQLite run them; only the row locks are PostgreSQL's.
+
+_SESSION_SQL = f"""
+SELECT {rows.columns(AnnotationSession, "session")}, {rows.columns(Project, "project")}
+FROM annotation_annotationsession session JOIN annotation_project project ON project.id = session.project_id
+WHERE session.id = %s
+"""  # noqa: S608 (column names from the models, no input)
+
+_OPEN_BATCHES_SQL = f"""
+SELECT {rows.columns(Batch, "batch")}, {rows.columns(CriteriaVersion, "criteria")}
+FROM annotation_batch batch JOIN annotation_criteriaversion criteria ON criteria.id = batch.criteria_version_id
+WHERE batch.project_id = %s AND batch.status = %s
+ORDER BY batch.created_at, batch.id
+"""  # noqa: S608 (column names from the models, no input)
 
 _OPEN_LEASE_SQL = """
 SELECT id FROM annotation_assignment

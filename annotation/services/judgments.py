@@ -1,6 +1,5 @@
 """Judgments: idempotent submit, canonical A/B storage, the overlap cap held by a conditional UPDATE."""
 
-import json
 import uuid
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -18,6 +17,7 @@ from annotation.rules import (
     to_canonical,
     vote_decision,
 )
+from annotation.services import rows
 
 
 def judgment_choices(*, project) -> list[str]:
@@ -150,24 +150,18 @@ def _count_task(*, session_id: int, now) -> None:
 # The rest of the hot path in SQL: building the equivalent ORM statements (a four-table select_related, an UPDATE of
 # CASE expressions) cost more CPU than running them. PostgreSQL and SQLite both run these.
 
-# The assignment, locked, with the few columns of its item, batch, criteria version and project a submit reads.
-_ASSIGNMENT_SQL = """
-SELECT assignment.*,
-       item.gold AS item_gold, item.batch_id AS item_batch_id, item.project_id AS item_project_id,
-       batch.status AS batch_status, batch.criteria_version_id AS batch_criteria_version_id,
-       criteria.dimensions AS criteria_dimensions, criteria.tie_rule AS criteria_tie_rule,
-       project.overlap AS project_overlap, project.max_overlap AS project_max_overlap,
-       project.min_agreement AS project_min_agreement, project.allow_tie AS project_allow_tie,
-       project.allow_both_bad AS project_allow_both_bad,
-       project.require_justification AS project_require_justification,
-       project.min_seconds_per_judgment AS project_min_seconds_per_judgment
+# The assignment, to be locked, with its item (without the texts), batch, criteria version and project.
+_ITEM_FIELDS = ("id", "project_id", "batch_id", "gold", "judgment_count", "extra_judgments")
+_ASSIGNMENT_SQL = f"""
+SELECT {rows.columns(Assignment, "assignment")}, {rows.columns(Item, "item", _ITEM_FIELDS)},
+       {rows.columns(Batch, "batch")}, {rows.columns(CriteriaVersion, "criteria")}, {rows.columns(Project, "project")}
 FROM annotation_assignment assignment
 JOIN annotation_item item ON item.id = assignment.item_id
 JOIN annotation_batch batch ON batch.id = item.batch_id
 JOIN annotation_criteriaversion criteria ON criteria.id = batch.criteria_version_id
 JOIN annotation_project project ON project.id = item.project_id
 WHERE assignment.id = %s AND assignment.annotator_id = %s
-"""
+"""  # noqa: S608 (column names from the models, no input)
 _LOCK_ASSIGNMENT = "FOR UPDATE OF assignment"
 
 _COUNT_TASK_SQL = """
@@ -179,51 +173,21 @@ WHERE id = %s
 
 
 def _locked_assignment(*, assignment_id, annotator_id: int) -> Assignment | None:
-    """The annotator's assignment, row-locked, with item, batch, criteria and project attached (other fields deferred).
+    """The annotator's assignment, row-locked, with its item (texts deferred), batch, criteria and project attached.
 
     The related rows are not locked: what decides a submit on them is re-checked by the count UPDATE.
     """
     sql = _ASSIGNMENT_SQL + (_LOCK_ASSIGNMENT if connection.features.has_select_for_update_of else "")
-    pk = Assignment._meta.pk.get_db_prep_value(assignment_id, connection)
-    row = next(iter(Assignment.objects.raw(sql, [pk, annotator_id])), None)
-    if row is None:
+    found = rows.fetch(sql, [Assignment._meta.pk.get_db_prep_value(assignment_id, connection), annotator_id])
+    if not found:
         return None
-    db = row._state.db
-    dimensions = row.criteria_dimensions
-    criteria = _partial(
-        CriteriaVersion,
-        db,
-        id=row.batch_criteria_version_id,
-        dimensions=json.loads(dimensions) if isinstance(dimensions, str) else dimensions,
-        tie_rule=row.criteria_tie_rule,
-    )
-    batch = _partial(Batch, db, id=row.item_batch_id, status=row.batch_status, criteria_version_id=criteria.pk)
-    project_fields = (
-        "overlap",
-        "max_overlap",
-        "min_agreement",
-        "allow_tie",
-        "allow_both_bad",
-        "require_justification",
-        "min_seconds_per_judgment",
-    )
-    project = _partial(
-        Project, db, id=row.item_project_id, **{f: _as_bool(f, getattr(row, f"project_{f}")) for f in project_fields}
-    )
-    item = _partial(Item, db, id=row.item_id, project_id=project.pk, batch_id=batch.pk, gold=row.item_gold)
-    batch.criteria_version, item.batch, item.project, row.item = criteria, batch, project, item
-    return row
-
-
-def _partial(model, db: str, **values):
-    """A model instance as loaded from the database with only these fields; the others load if touched."""
-    names = [f.attname for f in model._meta.concrete_fields if f.attname in values]
-    return model.from_db(db, names, [values[n] for n in names])
-
-
-def _as_bool(field: str, value):
-    # SQLite hands booleans back as 0/1 from columns the ORM did not read.
-    return bool(value) if field.startswith(("allow_", "require_")) else value
+    row = found[0]
+    assignment = rows.instance(Assignment, row, "assignment")
+    item = rows.instance(Item, row, "item", _ITEM_FIELDS)
+    batch = rows.instance(Batch, row, "batch")
+    batch.criteria_version = rows.instance(CriteriaVersion, row, "criteria")
+    item.batch, item.project, assignment.item = batch, rows.instance(Project, row, "project"), item
+    return assignment
 
 
 def _validated(*, assignment: Assignment, choice: str, dimensions: dict, justification: str) -> tuple[str, dict, str]:

@@ -219,6 +219,19 @@ def run_loop(*, annotators: int, items: int, gold: int, overlap: int, max_steps:
     return project, log
 
 
+def finish_with_fresh_annotators(project, log: Log) -> None:
+    """Newcomers judge what is left. Leases that ran out after everyone else had stopped (or a split item's extra
+    judgment) can leave slots open that nobody still working may take; none may be stranded for a newcomer."""
+    for n in range(project.max_overlap + 1):
+        user = UserFactory(username=f"newcomer{n}")
+        member_add(project=project, username=user.username, role="annotator")
+        client = client_for(user)
+        session_id = client.post(f"/api/v1/projects/{project.pk}/sessions/").json()["id"]
+        while (shown := client.get(f"/api/v1/sessions/{session_id}/next/")).status_code == 200:
+            assignment_id = shown.json()["assignment_id"]
+            assert record(log, assignment_id, judge(client, assignment_id, "tie")) == 201
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_fifty_annotators_never_exceed_overlap_and_lose_no_judgment():
@@ -229,6 +242,8 @@ def test_fifty_annotators_never_exceed_overlap_and_lose_no_judgment():
     codes = Counter(code for _a, _s, code in log.refused)
     assert codes["lease_expired"] > 0
     assert Counter(s for _a, _j, s in log.answered)[200] > 0
+    finish_with_fresh_annotators(project, log)
+    assert integrity_problems(project=project, log=log) == []
     regular = Item.objects.filter(project=project, gold="")
     assert not regular.filter(judgment_count__lt=F("extra_judgments") + project.overlap).exists()
 
@@ -237,6 +252,8 @@ def test_fifty_annotators_never_exceed_overlap_and_lose_no_judgment():
 def test_concurrent_loop_reduced():
     """The same loop with 8 annotators: on SQLite the IMMEDIATE transactions serialise it; it must still hold."""
     project, log = run_loop(annotators=8, items=40, gold=5, overlap=3, max_steps=100)
+    assert integrity_problems(project=project, log=log) == []
+    finish_with_fresh_annotators(project, log)
     assert integrity_problems(project=project, log=log) == []
     regular = Item.objects.filter(project=project, gold="")
     assert not regular.filter(judgment_count__lt=F("extra_judgments") + project.overlap).exists()

@@ -82,3 +82,40 @@ def test_queries_when_a_judgment_completes_a_split_item(token_client, project, d
         assert token_client.post(url, {"choice": "tie"}, format="json").status_code == 201
     item.refresh_from_db()
     assert (item.judgment_count, item.extra_judgments) == (3, 1)
+
+
+def test_hand_written_reads_load_instances_as_the_orm_does(annotator_client, project):
+    """The hot path's SQL reads (annotation.services.rows) give the same values and types as the ORM's own."""
+    from django.db import transaction
+
+    from annotation.services.assignments import _locked_session
+    from annotation.services.judgments import _locked_assignment
+
+    project.allow_tie, project.require_justification = False, True
+    project.save()
+    ItemFactory(batch=BatchFactory(project=project))
+    session_id = annotator_client.post(f"/api/v1/projects/{project.pk}/sessions/").json()["id"]
+    assignment_id = annotator_client.get(f"/api/v1/sessions/{session_id}/next/").json()["assignment_id"]
+    session = AnnotationSession.objects.select_related("project").get(pk=session_id)
+    assignment = Assignment.objects.select_related("item__project", "item__batch__criteria_version").get(
+        pk=assignment_id
+    )
+
+    def values(instance, fields=None):
+        return [
+            (f.attname, getattr(instance, f.attname), type(getattr(instance, f.attname)))
+            for f in type(instance)._meta.concrete_fields
+            if fields is None or f.attname in fields
+        ]
+
+    with transaction.atomic():
+        loaded = _locked_session(pk=session_id)
+        assert values(loaded) == values(session) and values(loaded.project) == values(session.project)
+        locked = _locked_assignment(assignment_id=assignment_id, annotator_id=session.annotator_id)
+    assert values(locked) == values(assignment)
+    assert values(locked.item.batch) == values(assignment.item.batch)
+    assert values(locked.item.batch.criteria_version) == values(assignment.item.batch.criteria_version)
+    assert values(locked.item.project) == values(assignment.item.project)
+    item_fields = ("id", "project_id", "batch_id", "gold", "judgment_count", "extra_judgments")
+    assert values(locked.item, item_fields) == values(assignment.item, item_fields)
+    assert locked.item.response_a_text == assignment.item.response_a_text  # deferred, loads when touched

@@ -34,6 +34,14 @@ def test_schema_loads_and_docs_render(client):
     assert docs.status_code == 200 and b"swagger" in docs.content.lower()
 
 
+def test_ids_past_bigint_are_404_not_500(annotator_client):
+    """Found by the run below: the hand-written SQL of `next` once overflowed the driver on such an id."""
+    huge = 1479092192460182074186553884672
+    assert annotator_client.get(f"/api/v1/sessions/{huge}/next/").status_code == 404
+    assert annotator_client.get(f"/api/v1/sessions/{huge}/").status_code == 404
+    assert annotator_client.post(f"/api/v1/projects/{huge}/sessions/").status_code == 404
+
+
 @pytest.fixture
 def api_schema(db):
     # Like Django's test client: a request must not close the connection the test's transaction lives on.
