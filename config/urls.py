@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("", include("frontend.auth_urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/", include("annotation.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -139,3 +139,9 @@ def test_home_lists_the_users_projects_with_start_only_where_they_annotate(annot
 def test_home_invites_anonymous_users_to_log_in():
     html = Client().get("/").content.decode()
     assert 'href="/accounts/login/"' in html and "/annotate/" not in html
+
+
+def test_login_page_has_the_strict_csp(client):
+    response = client.get("/accounts/login/")
+    assert response.status_code == 200
+    assert "script-src 'self'" in response["Content-Security-Policy"]
