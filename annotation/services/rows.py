@@ -19,15 +19,12 @@ def columns(model: type[Model], alias: str, only: Iterable[str] | None = None) -
 
 def instance(model: type[Model], row: dict, alias: str, only: Iterable[str] | None = None) -> Model:
     """The instance whose columns `row` holds under `alias__column`, as the ORM would have loaded it."""
-    fields = _fields(model, only)
-    values = []
-    for field in fields:
-        value = row[f"{alias}__{field.column}"]
-        col, converters = _converters(connection.vendor, model, field.attname)
+    attnames, keys, conversions = _plan(connection.vendor, model, alias, None if only is None else tuple(only))
+    values = [row[key] for key in keys]
+    for position, col, converters in conversions:
         for convert in converters:
-            value = convert(value, col, connection)
-        values.append(value)
-    return model.from_db(connection.alias, [f.attname for f in fields], values)
+            values[position] = convert(values[position], col, connection)
+    return model.from_db(connection.alias, attnames, values)
 
 
 def fetch(sql: str, params) -> list[dict]:
@@ -44,8 +41,15 @@ def _fields(model: type[Model], only: Iterable[str] | None) -> list:
 
 
 @cache
-def _converters(vendor: str, model: type[Model], attname: str) -> tuple:
-    # What SQLCompiler.get_converters applies to a column: the backend's converters, then the field's.
-    field = next(f for f in model._meta.concrete_fields if f.attname == attname)
-    col = field.get_col(model._meta.db_table)
-    return col, tuple(connection.ops.get_db_converters(col) + col.get_db_converters(connection))
+def _plan(vendor: str, model: type[Model], alias: str, only: tuple | None) -> tuple:
+    # Worked out once per model and alias: the row keys to read, and what SQLCompiler.get_converters would apply
+    # to each column (the backend's converters, then the field's), only where there is something to apply.
+    fields = _fields(model, only)
+    conversions = []
+    for position, field in enumerate(fields):
+        col = field.get_col(model._meta.db_table)
+        converters = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+        if converters:
+            conversions.append((position, col, tuple(converters)))
+    # Converters are stateless functions of (value, column, connection): sharing them across threads is safe.
+    return tuple(f.attname for f in fields), tuple(f"{alias}__{f.column}" for f in fields), tuple(conversions)

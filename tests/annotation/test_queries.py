@@ -119,3 +119,18 @@ def test_hand_written_reads_load_instances_as_the_orm_does(annotator_client, pro
     item_fields = ("id", "project_id", "batch_id", "gold", "judgment_count", "extra_judgments")
     assert values(locked.item, item_fields) == values(assignment.item, item_fields)
     assert locked.item.response_a_text == assignment.item.response_a_text  # deferred, loads when touched
+
+
+def test_the_loops_token_lookup_refuses_as_drfs_does(token_client, annotator, project):
+    """The loop's SQL token lookup (annotator_apis.LoopTokenAuthentication) answers like DRF's own."""
+    ItemFactory(batch=BatchFactory(project=project))
+    session_id = token_client.post(f"/api/v1/projects/{project.pk}/sessions/").json()["id"]
+    assert token_client.get(f"/api/v1/sessions/{session_id}/next/").status_code == 200
+    stranger = APIClient()
+    stranger.credentials(HTTP_AUTHORIZATION="Token not-a-real-token")
+    refused = stranger.get(f"/api/v1/sessions/{session_id}/next/")
+    assert refused.status_code == 401 and refused["WWW-Authenticate"] == "Token"
+    annotator.is_active = False
+    annotator.save()
+    assert token_client.get(f"/api/v1/sessions/{session_id}/next/").status_code == 401
+    assert token_client.post(f"/api/v1/projects/{project.pk}/sessions/").status_code == 401  # DRF's, for comparison
