@@ -9,6 +9,7 @@ urlpatterns = [
     path("", include("frontend.auth_urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/", include("annotation.urls")),
+    path("api/v1/", include("rewards.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("", include("frontend.urls")),

@@ -152,6 +152,14 @@ CELERY_TASK_TRACK_STARTED = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Queues and routes live in config/celery.py, next to the app that uses them.
+# Beat (`celery -A config beat`, or a worker started with -B) refreshes open batches' agreement snapshots.
+CELERY_BEAT_SCHEDULE = {
+    "rewards-refresh-open-batches": {
+        "task": "rewards.refresh_open_batches",
+        "schedule": env.float("TANDEM_SNAPSHOT_REFRESH_SECONDS", default=60.0),
+        "options": {"queue": "default"},
+    },
+}
 
 # --- Tandem ---------------------------------------------------------------------------
 ARTIFACTS_DIR = env.path("ARTIFACTS_DIR", default=str(Path(VAR_DIR) / "artifacts"))
@@ -160,6 +168,9 @@ Path(ARTIFACTS_DIR).mkdir(parents=True, exist_ok=True)
 TANDEM_IMPORT_MAX_FILE_BYTES = env.int("TANDEM_IMPORT_MAX_FILE_BYTES", default=2 * 1024**3)
 TANDEM_IMPORT_MAX_TEXT_CHARS = env.int("TANDEM_IMPORT_MAX_TEXT_CHARS", default=100_000)
 TANDEM_IMPORT_CHUNK_SIZE = env.int("TANDEM_IMPORT_CHUNK_SIZE", default=2000)
+# Open batches get a fresh agreement snapshot every N judgments, or when the last one is this old and stale.
+TANDEM_SNAPSHOT_EVERY_N_JUDGMENTS = env.int("TANDEM_SNAPSHOT_EVERY_N_JUDGMENTS", default=500)
+TANDEM_SNAPSHOT_MAX_AGE_SECONDS = env.int("TANDEM_SNAPSHOT_MAX_AGE_SECONDS", default=300)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024**2
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024**2  # larger uploads stream to a temporary file
 

@@ -1,0 +1,138 @@
+"""The lead's API: stored agreement snapshots per batch, per annotator, and the split-vote items; JSON or CSV."""
+
+import csv
+import io
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotation.models import Role
+from annotation.permissions import project_for_role
+from rewards.selectors import project_agreement, snapshot_summary
+from rewards.services import preference_pairs
+
+FORMAT_PARAMETER = OpenApiParameter("format", str, enum=["json", "csv"], description="csv: the same table as CSV.")
+
+
+class CsvRenderer(BaseRenderer):
+    """A list of flat dicts as CSV, columns in the first row's order; lists and dicts in a cell as key=value."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
+        if isinstance(data, dict):  # an error body
+            data = [{"detail": data.get("detail", data)}]
+        buffer = io.StringIO()
+        if data:
+            writer = csv.DictWriter(buffer, fieldnames=list(data[0]), extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows({key: _cell(value) for key, value in row.items()} for row in data)
+        return buffer.getvalue().encode()
+
+
+def _cell(value: object) -> object:
+    if isinstance(value, dict):
+        return " ".join(f"{key}={item}" for key, item in value.items())
+    if isinstance(value, list):
+        return " ".join(str(item) for item in value)
+    return "" if value is None else value
+
+
+class _LeadTableApi(APIView):
+    renderer_classes = [JSONRenderer, BrowsableAPIRenderer, CsvRenderer]
+
+    def _as_csv(self, request) -> bool:
+        return getattr(request.accepted_renderer, "format", None) == "csv"
+
+    def _csv(self, rows: list[dict], filename: str) -> Response:
+        return Response(rows, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def _codes(flags: list[dict]) -> str:
+    return " ".join(f"{f['code']}:{f['level']}" for f in flags)
+
+
+class ProjectAgreementApi(_LeadTableApi):
+    """Each batch's latest stored snapshot. Never computes: a batch not yet snapshotted has null figures."""
+
+    @extend_schema(parameters=[FORMAT_PARAMETER], responses=serializers.DictField())
+    def get(self, request, project_id: int):
+        project = project_for_role(request=request, project_id=project_id, roles=(Role.LEAD,))
+        batches = [snapshot_summary(batch=b, snapshot=s) for b, s in project_agreement(project=project)]
+        if not self._as_csv(request):
+            return Response({"project_id": project.pk, "project": project.name, "batches": batches})
+        columns = [
+            "batch_id",
+            "batch",
+            "status",
+            "criteria_version",
+            "computed_at",
+            "judgments",
+            "items",
+            "annotator_count",
+            "cohen_kappa",
+            "fleiss_kappa",
+            "krippendorff_alpha",
+            "agreement",
+            "gold_accuracy",
+            "gold_judgments",
+        ]
+        rows = [{**{c: b.get(c) for c in columns}, "flags": _codes(b.get("flags", []))} for b in batches]
+        return self._csv(rows, f"agreement-project-{project.pk}.csv")
+
+
+class ProjectAnnotatorAgreementApi(_LeadTableApi):
+    """Per batch and annotator: their statistics and flags from the batch's latest snapshot."""
+
+    @extend_schema(parameters=[FORMAT_PARAMETER], responses=serializers.ListField(child=serializers.DictField()))
+    def get(self, request, project_id: int):
+        project = project_for_role(request=request, project_id=project_id, roles=(Role.LEAD,))
+        rows = []
+        for batch, snapshot in project_agreement(project=project):
+            summary = snapshot_summary(batch=batch, snapshot=snapshot)
+            for a in summary.get("annotators", []):
+                row = {"batch_id": batch.pk, "batch": batch.name, **a}
+                rows.append(row | {"flags": _codes(a["flags"])} if self._as_csv(request) else row)
+        if self._as_csv(request):
+            return self._csv(rows, f"annotators-project-{project.pk}.csv")
+        return Response(rows)
+
+
+class SplitItemsApi(_LeadTableApi):
+    """Items whose votes split (no strict majority, or agreement under the project's minimum), with their votes
+    and the models that wrote each response (leads only). ?batch=ID narrows to one batch."""
+
+    @extend_schema(
+        parameters=[FORMAT_PARAMETER, OpenApiParameter("batch", int)],
+        responses=serializers.ListField(child=serializers.DictField()),
+    )
+    def get(self, request, project_id: int):
+        project = project_for_role(request=request, project_id=project_id, roles=(Role.LEAD,))
+        batches = project.batches.all()
+        if request.query_params.get("batch"):
+            batch_id = serializers.IntegerField().to_internal_value(request.query_params["batch"])
+            batches = batches.filter(pk=batch_id)
+        _, excluded = preference_pairs(batch_ids=batches.values_list("pk", flat=True))
+        rows = [
+            {
+                "item_pk": e["item_pk"],
+                "item_id": e["item_id"],
+                "batch": e["batch"],
+                "reason": e["reason"],
+                "votes": e["votes"],
+                "agreement": e["agreement"],
+                "margin": e["margin"],
+                "model_a": e["models"]["a"],
+                "model_b": e["models"]["b"],
+            }
+            for e in excluded
+            if e["reason"] in ("split", "low_agreement")
+        ]
+        if self._as_csv(request):
+            return self._csv(rows, f"split-items-project-{project.pk}.csv")
+        return Response(rows)

@@ -1,0 +1,200 @@
+"""Reads for rewards: a batch's judgments as rewards.metrics.Judgments, the stored snapshots, per-item votes."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Q
+from django.db.models.functions import Length
+
+from annotation.models import Batch, Item, Judgment, Project
+from rewards.metrics import Judgments, longer_side
+from rewards.metrics.flags import FlagRules
+from rewards.models import AgreementSnapshot, ProjectFlagRules
+
+LABELS = ("a", "b", "tie", "both_bad")
+LABEL_CODE = {label: code for code, label in enumerate(LABELS)}
+GOLD_CODE = {"": -1, "a": 0, "b": 1, "tie": 2}
+
+
+@dataclass(frozen=True)
+class BatchJudgments:
+    """A batch's judgments for rewards.metrics, with the database ids behind the dense indices.
+
+    annotator_ids[k] is the user id of annotator index k; item_ids[i] the id of item index i. Judgments are in
+    the order they were made (created_at, id): Fleiss' kappa reads the first k of each item.
+    """
+
+    judgments: Judgments
+    item_ids: np.ndarray
+    annotator_ids: list[int]
+
+
+def batch_judgments(*, batch: Batch, annotator_index: dict[int, int] | None = None) -> BatchJudgments:
+    """The batch as Judgments. annotator_index (user id -> index) fixes a shared index space across batches;
+    users missing from it are appended to it (it is updated in place)."""
+    rows = list(
+        Judgment.objects.filter(batch=batch)
+        .order_by("created_at", "id")
+        .values_list("item_id", "annotator_id", "choice", "shown_left", "seconds")
+        .iterator(chunk_size=20_000)
+    )
+    n = len(rows)
+    item_db = np.fromiter((r[0] for r in rows), dtype=np.int64, count=n)
+    item_ids, item_index = np.unique(item_db, return_inverse=True)
+    index = {} if annotator_index is None else annotator_index
+    for row in rows:
+        index.setdefault(row[1], len(index))
+    facts = {
+        pk: (GOLD_CODE[gold], la, lb)
+        for pk, gold, la, lb in Item.objects.filter(batch=batch)
+        .order_by()
+        .annotate(la=Length("response_a_text"), lb=Length("response_b_text"))
+        .values_list("pk", "gold", "la", "lb")
+        .iterator(chunk_size=20_000)
+    }
+    per_item = [facts[pk] for pk in item_ids.tolist()]
+    judgments = Judgments(
+        item=item_index.astype(np.int64).reshape(-1),
+        annotator=np.fromiter((index[r[1]] for r in rows), dtype=np.int64, count=n),
+        label=np.fromiter((LABEL_CODE[r[2]] for r in rows), dtype=np.int64, count=n),
+        n_items=len(item_ids),
+        n_annotators=len(index),
+        seconds=np.fromiter((r[4] for r in rows), dtype=np.float64, count=n),
+        shown_left=np.fromiter((r[3] == "a" for r in rows), dtype=bool, count=n),
+        gold=np.array([f[0] for f in per_item], dtype=np.int64),
+        longer=longer_side([f[1] for f in per_item], [f[2] for f in per_item]),
+        criteria=np.full(len(item_ids), batch.criteria_version.number, dtype=np.int64),
+    )
+    ordered = sorted(index, key=index.__getitem__)
+    return BatchJudgments(judgments=judgments, item_ids=item_ids, annotator_ids=ordered)
+
+
+def usernames_for(*, user_ids: Sequence[int]) -> dict[int, str]:
+    return dict(get_user_model().objects.filter(pk__in=list(user_ids)).values_list("pk", "username"))
+
+
+def flag_rules_for(*, project: Project) -> FlagRules:
+    """The project's flag rules, or the defaults when a lead has not changed them."""
+    stored = ProjectFlagRules.objects.filter(project=project).values_list("rules", flat=True).first()
+    return FlagRules.from_dict(stored or {})
+
+
+def earlier_batches(*, batch: Batch) -> list[Batch]:
+    """The project's batches created before this one, oldest first: the baseline a snapshot compares against."""
+    return list(
+        Batch.objects.filter(project_id=batch.project_id)
+        .filter(Q(created_at__lt=batch.created_at) | Q(created_at=batch.created_at, pk__lt=batch.pk))
+        .select_related("criteria_version")
+        .order_by("created_at", "pk")
+    )
+
+
+def latest_snapshots(*, batches: Sequence[Batch]) -> dict[int, AgreementSnapshot]:
+    """Batch id -> its most recent snapshot, for the batches that have one."""
+    latest: dict[int, AgreementSnapshot] = {}
+    for snapshot in AgreementSnapshot.objects.filter(batch__in=list(batches)).order_by("batch_id", "computed_at", "pk"):
+        latest[snapshot.batch_id] = snapshot
+    return latest
+
+
+def project_agreement(*, project: Project) -> list[tuple[Batch, AgreementSnapshot | None]]:
+    """Every batch of the project with its latest snapshot (None before the first): what the dashboard reads."""
+    batches = list(project.batches.select_related("criteria_version").order_by("created_at", "pk"))
+    latest = latest_snapshots(batches=batches)
+    return [(batch, latest.get(batch.pk)) for batch in batches]
+
+
+def batches_due_for_snapshot(*, every_n: int, max_age_seconds: float, now: datetime) -> list[int]:
+    """Open batches to snapshot now: judgments and no snapshot yet; or at least every_n judgments more than their
+    last snapshot counted; or a last snapshot older than max_age_seconds and at least one judgment since."""
+    batches = list(Batch.objects.filter(status=Batch.Status.OPEN).order_by("pk"))
+    counts = dict(
+        Judgment.objects.filter(batch__in=batches)
+        .order_by()
+        .values("batch_id")
+        .annotate(n=Count("id"))
+        .values_list("batch_id", "n")
+    )
+    latest = latest_snapshots(batches=batches)
+    due = []
+    for batch in batches:
+        count, snapshot = counts.get(batch.pk, 0), latest.get(batch.pk)
+        if snapshot is None:
+            if count:
+                due.append(batch.pk)
+            continue
+        grown = count - snapshot.judgment_count
+        if grown >= every_n or (grown > 0 and (now - snapshot.computed_at).total_seconds() >= max_age_seconds):
+            due.append(batch.pk)
+    return due
+
+
+@dataclass(frozen=True)
+class ItemVotes:
+    item: Item
+    votes: dict[str, int]
+
+
+def batch_item_votes(*, batch: Batch) -> list[ItemVotes]:
+    """Every item of the batch with its votes, items in id order."""
+    items = {item.pk: item for item in Item.objects.filter(batch=batch).order_by("pk")}
+    votes = {pk: dict.fromkeys(LABELS, 0) for pk in items}
+    for item_id, choice in Judgment.objects.filter(batch=batch).order_by().values_list("item_id", "choice"):
+        votes[item_id][choice] += 1
+    return [ItemVotes(item=item, votes=votes[pk]) for pk, item in items.items()]
+
+
+def snapshot_summary(*, batch: Batch, snapshot: AgreementSnapshot | None) -> dict:
+    """A batch's stored numbers as the dashboard, the API and `manage.py agreement` show them: batch figures
+    and flags, and per annotator their statistics and flags."""
+    summary: dict = {
+        "batch_id": batch.pk,
+        "batch": batch.name,
+        "status": batch.status,
+        "criteria_version": batch.criteria_version.number,
+        "snapshot_id": None,
+        "computed_at": None,
+    }
+    if snapshot is None:
+        return summary
+    report = snapshot.report
+    flags = report.get("flags", [])
+    summary.update(
+        snapshot_id=snapshot.pk,
+        computed_at=snapshot.computed_at.isoformat(),
+        judgments=report["n_judgments"],
+        items=report["n_items"],
+        annotator_count=report["n_annotators"],
+        label_counts=report["label_counts"],
+        cohen_kappa=report["cohen_kappa"]["value"],
+        fleiss_kappa=report["fleiss_kappa"]["value"],
+        krippendorff_alpha=report["krippendorff_alpha"]["value"],
+        agreement=report["agreement"]["value"],
+        gold_accuracy=report["gold_accuracy"]["value"],
+        gold_judgments=report["gold_accuracy"]["n"],
+        flags=[f for f in flags if f["subject"] == "batch"],
+        annotators=[
+            {
+                "annotator_id": row["annotator"],
+                "username": row["username"],
+                "judgments": row["n_judgments"],
+                "consensus_kappa": row["consensus_kappa"]["value"],
+                "consensus_agreement": row["consensus_agreement"]["value"],
+                "gold_accuracy": row["gold_accuracy"]["value"],
+                "gold_items": row["gold_accuracy"]["n"],
+                "left_share": row["left_share"]["value"],
+                "left_p_value": row["left_p_value"],
+                "longer_share": row["longer_share"]["value"],
+                "tie_rate": row["tie_rate"]["value"],
+                "both_bad_rate": row["both_bad_rate"]["value"],
+                "median_seconds": row["median_seconds"],
+                "too_fast": row["too_fast"],
+                "flags": [f for f in flags if f["annotator"] == row["annotator"]],
+            }
+            for row in report["annotators"]
+        ],
+    )
+    return summary
