@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from annotation.models import Role
 from annotation.permissions import project_for_role
 from rewards.selectors import project_agreement, snapshot_summary
-from rewards.services import preference_pairs
+from rewards.services.pairs import preference_pairs
 
 FORMAT_PARAMETER = OpenApiParameter("format", str, enum=["json", "csv"], description="csv: the same table as CSV.")
 

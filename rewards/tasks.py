@@ -9,7 +9,7 @@ from django.utils import timezone
 def snapshot_batch_task(batch_id: int) -> int:
     """Compute and store one batch's agreement snapshot; returns the snapshot's id."""
     from annotation.models import Batch
-    from rewards.services import snapshot_compute
+    from rewards.services.snapshots import snapshot_compute
 
     return snapshot_compute(batch=Batch.objects.get(pk=batch_id)).pk
 

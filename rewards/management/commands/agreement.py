@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotation.models import Project
 from rewards.selectors import snapshot_summary
-from rewards.services import snapshot_all_for_project
+from rewards.services.snapshots import snapshot_all_for_project
 
 
 def _num(value: float | None, digits: int = 2) -> str:

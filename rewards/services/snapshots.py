@@ -1,28 +1,24 @@
-"""Rewards' writes and computations: agreement snapshots of a batch, and votes turned into preference pairs."""
+"""Agreement snapshots: a batch's metrics and flags computed from its judgments and stored for pages to read."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
 from annotation.models import Batch
-from annotation.rules import vote_decision
 from rewards.metrics import (
     N_LABELS,
     Judgments,
     Proportion,
     batch_report,
-    dawid_skene,
     flags_for,
     pool_baseline,
 )
 from rewards.models import AgreementSnapshot
 from rewards.selectors import (
     LABELS,
-    batch_item_votes,
     batch_judgments,
     earlier_batches,
     flag_rules_for,
@@ -140,88 +136,3 @@ def snapshot_all_for_project(*, project_id: int) -> list[AgreementSnapshot]:
     for batch in Batch.objects.filter(project_id=project_id).order_by("created_at", "pk"):
         snapshots.append(snapshot_compute(batch=batch))
     return snapshots
-
-
-Weighting = Literal["vote", "dawid_skene"]
-
-
-def preference_pairs(*, batch_ids: Iterable[int], weighting: Weighting = "vote") -> tuple[list[dict], list[dict]]:
-    """The batches' items as preference pairs (TRL format plus votes, agreement, margin), and every item left out.
-
-    Per item, annotation.rules.vote_decision decides with the batch's criteria version's tie rule and the
-    project's min_agreement. Left out, each with its reason:
-    - "gold": gold items are quality probes served to many annotators, with an answer fixed by the lead rather
-      than by votes; training on them would also leak the gold set into the model that is later checked
-      against it. (Their judgments still count toward the Dawid-Skene fit.)
-    - "incomplete": fewer votes than the project's overlap (an open batch's item still being judged).
-    - vote_decision's reasons: "split", "low_agreement" (the dashboard's split items), "tie", "both_bad"
-      (material for demonstrations).
-
-    weighting "dawid_skene": each vote counts the voter's estimated accuracy from a Dawid-Skene fit over the
-    batch (the mean posterior of the labels they gave) instead of 1, so reliable annotators weigh more.
-    """
-    if weighting not in ("vote", "dawid_skene"):
-        raise ValueError(f"unknown weighting {weighting!r}")
-    pairs: list[dict] = []
-    excluded: list[dict] = []
-    batches = Batch.objects.filter(pk__in=list(batch_ids)).select_related("project", "criteria_version")
-    for batch in batches.order_by("created_at", "pk"):
-        weighted = _reliability_weighted_votes(batch) if weighting == "dawid_skene" else {}
-        for entry in batch_item_votes(batch=batch):
-            item, votes = entry.item, entry.votes
-            common = {
-                "item_id": item.external_id or str(item.pk),
-                "item_pk": item.pk,
-                "batch": batch.name,
-                "criteria_version": batch.criteria_version.number,
-                "votes": votes,
-            }
-            if item.gold:
-                excluded.append(_exclusion(common, item, "gold"))
-                continue
-            if sum(votes.values()) < batch.project.overlap:
-                excluded.append(_exclusion(common, item, "incomplete"))
-                continue
-            counted = weighted.get(item.pk, votes)
-            decision = vote_decision(
-                **counted, tie_rule=batch.criteria_version.tie_rule, min_agreement=batch.project.min_agreement
-            )
-            scores = {"agreement": round(decision.agreement, 6), "margin": round(decision.margin, 6)}
-            if weighting == "dawid_skene":
-                scores["weighted_votes"] = {label: round(value, 6) for label, value in counted.items()}
-            if decision.chosen is None:
-                excluded.append(_exclusion(common, item, decision.reason) | scores)
-                continue
-            pairs.append(_pair(item, decision.chosen) | common | scores)
-    return pairs, excluded
-
-
-def _reliability_weighted_votes(batch: Batch) -> dict[int, dict[str, float]]:
-    current = batch_judgments(batch=batch)
-    judgments = current.judgments
-    if not judgments.size:
-        return {}
-    fit = dawid_skene(judgments)
-    weights = fit.annotator_accuracy[judgments.annotator]
-    table = np.bincount(
-        judgments.item * N_LABELS + judgments.label, weights=weights, minlength=judgments.n_items * N_LABELS
-    ).reshape(judgments.n_items, N_LABELS)
-    return {
-        int(item_id): {label: float(value) for label, value in zip(LABELS, row, strict=True)}
-        for item_id, row in zip(current.item_ids.tolist(), table, strict=True)
-    }
-
-
-def _exclusion(common: dict, item, reason: str) -> dict:
-    return {**common, "reason": reason, "models": {"a": item.response_a_model, "b": item.response_b_model}}
-
-
-def _pair(item, chosen: str) -> dict:
-    winner, loser = (item.response_a_text, item.response_b_text)[:: 1 if chosen == "a" else -1]
-    if item.messages:
-        return {
-            "prompt": item.messages,
-            "chosen": [{"role": "assistant", "content": winner}],
-            "rejected": [{"role": "assistant", "content": loser}],
-        }
-    return {"prompt": item.prompt, "chosen": winner, "rejected": loser}

@@ -1,0 +1,1 @@
+"""Rewards' writes and computations, one module per feature; import from the module (rewards.services.snapshots)."""
