@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 from annotation.services import member_add
 from tests.factories import ProjectFactory, UserFactory
 
-pytest_plugins = ["tests.fixtures.worker"]
+pytest_plugins = ["tests.fixtures.worker", "tests.fixtures.tiny_models"]
 
 # CI sets this in the PostgreSQL + Redis pass: tests that need a service then fail instead of skipping.
 REQUIRE_SERVICES = os.environ.get("TANDEM_REQUIRE_SERVICES") == "1"

@@ -1,0 +1,1 @@
+"""Training code (torch, transformers, TRL, peft): imported only inside worker tasks, never by the web process."""
