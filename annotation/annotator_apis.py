@@ -4,52 +4,17 @@ import hashlib
 import hmac
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.shortcuts import get_object_or_404
-from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.authentication import TokenAuthentication
-from rest_framework.authtoken.models import Token
-from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from annotation.models import AnnotationSession, Assignment, Project
 from annotation.rules import DIMENSION_CHOICES, SIDE_CHOICES
-from annotation.services import rows
 from annotation.services.assignments import assignment_next_for
 from annotation.services.judgments import judgment_choices, judgment_submit
 from annotation.services.sessions import session_start
-
-
-class LoopTokenAuthentication(TokenAuthentication):
-    """DRF's token authentication with its lookup written in SQL. On the annotator loop the lookup was a fifth of
-    the server's CPU per request, nearly all of it spent building the ORM query (bench/annotator_loop.py)."""
-
-    def authenticate_credentials(self, key):
-        found = rows.fetch(_TOKEN_SQL, [key])
-        if not found:
-            raise AuthenticationFailed(_("Invalid token."))
-        token = rows.instance(Token, found[0], "token")
-        token.user = rows.instance(get_user_model(), found[0], "owner")
-        if not token.user.is_active:
-            raise AuthenticationFailed(_("User inactive or deleted."))
-        return token.user, token
-
-
-_TOKEN_SQL = f"""
-SELECT {rows.columns(Token, "token")}, {rows.columns(get_user_model(), "owner")}
-FROM {Token._meta.db_table} token JOIN {get_user_model()._meta.db_table} owner ON owner.id = token.user_id
-WHERE token.key = %s
-"""  # noqa: S608 (names from the models, no input)
-
-# The project's authentication classes, with DRF's token lookup swapped for the faster one on the loop's two calls.
-LOOP_AUTHENTICATION = [
-    LoopTokenAuthentication if cls is TokenAuthentication else cls
-    for cls in api_settings.DEFAULT_AUTHENTICATION_CLASSES
-]
 
 ErrorSerializer = inline_serializer(
     name="Error", fields={"code": serializers.CharField(), "detail": serializers.CharField()}
@@ -144,8 +109,6 @@ NextSerializer = inline_serializer(
 
 
 class NextAssignmentApi(APIView):
-    authentication_classes = LOOP_AUTHENTICATION
-
     @extend_schema(
         responses={
             200: NextSerializer,
@@ -162,8 +125,6 @@ class NextAssignmentApi(APIView):
 
 
 class JudgmentSubmitApi(APIView):
-    authentication_classes = LOOP_AUTHENTICATION
-
     class InputSerializer(serializers.Serializer):
         choice = serializers.ChoiceField(choices=SIDE_CHOICES)
         dimensions = serializers.DictField(

@@ -122,7 +122,7 @@ def test_hand_written_reads_load_instances_as_the_orm_does(annotator_client, pro
 
 
 def test_the_loops_token_lookup_refuses_as_drfs_does(token_client, annotator, project):
-    """The loop's SQL token lookup (annotator_apis.LoopTokenAuthentication) answers like DRF's own."""
+    """The loop's SQL token lookup (annotation.authentication.SqlTokenAuthentication) answers like DRF's own."""
     ItemFactory(batch=BatchFactory(project=project))
     session_id = token_client.post(f"/api/v1/projects/{project.pk}/sessions/").json()["id"]
     assert token_client.get(f"/api/v1/sessions/{session_id}/next/").status_code == 200

@@ -1,0 +1,31 @@
+"""API authentication: DRF's token scheme with a faster lookup, answering exactly as DRF's own does."""
+
+from django.contrib.auth import get_user_model
+from django.utils.translation import gettext_lazy as _
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.authtoken.models import Token
+from rest_framework.exceptions import AuthenticationFailed
+
+from annotation.services import rows
+
+
+class SqlTokenAuthentication(TokenAuthentication):
+    """DRF's token authentication with its lookup written in SQL (the project's default). On the annotator loop the lookup was a fifth of
+    the server's CPU per request, nearly all of it spent building the ORM query (bench/annotator_loop.py)."""
+
+    def authenticate_credentials(self, key):
+        found = rows.fetch(_TOKEN_SQL, [key])
+        if not found:
+            raise AuthenticationFailed(_("Invalid token."))
+        token = rows.instance(Token, found[0], "token")
+        token.user = rows.instance(get_user_model(), found[0], "owner")
+        if not token.user.is_active:
+            raise AuthenticationFailed(_("User inactive or deleted."))
+        return token.user, token
+
+
+_TOKEN_SQL = f"""
+SELECT {rows.columns(Token, "token")}, {rows.columns(get_user_model(), "owner")}
+FROM {Token._meta.db_table} token JOIN {get_user_model()._meta.db_table} owner ON owner.id = token.user_id
+WHERE token.key = %s
+"""  # noqa: S608 (names from the models, no input)
