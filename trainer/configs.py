@@ -1,0 +1,284 @@
+"""Training run configurations: fields, defaults and validation per kind, without torch.
+
+The web process validates a config before anything is queued (API, admin, `start_run`), so this module imports
+nothing heavier than the standard library. The training functions in `trainer.ml` and `trainer.ppo` read the
+validated dict it returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from annotation.errors import AnnotationError
+
+KINDS = ("reward_model", "dpo", "ppo", "rloo")
+# Online methods optimise a policy against a trained reward model: the run names a succeeded reward-model run.
+NEEDS_REWARD_MODEL = frozenset({"ppo", "rloo"})
+
+_TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+
+
+class ConfigError(AnnotationError):
+    """A config that cannot run. `.errors` maps each bad field (or "kind") to a message saying what is wrong."""
+
+    status, code = 400, "invalid_config"
+
+    def __init__(self, errors: dict[str, str]):
+        self.errors = dict(errors)
+        detail = "Invalid training config. " + " ".join(f"{field}: {msg}" for field, msg in self.errors.items())
+        super().__init__(detail, errors=self.errors)
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: type
+    default: Any
+    help: str
+    min: float | None = None
+    max: float | None = None
+    min_exclusive: bool = False  # `min` itself is not allowed (learning rates, coefficients that must be > 0)
+    nullable: bool = False
+    required: bool = False
+
+    def check(self, value: Any) -> tuple[Any, str | None]:
+        """The value as stored (ints widened to float for float fields), or an error message."""
+        if value is None:
+            if self.nullable:
+                return None, None
+            return None, "This field may not be null." if not self.required else "This field is required."
+        # bool is an int in Python: an int field must not take True, a bool field must not take 1.
+        if self.type is bool:
+            if not isinstance(value, bool):
+                return None, f"Must be a boolean (true or false), got {value!r}."
+            return value, None
+        if self.type is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                if isinstance(value, float) and value.is_integer() and not isinstance(value, bool):
+                    value = int(value)
+                else:
+                    return None, f"Must be an integer, got {value!r}."
+        elif self.type is float:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return None, f"Must be a number, got {value!r}."
+            value = float(value)
+            if value != value or value in (float("inf"), float("-inf")):
+                return None, "Must be a finite number."
+        elif self.type is str:
+            if not isinstance(value, str):
+                return None, f"Must be a string, got {value!r}."
+            value = value.strip()
+            if self.required and not value:
+                return None, "This field is required."
+            return value, None
+        if self.min is not None and (value <= self.min if self.min_exclusive else value < self.min):
+            return None, f"Must be {'greater than' if self.min_exclusive else 'at least'} {_fmt(self.min)}."
+        if self.max is not None and value > self.max:
+            return None, f"Must be at most {_fmt(self.max)}."
+        return value, None
+
+
+def _fmt(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else repr(number)
+
+
+def _f(name, type_, default, help_, **kw) -> Field:
+    return Field(name=name, type=type_, default=default, help=help_, **kw)
+
+
+_COMMON = [
+    _f("base_model", str, None, "Local folder or hub id of the model to start from.", required=True),
+    _f("learning_rate", float, 1e-5, "Peak learning rate (AdamW, linear decay).", min=0, min_exclusive=True, max=1),
+    _f("epochs", int, 1, "Passes over the training split.", min=1, max=1000),
+    _f("batch_size", int, 8, "Pairs (or prompts) per device per optimizer micro-step.", min=1, max=4096),
+    _f("gradient_accumulation_steps", int, 1, "Micro-steps per optimizer step.", min=1, max=1024),
+    _f("max_length", int, 1024, "Longest prompt + answer in tokens; longer pairs are dropped.", min=8, max=131072),
+    _f("seed", int, 42, "Random seed (head initialisation, shuffling, sampling).", min=0, max=2**32 - 1),
+    _f("lora", bool, False, "Train LoRA adapters through peft instead of every weight."),
+    _f("lora_r", int, 16, "LoRA rank.", min=1, max=1024),
+    _f("lora_alpha", int, 32, "LoRA scaling (alpha).", min=1, max=4096),
+    _f("max_steps", int, None, "Stop after this many optimizer steps (empty: run every epoch).", min=1, nullable=True),
+    _f("eval_batch_size", int, 8, "Batch size on the validation split.", min=1, max=4096),
+    _f("time_limit_seconds", int, 86400, "The run is stopped after this long.", min=1, max=30 * 86400),
+]
+
+_BY_KIND: dict[str, list[Field]] = {
+    "reward_model": [
+        _f("learning_rate", float, 1e-5, "Peak learning rate (AdamW, linear decay).", min=0, min_exclusive=True, max=1),
+        _f("use_margin", bool, False, "Use the pair's vote margin as RewardTrainer's margin in the loss."),
+    ],
+    "dpo": [
+        _f("learning_rate", float, 1e-6, "Peak learning rate (AdamW, linear decay).", min=0, min_exclusive=True, max=1),
+        _f(
+            "beta",
+            float,
+            0.1,
+            "DPO temperature: how far the policy may move from the reference.",
+            min=0,
+            min_exclusive=True,
+            max=100,
+        ),
+    ],
+    "ppo": [
+        _f("learning_rate", float, 3e-6, "Peak learning rate (AdamW, linear decay).", min=0, min_exclusive=True, max=1),
+        _f("init_kl_coef", float, 0.15, "Starting coefficient of the KL penalty to the reference.", min=0, max=100),
+        _f("adaptive_kl", bool, True, "Adapt the KL coefficient towards target_kl (Ziegler et al. 2019)."),
+        _f(
+            "target_kl",
+            float,
+            6.0,
+            "KL per response the adaptive controller aims at.",
+            min=0,
+            min_exclusive=True,
+            max=1000,
+        ),
+        _f("kl_horizon", int, 10000, "Horizon of the adaptive KL controller, in samples.", min=1, max=10**9),
+        _f("ppo_epochs", int, 4, "Optimisation passes over each rollout batch.", min=1, max=100),
+        _f("clip_range", float, 0.2, "Policy ratio clipping (epsilon).", min=0, min_exclusive=True, max=10),
+        _f("clip_range_value", float, 0.2, "Value function clipping.", min=0, min_exclusive=True, max=1000),
+        _f("vf_coef", float, 0.1, "Weight of the value loss.", min=0, max=100),
+        _f("gamma", float, 1.0, "Discount factor.", min=0, max=1),
+        _f("lam", float, 0.95, "GAE lambda.", min=0, max=1),
+        _f("response_length", int, 53, "Tokens generated per response (53 as in the TL;DR recipe).", min=1, max=8192),
+        _f("temperature", float, 0.7, "Sampling temperature of rollouts.", min=0, min_exclusive=True, max=10),
+        _f("rollout_batch_size", int, 64, "Prompts per rollout (one PPO update).", min=1, max=65536),
+        _f("mini_batch_size", int, 16, "Rollouts per PPO minibatch; must divide rollout_batch_size.", min=1, max=65536),
+        _f("whiten_rewards", bool, False, "Whiten rewards before computing advantages."),
+    ],
+    "rloo": [
+        _f("learning_rate", float, 1e-6, "Peak learning rate (AdamW, linear decay).", min=0, min_exclusive=True, max=1),
+        _f(
+            "num_generations", int, 2, "Completions per prompt (k); each is baselined by the other k-1.", min=2, max=256
+        ),
+        _f("kl_coef", float, 0.05, "KL coefficient to the reference (0 loads no reference).", min=0, max=100),
+        _f("response_length", int, 53, "Tokens generated per completion.", min=1, max=8192),
+    ],
+}
+
+
+def fields(kind: str) -> dict[str, Field]:
+    """The fields of one kind, common ones first, in a stable order (for forms and docs)."""
+    if kind not in KINDS:
+        raise ConfigError({"kind": _unknown_kind(kind)})
+    result = {field.name: field for field in _COMMON}
+    result.update({field.name: field for field in _BY_KIND[kind]})
+    return result
+
+
+def defaults(kind: str) -> dict[str, Any]:
+    return {name: field.default for name, field in fields(kind).items()}
+
+
+def _unknown_kind(kind: object) -> str:
+    return f"Unknown kind {kind!r}; expected one of {', '.join(KINDS)}."
+
+
+def validate_config(kind: str, values: dict) -> dict:
+    """The complete config for `kind` (defaults filled in), or ConfigError listing every problem at once."""
+    if kind not in KINDS:
+        raise ConfigError({"kind": _unknown_kind(kind)})
+    if not isinstance(values, dict):
+        raise ConfigError({"config": f"Must be an object of settings, got {type(values).__name__}."})
+    spec = fields(kind)
+    errors: dict[str, str] = {}
+    for key in values:
+        if key not in spec:
+            other = [k for k in KINDS if k != kind and key in fields(k)]
+            hint = f" (it is a {' / '.join(other)} setting)" if other else ""
+            errors[str(key)] = f"Unknown setting for {kind} runs{hint}."
+    config: dict[str, Any] = {}
+    for name, field in spec.items():
+        if name not in values:
+            if field.required:
+                errors[name] = "This field is required."
+            config[name] = field.default
+            continue
+        value, message = field.check(values[name])
+        if message:
+            errors[name] = message
+        config[name] = value
+    if not errors:
+        errors.update(_cross_field_errors(kind, config))
+    if errors:
+        raise ConfigError(errors)
+    return config
+
+
+def _cross_field_errors(kind: str, config: dict) -> dict[str, str]:
+    errors = {}
+    if kind == "ppo" and config["rollout_batch_size"] % config["mini_batch_size"]:
+        errors["mini_batch_size"] = (
+            f"Must divide rollout_batch_size ({config['rollout_batch_size']}); got {config['mini_batch_size']}."
+        )
+    if kind == "rloo":
+        # TRL groups the k completions of a prompt inside one generation batch (batch_size x accumulation).
+        generation_batch = config["batch_size"] * config["gradient_accumulation_steps"]
+        if generation_batch % config["num_generations"]:
+            errors["num_generations"] = (
+                f"Must divide batch_size x gradient_accumulation_steps ({generation_batch}); "
+                f"got {config['num_generations']}."
+            )
+        if config["eval_batch_size"] % config["num_generations"]:
+            errors["eval_batch_size"] = f"Must be a multiple of num_generations ({config['num_generations']})."
+    return errors
+
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+_NULL = {"none", "null", ""}
+
+
+def _field_anywhere(name: str, kind: str | None) -> Field | None:
+    for candidate in (kind,) if kind else KINDS:
+        spec = fields(candidate)
+        if name in spec:
+            return spec[name]
+    return None
+
+
+def parse_set_options(options: Iterable[str], *, kind: str | None = None) -> dict:
+    """`["lora=true", "beta=0.2", "max_steps=none"]` -> `{"lora": True, "beta": 0.2, "max_steps": None}`.
+
+    Each value is typed by its field (looked up in `kind`, or in any kind when none is given); ranges are left to
+    validate_config. Raises ConfigError naming every option it cannot read.
+    """
+    result: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for option in options:
+        key, sep, raw = option.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            errors[option] = "Expected key=value."
+            continue
+        field = _field_anywhere(key, kind)
+        if field is None:
+            errors[key] = f"Unknown setting{f' for {kind} runs' if kind else ''}."
+            continue
+        raw = raw.strip()
+        try:
+            result[key] = _parse_value(field, raw)
+        except ValueError:
+            errors[key] = f"Expected {_TYPE_NAMES[field.type]}, got {raw!r}."
+    if errors:
+        raise ConfigError(errors)
+    return result
+
+
+def _parse_value(field: Field, raw: str) -> Any:
+    if field.type is str:
+        return raw
+    if raw.lower() in _NULL:
+        if field.nullable:
+            return None
+        raise ValueError(raw)
+    if field.type is bool:
+        if raw.lower() in _TRUE:
+            return True
+        if raw.lower() in _FALSE:
+            return False
+        raise ValueError(raw)
+    if field.type is int:
+        return int(raw.replace("_", ""))
+    return float(raw)
