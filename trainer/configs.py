@@ -146,6 +146,21 @@ _BY_KIND: dict[str, list[Field]] = {
         _f("rollout_batch_size", int, 64, "Prompts per rollout (one PPO update).", min=1, max=65536),
         _f("mini_batch_size", int, 16, "Rollouts per PPO minibatch; must divide rollout_batch_size.", min=1, max=65536),
         _f("whiten_rewards", bool, False, "Whiten rewards before computing advantages."),
+        _f(
+            "normalize_reward",
+            bool,
+            True,
+            "Shift and scale reward-model scores to mean 0, std 1 on the initial policy's samples (the recipe's gain/bias).",
+        ),
+        _f(
+            "missing_eos_penalty",
+            float,
+            None,
+            "Subtracted from the score of a response that ends without EOS (empty: no penalty).",
+            min=0,
+            max=1000,
+            nullable=True,
+        ),
     ],
     "rloo": [
         _f("learning_rate", float, 1e-6, "Peak learning rate (AdamW, linear decay).", min=0, min_exclusive=True, max=1),
