@@ -1,8 +1,10 @@
 #!/usr/bin/env python
 """`make run`'s launcher: the Django web server and a real Celery worker side by side, stopped together.
 
-The worker serves both queues, `default` and `gpu`, on this machine's CPU. Ctrl-C (or SIGTERM) stops both; if
-either child dies, the other is stopped too and the launcher exits with an error status.
+Two workers, as in production: one on the `default` queue that also runs beat (the periodic agreement snapshots and
+the lost-run sweep), and one on the `gpu` queue that trains on this machine's CPU, one run at a time, so a training
+run never holds up snapshots. Ctrl-C (or SIGTERM) stops all of them; if any child dies, the others are stopped too
+and the launcher exits with an error status.
 """
 
 import contextlib
@@ -17,8 +19,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 STOP_GRACE_SECONDS = 15
-# One worker for both queues: on a laptop the `gpu` queue's training tasks run on the CPU.
-WORKER_ARGS = "-A config worker -Q default,gpu --concurrency 1 --loglevel info"
+WORKER_ARGS = "-A config worker -Q default --concurrency 1 -n default@%h --loglevel info -B --schedule {schedule}"
+# As docker-compose.yml's gpu-worker: one task at a time, nothing prefetched, a fresh process per run.
+GPU_WORKER_ARGS = (
+    "-A config worker -Q gpu --concurrency 1 --prefetch-multiplier 1 --max-tasks-per-child 1 -n gpu@%h --loglevel info"
+)
 
 
 def main() -> int:
@@ -28,7 +33,8 @@ def main() -> int:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
     commands = {
-        "worker": [python, "-m", "celery", *shlex.split(WORKER_ARGS)],
+        "worker": [python, "-m", "celery", *shlex.split(WORKER_ARGS.format(schedule=_beat_schedule_file()))],
+        "gpu-worker": [python, "-m", "celery", *shlex.split(GPU_WORKER_ARGS)],
         "web": [python, "manage.py", "runserver", f"{host}:{port}"],
     }
     children: dict[str, subprocess.Popen] = {}
@@ -50,8 +56,8 @@ def main() -> int:
         _forward(children, stop_signal[0])
 
     if _wait_for_port(host, int(port), children["web"]) and not stop_signal:
-        print(f"\n  Tandem is running at http://{host}:{port}/  (web + Celery worker on queues default, gpu)")
-        print("  Press Ctrl-C to stop both.\n", flush=True)
+        print(f"\n  Tandem is running at http://{host}:{port}/  (web, a Celery worker with beat, a gpu-queue worker)")
+        print("  Press Ctrl-C to stop them all.\n", flush=True)
 
     status = 0
     while not stop_signal:
@@ -65,6 +71,15 @@ def main() -> int:
         time.sleep(0.3)
     _reap(children)
     return status
+
+
+def _beat_schedule_file() -> str:
+    # Beat's record of when each periodic task last ran, beside the SQLite file and the broker folders.
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    from django.conf import settings
+
+    return shlex.quote(str(Path(settings.VAR_DIR) / "celerybeat-schedule"))
 
 
 def _forward(children: dict[str, subprocess.Popen], signum: int) -> None:

@@ -35,7 +35,19 @@ def example_env() -> dict[str, str]:
 
 
 def test_production_services_exist(compose):
-    assert {"postgres", "redis", "web", "worker", "gpu-worker"} <= set(compose["services"])
+    assert {"postgres", "redis", "web", "worker", "gpu-worker", "beat"} <= set(compose["services"])
+
+
+def test_one_beat_runs_the_periodic_tasks(compose):
+    from config.celery import app
+
+    command = compose["services"]["beat"]["command"]
+    assert command[:4] == ["celery", "-A", "config", "beat"]
+    # Every periodic task names a task the workers know, on a queue a compose worker consumes.
+    app.loader.import_default_modules()
+    for entry in app.conf.beat_schedule.values():
+        assert entry["task"] in app.tasks, entry["task"]
+        assert entry["options"]["queue"] == "default"
 
 
 def test_web_runs_gunicorn_with_production_settings(compose):
