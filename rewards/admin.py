@@ -1,8 +1,24 @@
-"""Admin for rewards: snapshots are read-only records; flag rules are what a lead edits."""
+"""Admin for rewards: snapshots are read-only records; flag rules are what a lead edits; the Batch changelist's
+action makes a dataset snapshot, which the admin shows read-only with its files."""
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 
-from rewards.models import AgreementSnapshot, ProjectFlagRules
+from annotation.admin import BatchAdmin as AnnotationBatchAdmin
+from annotation.errors import AnnotationError
+from annotation.models import Batch, Role
+from annotation.selectors import project_role_for
+from rewards.errors import DatasetTampered
+from rewards.models import AgreementSnapshot, DatasetSnapshot, ProjectFlagRules
+from rewards.selectors import DATASET_FILE_NAMES, dataset_files
+from rewards.services.datasets import VALIDATION_FRACTION_MAX, dataset_create, dataset_verify
 
 
 @admin.register(AgreementSnapshot)
@@ -22,3 +38,178 @@ class AgreementSnapshotAdmin(admin.ModelAdmin):
 @admin.register(ProjectFlagRules)
 class ProjectFlagRulesAdmin(admin.ModelAdmin):
     list_display = ["project", "updated_at"]
+
+
+# --- Dataset snapshots ------------------------------------------------------------------------------------------
+
+
+class DatasetSnapshotForm(forms.Form):
+    weighting = forms.ChoiceField(choices=DatasetSnapshot.Weighting.choices, initial="vote")
+    validation_fraction = forms.FloatField(
+        min_value=0.0,
+        max_value=VALIDATION_FRACTION_MAX,
+        initial=0.1,
+        help_text="Share of the prompts held out; a prompt's pairs all go to one side.",
+    )
+    seed = forms.IntegerField(min_value=0, initial=0, help_text="Same batches, rule and seed: the same split.")
+
+
+@admin.action(description="Make a dataset snapshot from the selected closed batches")
+def make_dataset_snapshot(modeladmin, request, queryset):
+    """Asks for the rule, fraction and seed on an intermediate page, then makes the snapshot and opens it."""
+    batches = list(queryset.select_related("project").order_by("created_at", "pk"))
+    projects = {b.project for b in batches}
+    if len(projects) != 1:
+        modeladmin.message_user(request, "Select batches of one project: a snapshot has one project.", messages.ERROR)
+        return None
+    project = projects.pop()
+    if project_role_for(project=project, user=request.user) not in (Role.LEAD, Role.ML_ENGINEER):
+        modeladmin.message_user(
+            request, f"Only a lead or ML engineer of {project.name} can make its datasets.", messages.ERROR
+        )
+        return None
+    still_open = [b.name for b in batches if b.status != Batch.Status.CLOSED]
+    if still_open:
+        modeladmin.message_user(
+            request, f"Only closed batches can be exported; still open: {', '.join(still_open)}.", messages.ERROR
+        )
+        return None
+    form = DatasetSnapshotForm(request.POST if "apply" in request.POST else None)
+    if form.is_valid():
+        try:
+            snapshot = dataset_create(
+                project=project, batch_ids=[b.pk for b in batches], created_by=request.user, **form.cleaned_data
+            )
+        except AnnotationError as exc:
+            modeladmin.message_user(request, exc.detail, messages.ERROR)
+            return None
+        modeladmin.message_user(
+            request,
+            f"Dataset snapshot {snapshot.pk}: {snapshot.train_count} train and {snapshot.validation_count} "
+            f"validation pairs, {snapshot.excluded_count} items excluded.",
+            messages.SUCCESS,
+        )
+        return redirect("admin:rewards_datasetsnapshot_change", snapshot.pk)
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": "Make a dataset snapshot",
+        "project": project,
+        "batches": batches,
+        "form": form,
+        "opts": modeladmin.model._meta,
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+    }
+    return TemplateResponse(request, "admin/rewards/make_dataset_snapshot.html", context)
+
+
+class BatchAdmin(AnnotationBatchAdmin):
+    """annotation's Batch admin plus the export action: annotation does not know rewards (dependencies point one
+    way), so the action is added from here."""
+
+    actions = [*(AnnotationBatchAdmin.actions or ()), make_dataset_snapshot]
+
+
+if admin.site.is_registered(Batch):
+    admin.site.unregister(Batch)
+admin.site.register(Batch, BatchAdmin)
+
+
+@admin.register(DatasetSnapshot)
+class DatasetSnapshotAdmin(admin.ModelAdmin):
+    """Read-only: a snapshot is made by the Batch action, the API or `manage.py export_pairs`, and never edited."""
+
+    list_display = [
+        "id",
+        "project",
+        "weighting",
+        "prompt_format",
+        "train_count",
+        "validation_count",
+        "excluded_count",
+        "created_by",
+        "created_at",
+    ]
+    list_filter = ["project", "weighting", "prompt_format"]
+    list_select_related = ["project", "created_by"]
+    fields = [
+        "project",
+        "batch_links",
+        "criteria_versions",
+        "weighting",
+        "validation_fraction",
+        "seed",
+        "prompt_format",
+        "train_count",
+        "validation_count",
+        "excluded_count",
+        "exclusions",
+        "file_links",
+        "directory",
+        "created_by",
+        "created_at",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="batches")
+    def batch_links(self, snapshot):
+        return format_html_join(
+            ", ",
+            '<a href="{}">{}</a>',
+            (
+                (reverse("admin:annotation_batch_change", args=[b.pk]), f"{b.name} ({b.get_status_display()})")
+                for b in snapshot.batches.order_by("created_at", "pk")
+            ),
+        )
+
+    @admin.display(description="excluded per reason")
+    def exclusions(self, snapshot):
+        return ", ".join(f"{reason}: {n}" for reason, n in snapshot.excluded_reasons.items()) or "none"
+
+    @admin.display(description="files (sha256 checked on download)")
+    def file_links(self, snapshot):
+        rows = format_html_join(
+            "",
+            '<tr><td><a href="{}">{}</a></td><td><code>{}</code></td></tr>',
+            (
+                (
+                    reverse("admin:rewards_datasetsnapshot_file", args=[snapshot.pk, name]),
+                    filename,
+                    snapshot.sha256.get(name, ""),
+                )
+                for name, filename in DATASET_FILE_NAMES.items()
+            ),
+        )
+        return format_html("<table><tr><th>file</th><th>sha256</th></tr>{}</table>", rows)
+
+    def get_urls(self):
+        own = [
+            path(
+                "<int:snapshot_id>/files/<str:name>/",
+                self.admin_site.admin_view(self.file_view),
+                name="rewards_datasetsnapshot_file",
+            )
+        ]
+        return own + super().get_urls()
+
+    def file_view(self, request, snapshot_id: int, name: str):
+        snapshot = get_object_or_404(DatasetSnapshot, pk=snapshot_id)
+        if name not in DATASET_FILE_NAMES:
+            raise Http404("No such file.")
+        if not self.has_view_permission(request, snapshot):
+            raise PermissionDenied
+        try:
+            dataset_verify(snapshot=snapshot, names=[name])
+        except DatasetTampered as exc:
+            self.message_user(request, exc.detail, messages.ERROR)
+            return redirect("admin:rewards_datasetsnapshot_change", snapshot.pk)
+        path_ = dataset_files(snapshot=snapshot)[name]
+        return FileResponse(open(path_, "rb"), as_attachment=True, filename=f"dataset-{snapshot.pk}-{path_.name}")

@@ -1,9 +1,12 @@
-"""Rewards' tables: stored agreement snapshots (what pages and the API read) and each project's flag thresholds."""
+"""Rewards' tables: stored agreement snapshots (what pages and the API read), each project's flag thresholds,
+and dataset snapshots (exported preference pairs)."""
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
 from annotation.models import Batch, Project
+from rewards.errors import SnapshotImmutable
 from rewards.metrics.flags import FlagRules
 
 
@@ -57,3 +60,60 @@ class ProjectFlagRules(models.Model):
 
     def __str__(self) -> str:
         return f"flag rules of {self.project}"
+
+
+class DatasetSnapshot(models.Model):
+    """Preference pairs exported from closed batches, as files under ARTIFACTS_DIR/<directory>/. Never edited.
+
+    Made only by rewards.services.datasets.dataset_create, which writes the files first and stores this row in
+    the same step; sha256 holds each file's digest ({"train", "validation", "excluded", "manifest"}) and
+    rewards.services.datasets.dataset_verify checks them before anything reads the files.
+    """
+
+    class Weighting(models.TextChoices):
+        VOTE = "vote", "One vote each"
+        DAWID_SKENE = "dawid_skene", "Votes weighted by Dawid-Skene annotator reliability"
+
+    class PromptFormat(models.TextChoices):
+        STANDARD = "standard", "Standard (prompt text)"
+        CONVERSATIONAL = "conversational", "Conversational (messages)"
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="dataset_snapshots")
+    batches = models.ManyToManyField(Batch, related_name="dataset_snapshots")
+    criteria_versions = models.JSONField(default=list, help_text="Criteria version numbers of the batches.")
+    weighting = models.CharField(max_length=20, choices=Weighting.choices, default=Weighting.VOTE)
+    validation_fraction = models.FloatField(default=0.1)
+    seed = models.BigIntegerField(default=0)
+    prompt_format = models.CharField(max_length=20, choices=PromptFormat.choices)
+    train_count = models.PositiveIntegerField()
+    validation_count = models.PositiveIntegerField()
+    excluded_count = models.PositiveIntegerField()
+    excluded_reasons = models.JSONField(default=dict, help_text="Excluded items per reason.")
+    sha256 = models.JSONField(default=dict, help_text="File name (train, validation, excluded, manifest) -> sha256.")
+    directory = models.CharField(max_length=200, help_text="Relative to ARTIFACTS_DIR.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"dataset {self.pk} of {self.project}"
+
+    def save(self, *args, **kwargs):
+        # Runs, lineage and downloads trust a snapshot's files and figures, so the row is guarded as well as the
+        # service and the admin: a different dataset is a new snapshot.
+        if not self._state.adding:
+            raise SnapshotImmutable("Dataset snapshots are immutable: make a new snapshot instead.")
+        super().save(*args, **kwargs)
+
+    @property
+    def rule(self) -> str:
+        """The aggregation rule (the contract's name for the weighting)."""
+        return self.weighting
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {"train": self.train_count, "validation": self.validation_count, "excluded": self.excluded_count}

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from rewards import apis
+from rewards import apis, apis_datasets
 
 app_name = "rewards"
 urlpatterns = [
@@ -11,4 +11,11 @@ urlpatterns = [
         name="project-agreement-annotators",
     ),
     path("projects/<int:project_id>/split-items/", apis.SplitItemsApi.as_view(), name="split-items"),
+]
+
+# Dataset snapshots (rewards/apis_datasets.py).
+urlpatterns += [
+    path("projects/<int:project_id>/datasets/", apis_datasets.ProjectDatasetsApi.as_view(), name="project-datasets"),
+    path("datasets/<int:snapshot_id>/", apis_datasets.DatasetDetailApi.as_view(), name="dataset-detail"),
+    path("datasets/<int:snapshot_id>/files/<str:name>/", apis_datasets.DatasetFileApi.as_view(), name="dataset-file"),
 ]

@@ -1,6 +1,6 @@
 """Votes turned into preference pairs: the rule that decides which items a model is trained on, and why others are not."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Literal
 
 import numpy as np
@@ -8,13 +8,14 @@ import numpy as np
 from annotation.models import Batch
 from annotation.rules import vote_decision
 from rewards.metrics import N_LABELS, dawid_skene
-from rewards.selectors import LABELS, batch_item_votes, batch_judgments
+from rewards.selectors import LABELS, batch_item_votes, batch_item_votes_iter, batch_judgments
 
 Weighting = Literal["vote", "dawid_skene"]
 
 
 def preference_pairs(*, batch_ids: Iterable[int], weighting: Weighting = "vote") -> tuple[list[dict], list[dict]]:
     """The batches' items as preference pairs (TRL format plus votes, agreement, margin), and every item left out.
+    In memory: rewards.services.datasets streams the same decisions from iter_decisions.
 
     Per item, annotation.rules.vote_decision decides with the batch's criteria version's tie rule and the
     project's min_agreement. Left out, each with its reason:
@@ -28,14 +29,30 @@ def preference_pairs(*, batch_ids: Iterable[int], weighting: Weighting = "vote")
     weighting "dawid_skene": each vote counts the voter's estimated accuracy from a Dawid-Skene fit over the
     batch (the mean posterior of the labels they gave) instead of 1, so reliable annotators weigh more.
     """
-    if weighting not in ("vote", "dawid_skene"):
-        raise ValueError(f"unknown weighting {weighting!r}")
     pairs: list[dict] = []
     excluded: list[dict] = []
+    for is_pair, row in iter_decisions(batch_ids=batch_ids, weighting=weighting):
+        (pairs if is_pair else excluded).append(row)
+    return pairs, excluded
+
+
+def iter_decisions(
+    *, batch_ids: Iterable[int], weighting: Weighting = "vote", chunk_size: int | None = None
+) -> Iterator[tuple[bool, dict]]:
+    """preference_pairs one item at a time: (True, pair) or (False, exclusion), batches oldest first, items in id
+    order. chunk_size reads each batch's items that many at a time (flat memory, for export); None reads a batch
+    at once. Dawid-Skene weighting still fits each batch's judgments as a whole (numbers only, not texts)."""
+    if weighting not in ("vote", "dawid_skene"):
+        raise ValueError(f"unknown weighting {weighting!r}")
     batches = Batch.objects.filter(pk__in=list(batch_ids)).select_related("project", "criteria_version")
     for batch in batches.order_by("created_at", "pk"):
         weighted = _reliability_weighted_votes(batch) if weighting == "dawid_skene" else {}
-        for entry in batch_item_votes(batch=batch):
+        entries = (
+            batch_item_votes(batch=batch)
+            if chunk_size is None
+            else batch_item_votes_iter(batch=batch, chunk_size=chunk_size)
+        )
+        for entry in entries:
             item, votes = entry.item, entry.votes
             common = {
                 "item_id": item.external_id or str(item.pk),
@@ -45,10 +62,10 @@ def preference_pairs(*, batch_ids: Iterable[int], weighting: Weighting = "vote")
                 "votes": votes,
             }
             if item.gold:
-                excluded.append(_exclusion(common, item, "gold"))
+                yield False, _exclusion(common, item, "gold")
                 continue
             if sum(votes.values()) < batch.project.overlap:
-                excluded.append(_exclusion(common, item, "incomplete"))
+                yield False, _exclusion(common, item, "incomplete")
                 continue
             counted = weighted.get(item.pk, votes)
             decision = vote_decision(
@@ -58,10 +75,9 @@ def preference_pairs(*, batch_ids: Iterable[int], weighting: Weighting = "vote")
             if weighting == "dawid_skene":
                 scores["weighted_votes"] = {label: round(value, 6) for label, value in counted.items()}
             if decision.chosen is None:
-                excluded.append(_exclusion(common, item, decision.reason) | scores)
+                yield False, _exclusion(common, item, decision.reason) | scores
                 continue
-            pairs.append(_pair(item, decision.chosen) | common | scores)
-    return pairs, excluded
+            yield True, _pair(item, decision.chosen) | common | scores
 
 
 def _reliability_weighted_votes(batch: Batch) -> dict[int, dict[str, float]]:

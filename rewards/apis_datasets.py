@@ -1,0 +1,141 @@
+"""Dataset snapshot API for a project's leads and ML engineers: make one, list them, read one, download its files
+(each checked against its stored sha256 first). Views parse and delegate to rewards.services.datasets."""
+
+from django.http import FileResponse, Http404
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotation.models import Role
+from annotation.permissions import project_for_role
+from rewards.models import DatasetSnapshot
+from rewards.selectors import DATASET_FILE_NAMES, dataset_files, dataset_get, dataset_list
+from rewards.services.datasets import VALIDATION_FRACTION_MAX, dataset_create, dataset_verify
+
+DATASET_ROLES = (Role.LEAD, Role.ML_ENGINEER)
+
+ErrorSerializer = inline_serializer(
+    name="DatasetError", fields={"code": serializers.CharField(), "detail": serializers.CharField()}
+)
+
+
+class DatasetOutputSerializer(serializers.ModelSerializer):
+    batches = serializers.SerializerMethodField()
+    counts = serializers.DictField(child=serializers.IntegerField(), read_only=True)
+    created_by = serializers.SerializerMethodField()
+    files = serializers.SerializerMethodField()
+
+    class Meta:
+        model = DatasetSnapshot
+        fields = [
+            "id",
+            "project",
+            "batches",
+            "criteria_versions",
+            "weighting",
+            "validation_fraction",
+            "seed",
+            "prompt_format",
+            "counts",
+            "excluded_reasons",
+            "sha256",
+            "directory",
+            "files",
+            "created_by",
+            "created_at",
+        ]
+
+    def get_batches(self, snapshot) -> list[dict]:
+        return [{"id": b.pk, "name": b.name} for b in sorted(snapshot.batches.all(), key=lambda b: b.pk)]
+
+    def get_created_by(self, snapshot) -> str | None:
+        return snapshot.created_by.get_username() if snapshot.created_by else None
+
+    def get_files(self, snapshot) -> dict[str, str]:
+        request = self.context.get("request")
+        urls = {
+            name: reverse("rewards:dataset-file", kwargs={"snapshot_id": snapshot.pk, "name": name})
+            for name in DATASET_FILE_NAMES
+        }
+        return {name: request.build_absolute_uri(url) if request else url for name, url in urls.items()}
+
+
+class ProjectDatasetsApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        batches = serializers.ListField(
+            child=serializers.IntegerField(min_value=1),
+            required=False,
+            help_text="Ids of closed batches of this project; all closed batches when left out.",
+        )
+        weighting = serializers.ChoiceField(choices=DatasetSnapshot.Weighting.choices, default="vote")
+        validation_fraction = serializers.FloatField(min_value=0.0, max_value=VALIDATION_FRACTION_MAX, default=0.1)
+        seed = serializers.IntegerField(min_value=0, max_value=2**63 - 1, default=0)
+
+    @extend_schema(responses=DatasetOutputSerializer(many=True))
+    def get(self, request, project_id: int):
+        project = project_for_role(request=request, project_id=project_id, roles=DATASET_ROLES)
+        snapshots = dataset_list(project=project)
+        return Response(DatasetOutputSerializer(snapshots, many=True, context={"request": request}).data)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: DatasetOutputSerializer, 400: ErrorSerializer, 403: ErrorSerializer, 409: ErrorSerializer},
+    )
+    def post(self, request, project_id: int):
+        project = project_for_role(request=request, project_id=project_id, roles=DATASET_ROLES)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        snapshot = dataset_create(
+            project=project,
+            batch_ids=data.get("batches"),
+            weighting=data["weighting"],
+            validation_fraction=data["validation_fraction"],
+            seed=data["seed"],
+            created_by=request.user,
+        )
+        snapshot = dataset_get(snapshot_id=snapshot.pk)
+        return Response(
+            DatasetOutputSerializer(snapshot, context={"request": request}).data, status=status.HTTP_201_CREATED
+        )
+
+
+def _snapshot_for(request, snapshot_id: int) -> DatasetSnapshot:
+    snapshot = dataset_get(snapshot_id=snapshot_id)
+    if snapshot is None:
+        raise Http404("No such dataset snapshot.")
+    project_for_role(request=request, project_id=snapshot.project_id, roles=DATASET_ROLES)
+    return snapshot
+
+
+class DatasetDetailApi(APIView):
+    @extend_schema(responses={200: DatasetOutputSerializer, 403: ErrorSerializer, 404: ErrorSerializer})
+    def get(self, request, snapshot_id: int):
+        snapshot = _snapshot_for(request, snapshot_id)
+        return Response(DatasetOutputSerializer(snapshot, context={"request": request}).data)
+
+
+class DatasetFileApi(APIView):
+    """One file of the snapshot, streamed, after its sha256 was checked: 409 dataset_tampered if it changed."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("name", str, OpenApiParameter.PATH, enum=list(DATASET_FILE_NAMES))],
+        responses={
+            (200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY, description="JSONL or JSON"),
+            403: ErrorSerializer,
+            404: ErrorSerializer,
+            409: ErrorSerializer,
+        },
+    )
+    def get(self, request, snapshot_id: int, name: str):
+        if name not in DATASET_FILE_NAMES:
+            raise Http404("No such file: use train, validation, excluded or manifest.")
+        snapshot = _snapshot_for(request, snapshot_id)
+        dataset_verify(snapshot=snapshot, names=[name])
+        path = dataset_files(snapshot=snapshot)[name]
+        content_type = "application/json" if path.suffix == ".json" else "application/jsonl"
+        filename = f"dataset-{snapshot.pk}-{path.name}"
+        return FileResponse(open(path, "rb"), as_attachment=True, filename=filename, content_type=content_type)

@@ -1,0 +1,76 @@
+"""`manage.py export_pairs --project NAME [--batches B ...] --out FILE`: make a dataset snapshot, copy its train
+split to FILE and its validation split beside it, print the snapshot's id."""
+
+import shutil
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from annotation.errors import AnnotationError
+from annotation.models import Batch, Project
+from rewards.models import DatasetSnapshot
+from rewards.selectors import dataset_files
+from rewards.services.datasets import dataset_create, dataset_verify
+
+
+def validation_path(out: Path) -> Path:
+    """pairs.jsonl -> pairs.validation.jsonl; pairs -> pairs.validation.jsonl."""
+    stem = out.name.removesuffix(".jsonl")
+    return out.with_name(f"{stem}.validation.jsonl")
+
+
+class Command(BaseCommand):
+    help = (
+        "Make an immutable dataset snapshot of a project's closed batches (TRL preference format, split by prompt "
+        "into train and validation) and print its id on stdout. FILE gets a copy of the train split and "
+        "FILE's name with .validation.jsonl (pairs.jsonl -> pairs.validation.jsonl) the validation split: "
+        "datasets.load_dataset('json', data_files={'train': FILE, 'validation': ...}). The snapshot itself, with "
+        "excluded.jsonl and manifest.json, stays under ARTIFACTS_DIR/datasets/<id>/."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--project", required=True, help="The project's name.")
+        parser.add_argument(
+            "--batches", nargs="+", metavar="BATCH", help="Names of closed batches (default: every closed batch)."
+        )
+        parser.add_argument("--weighting", choices=DatasetSnapshot.Weighting.values, default="vote")
+        parser.add_argument("--validation-fraction", type=float, default=0.1, help="Share of prompts (0 to 0.5).")
+        parser.add_argument("--seed", type=int, default=0, help="Seed of the prompt-grouped split.")
+        parser.add_argument("--out", required=True, type=Path, metavar="FILE", help="Where the train split goes.")
+
+    def handle(self, *args, project: str, batches, weighting, validation_fraction, seed, out: Path, **options):
+        found = Project.objects.filter(name=project).first()
+        if found is None:
+            raise CommandError(f"No project named {project!r}.")
+        batch_ids = None
+        if batches:
+            by_name = dict(Batch.objects.filter(project=found, name__in=batches).values_list("name", "pk"))
+            missing = [name for name in batches if name not in by_name]
+            if missing:
+                raise CommandError(f"Project {found.name} has no batch named {', '.join(map(repr, missing))}.")
+            batch_ids = [by_name[name] for name in batches]
+        if out.is_dir():
+            raise CommandError(f"--out {out} is a folder: give a file name.")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            snapshot = dataset_create(
+                project=found,
+                batch_ids=batch_ids,
+                weighting=weighting,
+                validation_fraction=validation_fraction,
+                seed=seed,
+            )
+        except AnnotationError as exc:
+            raise CommandError(exc.detail) from exc
+        files = dataset_files(snapshot=snapshot)
+        dataset_verify(snapshot=snapshot, names=["train", "validation"])
+        # Copies, not links: editing FILE must not change the snapshot.
+        shutil.copyfile(files["train"], out)
+        shutil.copyfile(files["validation"], validation_path(out))
+        reasons = ", ".join(f"{n} {reason}" for reason, n in snapshot.excluded_reasons.items()) or "none"
+        self.stderr.write(
+            f"Dataset snapshot {snapshot.pk} ({snapshot.prompt_format}): {snapshot.train_count} train pairs -> {out}, "
+            f"{snapshot.validation_count} validation pairs -> {validation_path(out)}; "
+            f"excluded {snapshot.excluded_count} ({reasons}); files in {files['train'].parent}"
+        )
+        self.stdout.write(str(snapshot.pk))

@@ -1,0 +1,372 @@
+"""Dataset snapshots: closed batches' preference pairs written once, streaming, as TRL preference files with a
+prompt-grouped train/validation split, the excluded items, a manifest and sha256s; and the check that none of
+those files changed since.
+
+Files, in ARTIFACTS_DIR/datasets/<id>/ (rewards.selectors.dataset_files):
+- train.jsonl, validation.jsonl: one pair a line in TRL's preference format (ARCHITECTURE.md "Export"), plus
+  item_id, item_pk, batch, criteria_version, votes, agreement, margin (and weighted_votes under Dawid-Skene).
+- excluded.jsonl: every item left out, with its reason (rewards.services.pairs explains the reasons).
+- manifest.json: everything about the snapshot, with the sha256 and line count of the three files above.
+
+Prompt format. TRL reads one form per file, so a snapshot has one: "standard" (prompt, chosen and rejected are
+strings) when every item of its batches has a text prompt, else "conversational" (prompt is a list of messages,
+chosen and rejected one assistant message each). In a snapshot that mixes both, text prompts are converted to a
+single user message: that loses nothing, while flattening messages into text would invent a chat format.
+
+Split. Each pair's prompt is normalised (NFKC, case-folded, whitespace collapsed; a text prompt counts as one user
+message, so it groups with the same words sent as messages) and hashed with the seed: sha256 -> a number in [0, 1);
+below validation_fraction goes to validation. Every pair of one prompt gets the same number, so a prompt is never
+on both sides, the result depends only on the data and the seed, and nothing has to be held in memory. The share of
+validation is validation_fraction of the distinct prompts, within binomial noise. One correction: when the hash
+leaves a side empty although there are at least two prompts and validation_fraction > 0, the prompt nearest the
+threshold moves across, so a small snapshot still has something to train and to evaluate on.
+"""
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import unicodedata
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+
+from annotation.models import Batch, Project
+from rewards.errors import BatchNotClosed, DatasetError, DatasetTampered, NoBatches, NoPairs, UnknownBatch
+from rewards.models import DatasetSnapshot
+from rewards.selectors import DATASET_FILE_NAMES, batches_have_messages, closed_batches, dataset_files
+from rewards.services.pairs import iter_decisions
+
+VALIDATION_FRACTION_MAX = 0.5
+SEED_MAX = 2**63 - 1
+CHUNK_SIZE = 2_000  # items read per query: ~2,000 texts in memory at a time
+MANIFEST_FORMAT = "tandem.dataset_snapshot/1"
+_WHITESPACE = re.compile(r"\s+")
+_TWO_64 = float(2**64)
+
+
+def dataset_create(
+    *,
+    project: Project,
+    batch_ids: Sequence[int] | None = None,
+    weighting: str = DatasetSnapshot.Weighting.VOTE,
+    validation_fraction: float = 0.1,
+    seed: int = 0,
+    created_by=None,
+    chunk_size: int = CHUNK_SIZE,
+) -> DatasetSnapshot:
+    """Export the project's closed batches (all of them when batch_ids is None) as a new, immutable snapshot.
+
+    Refuses (DatasetError and subclasses, nothing written or stored): an unknown weighting, a validation fraction
+    outside [0, 0.5], a negative seed, ids that are not batches of this project, an open batch, no batches, no
+    pairs. The files are written into a temporary folder that is renamed into place in the transaction that
+    stores the row: if anything fails, neither the row nor the folder remains.
+    """
+    if weighting not in DatasetSnapshot.Weighting.values:
+        raise DatasetError(
+            f"Unknown weighting {weighting!r}: use one of {', '.join(DatasetSnapshot.Weighting.values)}."
+        )
+    if not 0.0 <= validation_fraction <= VALIDATION_FRACTION_MAX:
+        raise DatasetError(f"The validation fraction must be between 0 and {VALIDATION_FRACTION_MAX}.")
+    if not 0 <= seed <= SEED_MAX:
+        raise DatasetError(f"The seed must be between 0 and {SEED_MAX}.")
+    batches = _batches_for(project=project, batch_ids=batch_ids)
+    conversational = batches_have_messages(batches=batches)
+
+    root = Path(settings.ARTIFACTS_DIR) / "datasets"
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".tmp-{uuid.uuid4().hex}"
+    tmp.mkdir()
+    final: Path | None = None
+    try:
+        written = _write_pairs(
+            directory=tmp,
+            decisions=iter_decisions(batch_ids=[b.pk for b in batches], weighting=weighting, chunk_size=chunk_size),
+            conversational=conversational,
+            validation_fraction=validation_fraction,
+            seed=seed,
+        )
+        if not written.counts["train"] + written.counts["validation"]:
+            reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(written.reasons.items())) or "no items"
+            raise NoPairs(f"These batches give no preference pairs ({reasons}): nothing to export.")
+        with transaction.atomic():
+            snapshot = DatasetSnapshot.objects.create(
+                project=project,
+                criteria_versions=sorted({b.criteria_version.number for b in batches}),
+                weighting=weighting,
+                validation_fraction=validation_fraction,
+                seed=seed,
+                prompt_format=(
+                    DatasetSnapshot.PromptFormat.CONVERSATIONAL
+                    if conversational
+                    else DatasetSnapshot.PromptFormat.STANDARD
+                ),
+                train_count=written.counts["train"],
+                validation_count=written.counts["validation"],
+                excluded_count=written.counts["excluded"],
+                excluded_reasons=dict(sorted(written.reasons.items())),
+                sha256=dict(written.sha256),
+                directory="",
+                created_by=created_by,
+            )
+            snapshot.batches.set(batches)
+            manifest = _manifest(snapshot=snapshot, batches=batches, written=written)
+            manifest_bytes = (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode()
+            _write_file(tmp / DATASET_FILE_NAMES["manifest"], manifest_bytes)
+            sha256 = {**written.sha256, "manifest": hashlib.sha256(manifest_bytes).hexdigest()}
+            directory = f"datasets/{snapshot.pk}"
+            # The row is new in this transaction: its only write after the insert, by queryset so the
+            # immutability guard in save() stays absolute.
+            DatasetSnapshot.objects.filter(pk=snapshot.pk).update(directory=directory, sha256=sha256)
+            snapshot.directory, snapshot.sha256 = directory, sha256
+            final = root / str(snapshot.pk)
+            if final.exists():
+                # Left by a snapshot whose transaction rolled back after its rename (SQLite can hand the id out
+                # again): no stored row owns it, since this id is ours until commit.
+                shutil.rmtree(final)
+            os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if final is not None:
+            shutil.rmtree(final, ignore_errors=True)
+        raise
+    return snapshot
+
+
+def dataset_verify(*, snapshot: DatasetSnapshot, names: Iterable[str] | None = None) -> None:
+    """Raise DatasetTampered if a file of the snapshot (all, or those named) is missing or its sha256 is not the
+    one stored when it was written. Reads each file once, in 1 MiB blocks."""
+    files = dataset_files(snapshot=snapshot)
+    for name in names if names is not None else files:
+        path = files[name]
+        expected = snapshot.sha256.get(name)
+        if not path.is_file():
+            raise DatasetTampered(f"Dataset snapshot {snapshot.pk}: {path.name} is missing ({path}).", file=name)
+        actual = file_sha256(path)
+        if actual != expected:
+            raise DatasetTampered(
+                f"Dataset snapshot {snapshot.pk}: {path.name} was changed after it was written "
+                f"(sha256 {actual}, stored {expected}). Make a new snapshot instead of editing its files.",
+                file=name,
+            )
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def prompt_group(prompt: str | list) -> bytes:
+    """The normalised prompt, as the bytes the split hashes: a text prompt is one user message."""
+    messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+    parts = []
+    for message in messages:
+        content = message.get("content", "") if isinstance(message, dict) else message
+        text = content if isinstance(content, str) else json.dumps(content, sort_keys=True)
+        text = _WHITESPACE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+        parts.append(f"{message.get('role', '') if isinstance(message, dict) else ''}\x1f{text}")
+    return "\x1e".join(parts).encode()
+
+
+def split_score(*, prompt: str | list, seed: int) -> float:
+    """Where the prompt falls in [0, 1) for this seed: below the validation fraction means validation."""
+    return _score(seed.to_bytes(8, "big"), prompt_group(prompt))
+
+
+def _score(seed_bytes: bytes, group: bytes) -> float:
+    return int.from_bytes(hashlib.sha256(seed_bytes + group).digest()[:8], "big") / _TWO_64
+
+
+# --- Writing ----------------------------------------------------------------------------------------------------
+
+
+def _batches_for(*, project: Project, batch_ids: Sequence[int] | None) -> list[Batch]:
+    if batch_ids is None:
+        batches = closed_batches(project=project)
+        if not batches:
+            raise NoBatches(f"Project {project.name} has no closed batch to export.")
+        return batches
+    wanted = list(dict.fromkeys(batch_ids))
+    if not wanted:
+        raise NoBatches("Name at least one batch.")
+    found = list(
+        Batch.objects.filter(project=project, pk__in=wanted).select_related("criteria_version").order_by("created_at")
+    )
+    missing = sorted(set(wanted) - {b.pk for b in found})
+    if missing:
+        raise UnknownBatch(f"Not batches of project {project.name}: {', '.join(map(str, missing))}.", batches=missing)
+    still_open = [b for b in found if b.status != Batch.Status.CLOSED]
+    if still_open:
+        names = ", ".join(b.name for b in still_open)
+        raise BatchNotClosed(
+            f"Only closed batches can be exported; still open: {names}. Close them first.",
+            batches=[b.pk for b in still_open],
+        )
+    return found
+
+
+class _Sink:
+    """A file written line by line, hashed as it goes."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.handle = open(path, "wb", buffering=1 << 20)  # noqa: SIM115 closed by close()
+        self.digest = hashlib.sha256()
+        self.lines = 0
+
+    def write(self, line: bytes) -> None:
+        self.handle.write(line)
+        self.digest.update(line)
+        self.lines += 1
+
+    def close(self) -> str:
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        self.handle.close()
+        return self.digest.hexdigest()
+
+
+@dataclass
+class _Written:
+    counts: dict[str, int]
+    reasons: Counter
+    sha256: dict[str, str]
+    bytes: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Extremes:
+    """The lowest and highest split score seen on each side, with their prompt group, for the empty-side fix."""
+
+    train_low: tuple[float, bytes] | None = None
+    validation_high: tuple[float, bytes] | None = None
+    first_group: bytes | None = None
+    several_groups: bool = False
+
+    def see(self, score: float, group: bytes, validation: bool) -> None:
+        if self.first_group is None:
+            self.first_group = group
+        elif group != self.first_group:
+            self.several_groups = True
+        if validation:
+            if self.validation_high is None or score > self.validation_high[0]:
+                self.validation_high = (score, group)
+        elif self.train_low is None or score < self.train_low[0]:
+            self.train_low = (score, group)
+
+
+def _dumps(row: dict) -> bytes:
+    return (json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+
+
+def _conversational(row: dict) -> dict:
+    if isinstance(row["prompt"], str):
+        row["prompt"] = [{"role": "user", "content": row["prompt"]}]
+        row["chosen"] = [{"role": "assistant", "content": row["chosen"]}]
+        row["rejected"] = [{"role": "assistant", "content": row["rejected"]}]
+    return row
+
+
+def _write_pairs(
+    *,
+    directory: Path,
+    decisions: Iterable[tuple[bool, dict]],
+    conversational: bool,
+    validation_fraction: float,
+    seed: int,
+) -> _Written:
+    sinks = {name: _Sink(directory / DATASET_FILE_NAMES[name]) for name in ("train", "validation", "excluded")}
+    reasons: Counter = Counter()
+    extremes = _Extremes()
+    seed_bytes = seed.to_bytes(8, "big")
+    try:
+        for is_pair, row in decisions:
+            if not is_pair:
+                reasons[row["reason"]] += 1
+                sinks["excluded"].write(_dumps(row))
+                continue
+            if conversational:
+                row = _conversational(row)
+            group = prompt_group(row["prompt"])
+            score = _score(seed_bytes, group)
+            validation = score < validation_fraction
+            extremes.see(score, group, validation)
+            sinks["validation" if validation else "train"].write(_dumps(row))
+    finally:
+        sha256 = {name: sink.close() for name, sink in sinks.items()}
+    counts = {name: sink.lines for name, sink in sinks.items()}
+    if validation_fraction > 0 and extremes.several_groups:
+        if not counts["validation"]:
+            counts, sha256 = _move_group(directory, extremes.train_low[1], "train", "validation", counts, sha256)
+        elif not counts["train"]:
+            counts, sha256 = _move_group(directory, extremes.validation_high[1], "validation", "train", counts, sha256)
+    return _Written(counts=counts, reasons=reasons, sha256=sha256)
+
+
+def _move_group(
+    directory: Path, group: bytes, source: str, target: str, counts: dict[str, int], sha256: dict[str, str]
+) -> tuple[dict[str, int], dict[str, str]]:
+    """Move one prompt's pairs from `source` to the (empty) `target` file: one more streaming pass."""
+    source_path = directory / DATASET_FILE_NAMES[source]
+    kept_path = source_path.with_suffix(".kept")
+    keep, move = _Sink(kept_path), _Sink(directory / DATASET_FILE_NAMES[target])
+    with open(source_path, "rb") as lines:
+        for line in lines:
+            (move if prompt_group(json.loads(line)["prompt"]) == group else keep).write(line)
+    counts = {**counts, source: keep.lines, target: move.lines}
+    sha256 = {**sha256, source: keep.close(), target: move.close()}
+    os.replace(kept_path, source_path)
+    return counts, sha256
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _manifest(*, snapshot: DatasetSnapshot, batches: Sequence[Batch], written: _Written) -> dict:
+    files = {
+        name: {"path": DATASET_FILE_NAMES[name], "sha256": written.sha256[name], "lines": written.counts[name]}
+        for name in ("train", "validation", "excluded")
+    }
+    return {
+        "format": MANIFEST_FORMAT,
+        "id": snapshot.pk,
+        "project": {"id": snapshot.project_id, "name": snapshot.project.name},
+        "created_at": snapshot.created_at.isoformat(),
+        "created_by": snapshot.created_by.get_username() if snapshot.created_by else None,
+        "weighting": snapshot.weighting,
+        "validation_fraction": snapshot.validation_fraction,
+        "seed": snapshot.seed,
+        "prompt_format": snapshot.prompt_format,
+        "split": {
+            "grouped_by": "normalised prompt (NFKC, case-folded, whitespace collapsed)",
+            "rule": "validation when sha256(seed as 8 bytes big-endian + prompt)[:8] / 2**64 < validation_fraction",
+        },
+        "batches": [
+            {
+                "id": b.pk,
+                "name": b.name,
+                "criteria_version": b.criteria_version.number,
+                "closed_at": b.closed_at.isoformat() if b.closed_at else None,
+            }
+            for b in batches
+        ],
+        "criteria_versions": snapshot.criteria_versions,
+        "counts": snapshot.counts,
+        "excluded_reasons": snapshot.excluded_reasons,
+        "files": files,
+        "load_with": "datasets.load_dataset('json', data_files={'train': 'train.jsonl', "
+        "'validation': 'validation.jsonl'})",
+    }
