@@ -5,6 +5,7 @@ import io
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
+from rest_framework.exceptions import NotFound
 from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -107,16 +108,22 @@ class SplitItemsApi(_LeadTableApi):
     """Items whose votes split (no strict majority, or agreement under the project's minimum), with their votes
     and the models that wrote each response (leads only). ?batch=ID narrows to one batch."""
 
+    class FilterSerializer(serializers.Serializer):
+        batch = serializers.IntegerField(required=False, min_value=1, help_text="Only this batch of the project.")
+
     @extend_schema(
-        parameters=[FORMAT_PARAMETER, OpenApiParameter("batch", int)],
+        parameters=[FORMAT_PARAMETER, FilterSerializer],
         responses=serializers.ListField(child=serializers.DictField()),
     )
     def get(self, request, project_id: int):
         project = project_for_role(request=request, project_id=project_id, roles=(Role.LEAD,))
+        query = self.FilterSerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
         batches = project.batches.all()
-        if request.query_params.get("batch"):
-            batch_id = serializers.IntegerField().to_internal_value(request.query_params["batch"])
-            batches = batches.filter(pk=batch_id)
+        if "batch" in query.validated_data:
+            batches = batches.filter(pk=query.validated_data["batch"])
+            if not batches.exists():
+                raise NotFound("No such batch in this project.")
         _, excluded = preference_pairs(batch_ids=batches.values_list("pk", flat=True))
         rows = [
             {

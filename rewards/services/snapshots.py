@@ -2,6 +2,7 @@
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 from django.db import transaction
@@ -84,6 +85,7 @@ def _snapshot_store(*, batch: Batch, history: list[tuple[Batch, dict]]) -> Agree
             row["annotator"] = user_ids[row["annotator"]]
     for row in data["cohen_pairs"]:
         row["annotator_a"], row["annotator_b"] = user_ids[row["annotator_a"]], user_ids[row["annotator_b"]]
+    data["judgments_per_hour"] = judgments_per_hour(current.hours)
     data["flags"] = [
         {**flag.to_dict(), "annotator": None if flag.annotator is None else user_ids[flag.annotator]}
         | ({"username": username[flag.annotator]} if flag.annotator is not None else {})
@@ -92,6 +94,19 @@ def _snapshot_store(*, batch: Batch, history: list[tuple[Batch, dict]]) -> Agree
     return AgreementSnapshot.objects.create(
         batch=batch, computed_at=timezone.now(), judgment_count=current.judgments.size, report=data
     )
+
+
+def judgments_per_hour(hours: np.ndarray) -> list[dict]:
+    """Judgments per UTC hour from the first hour to the last, hours without any listed with 0 (a chart has no
+    gaps to misread): [{"hour": ISO-8601 start of the hour, "judgments": n}]."""
+    if not hours.size:
+        return []
+    first = int(hours.min())
+    counts = np.bincount(hours - first)
+    return [
+        {"hour": datetime.fromtimestamp((first + offset) * 3600, tz=UTC).isoformat(), "judgments": int(n)}
+        for offset, n in enumerate(counts.tolist())
+    ]
 
 
 def _baseline(history: list[tuple[Batch, dict]], index: dict[int, int]) -> tuple[Judgments | None, list]:
