@@ -1,11 +1,14 @@
-"""Reads for rewards: a batch's judgments as rewards.metrics.Judgments, the stored snapshots, per-item votes."""
+"""Reads for rewards: a batch's judgments as rewards.metrics.Judgments, the stored snapshots, per-item votes
+(also as a stream for export), and dataset snapshots with their files."""
 
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Count, Q
@@ -13,7 +16,7 @@ from django.db.models import Count, Q
 from annotation.models import Batch, Item, Judgment, Project
 from rewards.metrics import Judgments, longer_side
 from rewards.metrics.flags import FlagRules
-from rewards.models import AgreementSnapshot, ProjectFlagRules
+from rewards.models import AgreementSnapshot, DatasetSnapshot, ProjectFlagRules
 
 LABELS = ("a", "b", "tie", "both_bad")
 LABEL_CODE = {label: code for code, label in enumerate(LABELS)}
@@ -243,3 +246,89 @@ def snapshot_summary(*, batch: Batch, snapshot: AgreementSnapshot | None) -> dic
         ],
     )
     return summary
+
+
+# --- Dataset export: streaming reads and stored snapshots ------------------------------------------------------
+
+# What an export reads of an item: enough for a pair, its exclusion record and the prompt grouping.
+EXPORT_ITEM_FIELDS = (
+    "pk",
+    "external_id",
+    "prompt",
+    "messages",
+    "response_a_text",
+    "response_a_model",
+    "response_b_text",
+    "response_b_model",
+    "gold",
+)
+
+
+def batch_item_votes_iter(*, batch: Batch, chunk_size: int = 2_000) -> Iterator[ItemVotes]:
+    """batch_item_votes as a stream: the batch's items in id order with their votes, read `chunk_size` items at a
+    time (keyset on the id, votes counted by the database per chunk), so memory stays flat whatever the batch size."""
+    last_pk = 0
+    while True:
+        items = list(
+            Item.objects.filter(batch=batch, pk__gt=last_pk).order_by("pk").only(*EXPORT_ITEM_FIELDS)[:chunk_size]
+        )
+        if not items:
+            return
+        votes = {item.pk: dict.fromkeys(LABELS, 0) for item in items}
+        counted = (
+            Judgment.objects.filter(batch=batch, item_id__gte=items[0].pk, item_id__lte=items[-1].pk)
+            .order_by()
+            .values_list("item_id", "choice")
+            .annotate(n=Count("id"))
+        )
+        for item_id, choice, n in counted:
+            votes[item_id][choice] = n
+        for item in items:
+            yield ItemVotes(item=item, votes=votes[item.pk])
+        last_pk = items[-1].pk
+
+
+def closed_batches(*, project: Project) -> list[Batch]:
+    """The project's closed batches, oldest first: what a dataset is made from when no batch is named."""
+    return list(
+        Batch.objects.filter(project=project, status=Batch.Status.CLOSED)
+        .select_related("criteria_version")
+        .order_by("created_at", "pk")
+    )
+
+
+def batches_have_messages(*, batches: Sequence[Batch]) -> bool:
+    """Whether any item of the batches has a conversational (messages) prompt."""
+    return Item.objects.filter(batch__in=list(batches), messages__isnull=False).exists()
+
+
+def dataset_list(*, project: Project) -> list[DatasetSnapshot]:
+    return list(
+        DatasetSnapshot.objects.filter(project=project)
+        .select_related("project", "created_by")
+        .prefetch_related("batches")
+        .order_by("-created_at", "-pk")
+    )
+
+
+def dataset_get(*, snapshot_id: int) -> DatasetSnapshot | None:
+    return (
+        DatasetSnapshot.objects.select_related("project", "created_by")
+        .prefetch_related("batches")
+        .filter(pk=snapshot_id)
+        .first()
+    )
+
+
+DATASET_FILE_NAMES = {
+    "train": "train.jsonl",
+    "validation": "validation.jsonl",
+    "excluded": "excluded.jsonl",
+    "manifest": "manifest.json",
+}
+
+
+def dataset_files(*, snapshot: DatasetSnapshot) -> dict[str, Path]:
+    """The snapshot's files by name ("train", "validation", "excluded", "manifest"); not checked (see dataset_verify)."""
+    root = Path(settings.ARTIFACTS_DIR) / snapshot.directory
+    return {name: root / filename for name, filename in DATASET_FILE_NAMES.items()}
