@@ -1,0 +1,407 @@
+"""What the lead's pages show: stored agreement snapshots shaped into tables and chart data. Nothing is computed
+here from judgments; a batch without a snapshot shows as "not computed yet".
+
+The per-batch figures come from rewards.selectors.snapshot_summary (the same numbers as the API's tables and
+`manage.py agreement`); the reasons behind a missing value (a null kappa with no shared items...) are read from
+the stored report, which keeps them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Count, F, Func, JSONField, OuterRef, Q, Subquery
+from django.urls import reverse
+
+from annotation.models import Batch, Item, Membership, Project, Role
+from annotation.selectors import project_list_for, project_role_for
+from rewards.models import AgreementSnapshot
+from rewards.selectors import flag_rules_for, snapshot_summary
+from rewards.services.pairs import preference_pairs
+
+# Why a figure is missing, for the "—" tooltip. Keys are rewards.metrics.stats' reason codes.
+REASONS = {
+    "empty": "Nothing to compute on: no judgments of this kind in the batch.",
+    "no_shared_items": "No item was judged by two or more annotators, so there is nothing to agree on.",
+    "single_label": "Every judgment in scope has the same label: chance agreement is 1 and the coefficient is undefined.",
+    "single_group": "A comparison needs two groups with judgments.",
+    "no_consensus": "None of their items had a clear consensus among the other annotators.",
+    "not_recorded": "Not recorded for these judgments.",
+    "not_computed": "No snapshot of this batch yet.",
+    "not_judged": "They made no judgment in this batch.",
+}
+# Batch columns: summary key, report key (for the reason and interval), label, kind ("kappa" or "share").
+BATCH_METRICS = [
+    ("cohen_kappa", "cohen_kappa", "Cohen's κ", "kappa"),
+    ("krippendorff_alpha", "krippendorff_alpha", "Krippendorff's α", "kappa"),
+    ("fleiss_kappa", "fleiss_kappa", "Fleiss' κ", "kappa"),
+    ("agreement", "agreement", "Agreement", "share"),
+    ("gold_accuracy", "gold_accuracy", "Gold accuracy", "share"),
+]
+ANNOTATOR_METRICS = [
+    ("consensus_kappa", "consensus_kappa", "κ vs consensus", "kappa"),
+    ("consensus_agreement", "consensus_agreement", "Agrees with consensus", "share"),
+    ("gold_accuracy", "gold_accuracy", "Gold accuracy", "share"),
+    ("left_share", "left_share", "Left share", "share"),
+    ("longer_share", "longer_share", "Longer share", "share"),
+    ("tie_rate", "tie_rate", "Tie rate", "share"),
+    ("both_bad_rate", "both_bad_rate", "Both bad", "share"),
+]
+PER_HOUR_MAX_BARS = 24 * 14  # the chart shows the last two weeks of hours that had judgments
+
+
+class _ReportWithoutPairs(Func):
+    """The stored report without "cohen_pairs", cut in SQL: at 200 annotators that list is 19,900 rows (about
+    2 MB of JSON per snapshot) that no page shows, and parsing it dominated the dashboard's response time."""
+
+    output_field = JSONField()
+
+    def __init__(self):
+        super().__init__(F("report"))
+
+    def as_sql(self, compiler, connection, **extra):
+        report, params = compiler.compile(self.source_expressions[0])
+        return f"json_remove({report}, '$.cohen_pairs')", params
+
+    def as_postgresql(self, compiler, connection, **extra):
+        report, params = compiler.compile(self.source_expressions[0])
+        return f"({report} - 'cohen_pairs')", params
+
+
+def latest_snapshots_light(*, batches: list[Batch]) -> dict[int, AgreementSnapshot]:
+    """Batch id -> its latest snapshot, one row per batch (through the snapshot_latest_per_batch index), its
+    report without the per-pair kappas. The instances are for reading only."""
+    latest = AgreementSnapshot.objects.filter(batch=OuterRef("batch")).order_by("-computed_at", "-pk").values("pk")[:1]
+    rows = (
+        AgreementSnapshot.objects.filter(batch__in=[b.pk for b in batches], pk=Subquery(latest))
+        .order_by()
+        .defer("report")
+        .annotate(light_report=_ReportWithoutPairs())
+    )
+    snapshots = {}
+    for snapshot in rows:
+        snapshot.report = snapshot.light_report
+        snapshots[snapshot.batch_id] = snapshot
+    return snapshots
+
+
+def batch_progress(*, project: Project) -> dict[int, dict[str, int]]:
+    """Per batch: its items, its regular (non-gold) items, and how many of those have all the judgments they
+    want (the project's overlap plus any extra that adaptive overlap asked for). Read from Item.judgment_count,
+    which the judgment service keeps, so no judgment is counted here."""
+    wanted = F("extra_judgments") + project.overlap
+    rows = (
+        Item.objects.filter(project=project)
+        .order_by()
+        .values("batch_id")
+        .annotate(
+            items=Count("id"),
+            regular=Count("id", filter=Q(gold="")),
+            complete=Count("id", filter=Q(gold="", judgment_count__gte=wanted)),
+        )
+    )
+    return {row["batch_id"]: row for row in rows}
+
+
+def lead_projects_for(*, user: AbstractBaseUser) -> list[Project]:
+    """Projects whose dashboard the user may open: their lead memberships (every project for a superuser)."""
+    if not user.is_authenticated:
+        return []
+    if user.is_superuser:
+        return list(project_list_for(user=user))
+    return list(Project.objects.filter(memberships__user=user, memberships__role=Role.LEAD).order_by("name"))
+
+
+def is_lead(*, project: Project, user: AbstractBaseUser) -> bool:
+    """The API's rule (rewards.apis via annotation.permissions): lead membership, superusers count as leads."""
+    return project_role_for(project=project, user=user) == Role.LEAD
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One figure for a table cell: value (None shows as "—" with the reason as its tooltip), kind, and the
+    detail for the tooltip of a value (its interval and count)."""
+
+    value: float | None
+    kind: str
+    reason: str = ""
+    low: float | None = None
+    high: float | None = None
+    n: int | None = None
+    band: str = ""  # "alarm" / "warn" against the project's thresholds, for kappas and agreement
+
+
+def _metric(part: dict | None, kind: str, *, reason_if_missing: str = "not_computed", band: str = "") -> Metric:
+    if not part:
+        return Metric(None, kind, REASONS[reason_if_missing])
+    value = part.get("value")
+    reason = part.get("reason") or ("" if value is not None else "empty")
+    return Metric(
+        value,
+        kind,
+        REASONS.get(reason, reason),
+        part.get("low"),
+        part.get("high"),
+        part.get("n"),
+        band if value is not None else "",
+    )
+
+
+def _band(value: float | None, *, warn: float, alarm: float | None = None) -> str:
+    if value is None:
+        return ""
+    if alarm is not None and value < alarm:
+        return "alarm"
+    return "warn" if value < warn else ""
+
+
+def _worst(flags: list[dict]) -> str:
+    levels = {f["level"] for f in flags}
+    return "alarm" if "alarm" in levels else "warn" if "warn" in levels else ""
+
+
+def _annotator_url(project: Project, user_id: int) -> str:
+    return reverse("frontend:lead-annotator", args=[project.pk, user_id])
+
+
+def project_dashboard(*, project: Project) -> dict:
+    """Everything the project page shows, from each batch's latest stored snapshot."""
+    rules = flag_rules_for(project=project)
+    batches = list(project.batches.select_related("criteria_version").order_by("created_at", "pk"))
+    snapshots = latest_snapshots_light(batches=batches)
+    progress = batch_progress(project=project)
+    rows, summaries = [], []
+    for batch in batches:
+        snapshot = snapshots.get(batch.pk)
+        summary = snapshot_summary(batch=batch, snapshot=snapshot)
+        report = snapshot.report if snapshot else {}
+        summaries.append((batch, snapshot, summary))
+        counts = progress.get(batch.pk, {"items": 0, "regular": 0, "complete": 0})
+        bands = {
+            "cohen_kappa": _band(
+                summary.get("cohen_kappa"), warn=rules.batch_kappa_warn, alarm=rules.batch_kappa_alarm
+            ),
+            "agreement": _band(summary.get("agreement"), warn=rules.batch_agreement_warn),
+        }
+        rows.append(
+            {
+                "batch": batch,
+                "computed_at": snapshot.computed_at if snapshot else None,
+                "items": counts["items"],
+                "regular_items": counts["regular"],
+                "complete_items": counts["complete"],
+                "complete": Metric(
+                    counts["complete"] / counts["regular"] if counts["regular"] else None,
+                    "share",
+                    "" if counts["regular"] else "The batch has no regular items.",
+                ),
+                "judgments": summary.get("judgments"),
+                "annotators": summary.get("annotator_count"),
+                "metrics": [
+                    _metric(report.get(key), kind, band=bands.get(key, "")) if snapshot else _metric(None, kind)
+                    for key, _, _, kind in BATCH_METRICS
+                ],
+                "flags": summary.get("flags", []),
+                "level": _worst(summary.get("flags", [])),
+            }
+        )
+    return {
+        "rows": rows,
+        "metric_labels": [label for _, _, label, _ in BATCH_METRICS],
+        "computed": any(snapshot is not None for _, snapshot, _ in summaries),
+        "annotator_flags": _annotator_flag_list(project, summaries),
+        "chart": _chart_data(project, rules, summaries),
+    }
+
+
+def _annotator_flag_list(project: Project, summaries) -> list[dict]:
+    """Annotator flags of every batch's latest snapshot, newest batch first."""
+    out = []
+    for batch, _, summary in reversed(summaries):
+        for row in summary.get("annotators", []):
+            for flag in row["flags"]:
+                out.append(
+                    {
+                        "batch": batch.name,
+                        "username": row["username"],
+                        "url": _annotator_url(project, row["annotator_id"]),
+                        **flag,
+                    }
+                )
+    return out
+
+
+def _chart_data(project: Project, rules, summaries) -> dict:
+    """The charts' data as plain JSON for dashboard.js (passed through json_script, never inline script)."""
+    computed = [(batch, summary) for batch, snapshot, summary in summaries if snapshot is not None]
+    names = [batch.name for batch, _ in computed]
+    people: dict[int, dict] = {}
+    for position, (_, summary) in enumerate(computed):
+        for row in summary["annotators"]:
+            person = people.setdefault(
+                row["annotator_id"],
+                {
+                    "id": row["annotator_id"],
+                    "username": row["username"],
+                    "url": _annotator_url(project, row["annotator_id"]),
+                    "flagged": False,
+                    "gold_accuracy": [None] * len(computed),
+                    "consensus_kappa": [None] * len(computed),
+                },
+            )
+            person["gold_accuracy"][position] = row["gold_accuracy"]
+            person["consensus_kappa"][position] = row["consensus_kappa"]
+            person["flagged"] = person["flagged"] or bool(row["flags"])
+    return {
+        "labels": {
+            "cohen_kappa": "Cohen's κ (mean over pairs)",
+            "krippendorff_alpha": "Krippendorff's α",
+            "fleiss_kappa": "Fleiss' κ",
+            "gold_accuracy": "Gold accuracy",
+            "consensus_kappa": "κ against consensus",
+            "left_share": "Left share (position)",
+            "longer_share": "Longer share (length)",
+            "judgments": "Judgments",
+        },
+        "thresholds": {"kappa_warn": rules.batch_kappa_warn, "kappa_alarm": rules.batch_kappa_alarm},
+        "batches": [
+            {
+                "name": batch.name,
+                "computed_at": summary["computed_at"],
+                "judgments": summary["judgments"],
+                "cohen_kappa": summary["cohen_kappa"],
+                "krippendorff_alpha": summary["krippendorff_alpha"],
+                "fleiss_kappa": summary["fleiss_kappa"],
+            }
+            for batch, summary in computed
+        ],
+        "batch_names": names,
+        "annotators": sorted(people.values(), key=lambda p: p["username"].lower()),
+        "bias": [
+            {
+                "batch": batch.name,
+                "annotators": [
+                    {
+                        "username": row["username"],
+                        "url": _annotator_url(project, row["annotator_id"]),
+                        "left_share": row["left_share"],
+                        "longer_share": row["longer_share"],
+                        "flagged": any(f["code"] in ("position_bias", "verbosity_bias") for f in row["flags"]),
+                    }
+                    for row in sorted(summary["annotators"], key=lambda r: r["username"].lower())
+                ],
+            }
+            for batch, summary in computed
+        ],
+        "per_hour": _per_hour([summary for _, summary in computed]),
+    }
+
+
+def _per_hour(summaries: list[dict]) -> list[dict] | None:
+    """Judgments per hour over the project's batches (the snapshots' judgments_per_hour summed per hour), every
+    hour between the first and the last present (zeros included, so gaps show), the last two weeks at most.
+    None when no snapshot carries the series."""
+    series = [s["judgments_per_hour"] for s in summaries if s.get("judgments_per_hour") is not None]
+    if not series:
+        return None
+    totals: dict[datetime, int] = defaultdict(int)
+    for rows in series:
+        for row in rows:
+            totals[datetime.fromisoformat(row["hour"])] += int(row["judgments"])
+    if not totals:
+        return []
+    last = max(totals)
+    hour = max(min(totals), last - timedelta(hours=PER_HOUR_MAX_BARS - 1))
+    out = []
+    while hour <= last:
+        out.append({"hour": hour.isoformat(), "judgments": totals.get(hour, 0)})
+        hour += timedelta(hours=1)
+    return out
+
+
+def annotator_page(*, project: Project, user_id: int) -> dict | None:
+    """One annotator across the project's batches, from the stored snapshots; None if they are neither a member
+    nor in any snapshot."""
+    batches = list(project.batches.select_related("criteria_version").order_by("created_at", "pk"))
+    snapshots = latest_snapshots_light(batches=batches)
+    username = None
+    rows = []
+    for batch in batches:
+        snapshot = snapshots.get(batch.pk)
+        if snapshot is None:
+            rows.append({"batch": batch, "computed": False, "judged": False})
+            continue
+        summary = snapshot_summary(batch=batch, snapshot=snapshot)
+        stats = next((r for r in summary["annotators"] if r["annotator_id"] == user_id), None)
+        raw = next((r for r in snapshot.report["annotators"] if r["annotator"] == user_id), None)
+        drift = next((r for r in snapshot.report.get("drift", []) if r["annotator"] == user_id), None)
+        if stats is None:
+            rows.append({"batch": batch, "computed": True, "judged": False})
+            continue
+        username = stats["username"]
+        rows.append(
+            {
+                "batch": batch,
+                "computed": True,
+                "judged": True,
+                "computed_at": snapshot.computed_at,
+                "stats": stats,
+                "metrics": [_metric(raw.get(key), kind) for _, key, _, kind in ANNOTATOR_METRICS],
+                "left_p_value": stats["left_p_value"],
+                "median_seconds": stats["median_seconds"],
+                "too_fast": stats["too_fast"],
+                "flags": stats["flags"],
+                "level": _worst(stats["flags"]),
+                "drift": drift,
+            }
+        )
+    membership = Membership.objects.filter(project=project, user_id=user_id).select_related("user").first()
+    if username is None and membership is None:
+        return None
+    if username is None:
+        username = membership.user.username
+    judged = [r for r in rows if r.get("judged")]
+    return {
+        "user_id": user_id,
+        "username": username,
+        "role": membership.get_role_display() if membership else "",
+        "rows": rows,
+        "metric_labels": [label for _, _, label, _ in ANNOTATOR_METRICS],
+        "flags": [{"batch": r["batch"].name, **f} for r in judged for f in r["flags"]],
+        "chart": {
+            "labels": {
+                "gold_accuracy": "Gold accuracy",
+                "consensus_kappa": "κ against consensus",
+                "consensus_agreement": "Agrees with consensus",
+                "left_share": "Left share (position)",
+                "longer_share": "Longer share (length)",
+                "tie_rate": "Tie rate",
+            },
+            "batch_names": [r["batch"].name for r in judged],
+            "series": {
+                key: [r["stats"][key] for r in judged]
+                for key in (
+                    "gold_accuracy",
+                    "consensus_kappa",
+                    "consensus_agreement",
+                    "left_share",
+                    "longer_share",
+                    "tie_rate",
+                )
+            },
+        },
+    }
+
+
+def split_items_page(*, project: Project, batch_id: int | None = None) -> list[dict]:
+    """Items whose votes split (no strict majority, or agreement under the project's minimum) with their votes,
+    the models and both responses: rewards.services.pairs' exclusions, computed from the votes on request (the
+    list is what the split-items API returns)."""
+    batches = project.batches.all() if batch_id is None else project.batches.filter(pk=batch_id)
+    _, excluded = preference_pairs(batch_ids=batches.values_list("pk", flat=True))
+    split = [e for e in excluded if e["reason"] in ("split", "low_agreement")]
+    items = Item.objects.in_bulk([e["item_pk"] for e in split])
+    return [{**entry, "item": items[entry["item_pk"]]} for entry in split if entry["item_pk"] in items]

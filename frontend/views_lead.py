@@ -1,0 +1,88 @@
+"""The lead's pages: their projects, a project's agreement dashboard, one annotator, the split-vote items.
+
+Leads only (a lead membership; superusers count as leads, as in the lead API). The pages read stored snapshots
+and never compute metrics; the split-items page lists what rewards' aggregation excludes.
+"""
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+
+from annotation.models import Project
+from frontend.csp import strict_csp
+from frontend.dashboard import annotator_page, is_lead, lead_projects_for, project_dashboard, split_items_page
+
+SPLIT_ITEMS_PER_PAGE = 25
+
+
+def _lead_project(request, project_id: int) -> Project:
+    project = get_object_or_404(Project, pk=project_id)
+    if not is_lead(project=project, user=request.user):
+        raise PermissionDenied("Only a lead of this project can see its dashboard.")
+    return project
+
+
+def _csv_urls(project: Project) -> dict[str, str]:
+    """The lead API's CSV downloads of each table (they accept the page's session login)."""
+    return {
+        "batches": reverse("rewards:project-agreement", args=[project.pk]) + "?format=csv",
+        "annotators": reverse("rewards:project-agreement-annotators", args=[project.pk]) + "?format=csv",
+        "split_items": reverse("rewards:split-items", args=[project.pk]) + "?format=csv",
+    }
+
+
+@strict_csp
+@login_required
+def lead_home(request):
+    projects = lead_projects_for(user=request.user)
+    if not projects:
+        raise PermissionDenied("You are not a lead on any project.")
+    return render(request, "frontend/lead/home.html", {"projects": projects})
+
+
+@strict_csp
+@login_required
+def project_dashboard_view(request, project_id: int):
+    project = _lead_project(request, project_id)
+    context = project_dashboard(project=project)
+    return render(request, "frontend/lead/project.html", {"project": project, "csv": _csv_urls(project), **context})
+
+
+@strict_csp
+@login_required
+def annotator_view(request, project_id: int, user_id: int):
+    project = _lead_project(request, project_id)
+    context = annotator_page(project=project, user_id=user_id)
+    if context is None:
+        raise Http404("No such annotator on this project.")
+    return render(request, "frontend/lead/annotator.html", {"project": project, "csv": _csv_urls(project), **context})
+
+
+@strict_csp
+@login_required
+def split_items_view(request, project_id: int):
+    project = _lead_project(request, project_id)
+    batches = list(project.batches.order_by("created_at", "pk"))
+    batch = None
+    if request.GET.get("batch"):
+        batch = next((b for b in batches if str(b.pk) == request.GET["batch"]), None)
+        if batch is None:
+            raise Http404("No such batch in this project.")
+    entries = split_items_page(project=project, batch_id=batch.pk if batch else None)
+    page = Paginator(entries, SPLIT_ITEMS_PER_PAGE).get_page(request.GET.get("page"))
+    csv_url = _csv_urls(project)["split_items"] + (f"&batch={batch.pk}" if batch else "")
+    return render(
+        request,
+        "frontend/lead/split_items.html",
+        {
+            "project": project,
+            "batches": batches,
+            "batch": batch,
+            "page": page,
+            "total": len(entries),
+            "csv_url": csv_url,
+        },
+    )
