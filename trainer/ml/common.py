@@ -1,0 +1,105 @@
+"""What the reward-model, DPO and RLOO runs share: TRL arguments from a run config, LoRA, quiet logs, saving."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from trainer.ml.devices import Device
+
+CHECKPOINT_DIRNAME = "checkpoint"
+
+
+def quiet_libraries() -> None:
+    """Warnings and errors only from transformers/datasets; the worker log keeps Trainer's tqdm bar."""
+    import warnings
+
+    import datasets
+    import transformers
+
+    # TRL 1.16 still calls transformers' pre-v6 names (is_gradient_checkpointing); nothing a run can act on.
+    warnings.filterwarnings("ignore", message=r".*is deprecated and will be removed in v6.*", category=FutureWarning)
+    transformers.logging.set_verbosity_error()
+    datasets.logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+
+
+@contextlib.contextmanager
+def dataset_cache() -> Iterator[Path]:
+    """A private cache for datasets' Arrow files: nothing lands in the home directory, nothing outlives the run."""
+    with tempfile.TemporaryDirectory(prefix="tandem-datasets-") as directory:
+        yield Path(directory)
+
+
+def trainer_arguments(*, config: dict, scratch_dir: Path, device: Device) -> dict:
+    """Keyword arguments common to RewardConfig, DPOConfig and RLOOConfig for one run.
+
+    Trainer writes nothing to `scratch_dir` (no intermediate saves); it only needs a folder.
+    """
+    return {
+        "output_dir": str(Path(scratch_dir) / "trainer"),
+        "num_train_epochs": config["epochs"],
+        "max_steps": config["max_steps"] or -1,
+        "per_device_train_batch_size": config["batch_size"],
+        "per_device_eval_batch_size": config["eval_batch_size"],
+        "gradient_accumulation_steps": config["gradient_accumulation_steps"],
+        "learning_rate": config["learning_rate"],
+        "seed": config["seed"],
+        "data_seed": config["seed"],
+        # Every step is logged so the progress callback sees each step's loss; the run layer stores the metrics.
+        "logging_strategy": "steps",
+        "logging_steps": 1,
+        "eval_strategy": "no",
+        "save_strategy": "no",  # the final checkpoint is saved once, by us, in output_dir/checkpoint
+        "report_to": "none",
+        "disable_tqdm": False,
+        "log_level": "error",
+        # TRL turns gradient (activation) checkpointing on by default; it trades ~20 % speed for memory we do not
+        # need on small models. Big models on small GPUs would want it back (a config field then). transformers 5
+        # names it activation_checkpointing; the old name only warns.
+        "activation_checkpointing": False,
+        "dataloader_num_workers": 0,
+        **device.training_arguments(),
+    }
+
+
+def lora_config(*, config: dict, task_type: str):
+    """peft LoRA on every linear layer of the base model (`all-linear`), or None when the run trains all weights."""
+    if not config["lora"]:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(
+        task_type=task_type,
+        r=config["lora_r"],
+        lora_alpha=config["lora_alpha"],
+        lora_dropout=0.0,
+        target_modules="all-linear",
+    )
+
+
+def save_checkpoint(trainer, output_dir: Path) -> Path:
+    """Model + tokenizer in output_dir/checkpoint, as plain `save_pretrained` folders.
+
+    LoRA adapters are merged into the base weights first, so PPO, RLOO and anyone else load the checkpoint with the
+    ordinary Auto* classes and never need peft or the base model.
+    """
+    from peft import PeftModel
+
+    checkpoint = Path(output_dir) / CHECKPOINT_DIRNAME
+    checkpoint.mkdir(parents=True, exist_ok=True)
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if isinstance(model, PeftModel):
+        model = model.merge_and_unload()
+    model.save_pretrained(checkpoint)
+    trainer.processing_class.save_pretrained(checkpoint)
+    return checkpoint
+
+
+def finite_or_none(value: float) -> float | None:
+    """JSON has no NaN: undefined statistics (a constant input, no pairs) are stored as null."""
+    value = float(value)
+    return value if math.isfinite(value) else None
