@@ -159,7 +159,14 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.float("TANDEM_SNAPSHOT_REFRESH_SECONDS", default=60.0),
         "options": {"queue": "default"},
     },
+    "trainer-mark-lost-runs": {
+        "task": "trainer.mark_lost_runs",
+        "schedule": env.float("TANDEM_RUN_LOST_CHECK_SECONDS", default=60.0),
+        "options": {"queue": "default"},
+    },
 }
+# Training tasks take hours: a worker reserves one message at a time (the GPU worker's command says so too).
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 
 # --- Tandem ---------------------------------------------------------------------------
 ARTIFACTS_DIR = env.path("ARTIFACTS_DIR", default=str(Path(VAR_DIR) / "artifacts"))
@@ -171,6 +178,10 @@ TANDEM_IMPORT_CHUNK_SIZE = env.int("TANDEM_IMPORT_CHUNK_SIZE", default=2000)
 # Open batches get a fresh agreement snapshot every N judgments, or when the last one is this old and stale.
 TANDEM_SNAPSHOT_EVERY_N_JUDGMENTS = env.int("TANDEM_SNAPSHOT_EVERY_N_JUDGMENTS", default=500)
 TANDEM_SNAPSHOT_MAX_AGE_SECONDS = env.int("TANDEM_SNAPSHOT_MAX_AGE_SECONDS", default=300)
+# Training runs: a running run writes a heartbeat every HEARTBEAT seconds (and at its steps); trainer.mark_lost_runs
+# marks one whose heartbeat is older than the timeout as lost. (A run's time limit is in its config.)
+TANDEM_RUN_HEARTBEAT_SECONDS = env.float("TANDEM_RUN_HEARTBEAT_SECONDS", default=10.0)
+TANDEM_RUN_HEARTBEAT_TIMEOUT_SECONDS = env.float("TANDEM_RUN_HEARTBEAT_TIMEOUT_SECONDS", default=300.0)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024**2
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024**2  # larger uploads stream to a temporary file
 

@@ -1,0 +1,62 @@
+"""Run pages: the runs a user may see, and one run live (progress, charts, evaluation, lineage).
+
+ML engineers and leads of the run's project (and superusers) may look; starting and cancelling stay with ML
+engineers, through the API the page calls. The charts poll /api/v1/runs/<id>/metrics/.
+"""
+
+import json
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.csrf import ensure_csrf_cookie
+
+from frontend.csp import strict_csp
+from trainer.models import Status, TrainingRun
+from trainer.selectors import run_can_start, run_can_view, run_list
+
+
+@strict_csp
+@login_required
+def run_list_view(request):
+    project_id = request.GET.get("project", "")
+    runs = run_list(user=request.user, project_id=int(project_id) if project_id.isdigit() else None)
+    return render(request, "frontend/runs/list.html", {"runs": runs[:200]})
+
+
+@strict_csp
+@login_required
+@ensure_csrf_cookie  # the cancel button POSTs through the API with the cookie's token
+def run_view(request, run_id: int):
+    run = get_object_or_404(
+        TrainingRun.objects.select_related("project", "snapshot", "reward_model", "created_by"), pk=run_id
+    )
+    if not run_can_view(user=request.user, project=run.project_id):
+        raise PermissionDenied("Only the project's ML engineers and leads can see its training runs.")
+    lineage = run.lineage or {}
+    # Before the run starts its lineage is empty: the snapshot says the same.
+    batches = list(run.snapshot.batches.select_related("criteria_version").order_by("pk"))
+    criteria = {b.criteria_version_id: b.criteria_version for b in batches}
+    page = {
+        "id": run.pk,
+        "status": run.status,
+        "active": run.status in (Status.QUEUED, Status.RUNNING),
+        "can_cancel": run_can_start(user=request.user, project=run.project_id),
+    }
+    return render(
+        request,
+        "frontend/runs/detail.html",
+        {
+            "run": run,
+            "page": page,
+            "can_cancel": page["can_cancel"],
+            "config_rows": sorted(run.config.items()),
+            "evaluation_rows": sorted(run.evaluation.items()),
+            "batches": lineage.get("batches") or [{"id": b.pk, "name": b.name} for b in batches],
+            "criteria_versions": lineage.get("criteria_versions")
+            or [{"id": c.pk, "number": c.number} for c in sorted(criteria.values(), key=lambda c: c.number)],
+            "code": lineage.get("code") or {},
+            "lineage_json": json.dumps(lineage, indent=2) if lineage else "",
+            "show_admin_links": request.user.is_staff,
+        },
+    )

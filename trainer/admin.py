@@ -1,0 +1,313 @@
+"""Admin for runs: the list with status and progress, a read-only page with lineage, evaluation and metrics, a
+"start a run" form (from a snapshot, like a run, or PPO/RLOO from a reward model) and cancelling.
+
+Who may do what comes from project roles (trainer.selectors), not from Django model permissions: ML engineers
+of the project (and superusers) start and cancel; leads only look.
+"""
+
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from annotation.errors import AnnotationError
+from rewards.errors import DatasetTampered
+from rewards.models import DatasetSnapshot
+from trainer.configs import KINDS, ConfigError, defaults, fields, parse_set_options
+from trainer.errors import InvalidRewardModel, RunNotCancellable
+from trainer.models import NEEDS_REWARD_MODEL, Kind, RunMetric, Status, TrainingRun
+from trainer.selectors import (
+    START_ROLES,
+    VIEW_ROLES,
+    projects_where,
+    run_can_start,
+    run_can_view,
+    run_metrics_summary,
+    runs_visible_to,
+)
+from trainer.services.runs import run_cancel, run_start
+
+
+def _settings_text(kind: str, config: dict) -> str:
+    """A run's settings other than base_model that differ from the kind's defaults, as key=value lines."""
+    base = defaults(kind) if kind in KINDS else {}
+    lines = []
+    for key, value in config.items():
+        if key == "base_model" or base.get(key, object()) == value:
+            continue
+        text = "none" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+        lines.append(f"{key}={text}")
+    return "\n".join(lines)
+
+
+class RunStartForm(forms.Form):
+    kind = forms.ChoiceField(choices=Kind.choices)
+    snapshot = forms.ModelChoiceField(queryset=DatasetSnapshot.objects.none(), label="Dataset snapshot")
+    reward_model = forms.ModelChoiceField(
+        queryset=TrainingRun.objects.none(),
+        required=False,
+        label="Reward model run",
+        help_text="PPO and RLOO only: a succeeded reward-model run of the same project.",
+    )
+    base_model = forms.CharField(max_length=500, help_text="A local folder or a hub id.")
+    settings = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 8, "cols": 60, "spellcheck": "false"}),
+        help_text="One key=value a line, as start_run --set; settings left out keep the defaults listed below.",
+    )
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        projects = projects_where(user=user, roles=START_ROLES)
+        self.fields["snapshot"].queryset = DatasetSnapshot.objects.filter(project__in=projects).select_related(
+            "project"
+        )
+        self.fields["reward_model"].queryset = TrainingRun.objects.filter(
+            project__in=projects, kind=Kind.REWARD_MODEL, status=Status.SUCCEEDED
+        ).select_related("project")
+
+    def clean(self):
+        cleaned = super().clean()
+        kind = cleaned.get("kind")
+        if kind and "settings" in cleaned:
+            lines = [line.strip() for line in cleaned["settings"].splitlines() if line.strip()]
+            try:
+                cleaned["config"] = parse_set_options(lines, kind=kind)
+            except ConfigError as exc:
+                self.add_error("settings", [f"{field}: {message}" for field, message in exc.errors.items()])
+        return cleaned
+
+
+FORM_FIELD_FOR_ERROR = {"kind": "kind", "base_model": "base_model"}
+
+
+@admin.register(TrainingRun)
+class TrainingRunAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "kind",
+        "project",
+        "snapshot",
+        "status_label",
+        "progress",
+        "created_by",
+        "created_at",
+        "finished_at",
+    ]
+    list_filter = ["status", "kind", "project"]
+    list_select_related = ["project", "snapshot", "created_by"]
+    search_fields = ["id", "error"]
+    actions = ["cancel_runs"]
+    change_form_template = "admin/trainer/trainingrun/change_form.html"
+    change_list_template = "admin/trainer/trainingrun/change_list.html"
+    fields = [
+        "project",
+        "kind",
+        "status_label",
+        "progress",
+        "snapshot",
+        "reward_model",
+        "based_on",
+        "created_by",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "heartbeat_at",
+        "time_limit_seconds",
+        "cancel_requested",
+        "error",
+        "error_traceback",
+        "device",
+        "worker",
+        "celery_task_id",
+        "output_dir",
+        "config_json",
+    ]
+    readonly_fields = fields
+
+    # Roles, not model permissions, decide (see the module docstring).
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_active and request.user.is_staff and self._sees_any(request)
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        if not (request.user.is_active and request.user.is_staff):
+            return False
+        return run_can_view(user=request.user, project=obj.project_id) if obj else self._sees_any(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # runs are started through the start form, which validates and queues them
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return projects_where(user=request.user, roles=START_ROLES).exists()
+
+    def _sees_any(self, request: HttpRequest) -> bool:
+        return projects_where(user=request.user, roles=VIEW_ROLES).exists()
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[TrainingRun]:
+        return runs_visible_to(user=request.user)
+
+    @admin.display(description="status", ordering="status")
+    def status_label(self, run: TrainingRun) -> str:
+        if run.status == Status.RUNNING and run.cancel_requested:
+            return "Running (cancel requested)"
+        return run.get_status_display()
+
+    @admin.display(description="progress")
+    def progress(self, run: TrainingRun) -> str:
+        fraction = run.fraction_done
+        if fraction is None:
+            return "–"
+        return format_html(
+            '<progress max="1" value="{}"></progress> {} / {} ({}%)',
+            f"{fraction:.4f}",
+            run.step,
+            run.total_steps,
+            round(fraction * 100),
+        )
+
+    @admin.display(description="config")
+    def config_json(self, run: TrainingRun) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(run.config, indent=2))
+
+    @admin.action(description="Cancel the selected runs", permissions=["cancel"])
+    def cancel_runs(self, request: HttpRequest, queryset: QuerySet[TrainingRun]) -> None:
+        done, refused = 0, []
+        for run in queryset:
+            try:
+                run_cancel(run=run, user=request.user)
+                done += 1
+            except AnnotationError as exc:
+                refused.append(exc.detail)
+        if done:
+            self.message_user(request, f"Cancel requested for {done} run(s).", messages.SUCCESS)
+        for detail in refused:
+            self.message_user(request, detail, messages.WARNING)
+
+    def get_urls(self):
+        own = [
+            path("start/", self.admin_site.admin_view(self.start_view), name="trainer_trainingrun_start"),
+            path(
+                "<int:run_id>/cancel/", self.admin_site.admin_view(self.cancel_view), name="trainer_trainingrun_cancel"
+            ),
+        ]
+        return own + super().get_urls()
+
+    def changelist_view(self, request, extra_context=None):
+        extra = {"can_start": self.has_cancel_permission(request), **(extra_context or {})}
+        return super().changelist_view(request, extra_context=extra)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        run = self.get_object(request, object_id)
+        extra = dict(extra_context or {})
+        if run is not None:
+            extra.update(
+                run=run,
+                can_start=run_can_start(user=request.user, project=run.project_id),
+                metrics_summary=run_metrics_summary(run=run),
+                metric_count=RunMetric.objects.filter(run=run).count(),
+                lineage_json=json.dumps(run.lineage, indent=2) if run.lineage else "",
+                evaluation_rows=sorted(run.evaluation.items()),
+                online_kinds=[(k, Kind(k).label) for k in sorted(NEEDS_REWARD_MODEL)],
+            )
+        return super().change_view(request, object_id, form_url, extra_context=extra)
+
+    def cancel_view(self, request: HttpRequest, run_id: int):
+        run = get_object_or_404(TrainingRun, pk=run_id)
+        if request.method != "POST":
+            return HttpResponseRedirect(reverse("admin:trainer_trainingrun_change", args=[run.pk]))
+        if not run_can_start(user=request.user, project=run.project_id):
+            raise PermissionDenied
+        try:
+            run = run_cancel(run=run, user=request.user)
+            done = "cancelled" if run.status == Status.CANCELLED else "asked to stop at its next step"
+            self.message_user(request, f"Run {run.pk} {done}.", messages.SUCCESS)
+        except RunNotCancellable as exc:
+            self.message_user(request, exc.detail, messages.WARNING)
+        return HttpResponseRedirect(reverse("admin:trainer_trainingrun_change", args=[run.pk]))
+
+    def start_view(self, request: HttpRequest):
+        if not self.has_cancel_permission(request):
+            raise PermissionDenied
+        form = RunStartForm(request.POST or None, user=request.user, initial=self._start_initial(request))
+        if request.method == "POST" and form.is_valid():
+            run = self._start(request, form)
+            if run is not None:
+                self.message_user(request, f"Run {run.pk} queued.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:trainer_trainingrun_change", args=[run.pk]))
+        kind = form["kind"].value() or Kind.REWARD_MODEL
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Start a training run",
+            "form": form,
+            "opts": self.model._meta,
+            "field_docs": [{"kind": k, "label": Kind(k).label, "fields": list(fields(k).values())} for k in KINDS],
+            "selected_kind": kind,
+        }
+        return TemplateResponse(request, "admin/trainer/trainingrun/start.html", context)
+
+    def _start_initial(self, request: HttpRequest) -> dict:
+        """From the query string: ?snapshot=ID, ?like=RUN (same kind, data and settings), ?reward_model=RUN&kind=."""
+        params, initial = request.GET, {}
+        if params.get("like", "").isdigit():
+            like = runs_visible_to(user=request.user).filter(pk=params["like"]).first()
+            if like is not None:
+                initial.update(
+                    kind=like.kind,
+                    snapshot=like.snapshot_id,
+                    reward_model=like.reward_model_id,
+                    base_model=like.config.get("base_model", ""),
+                    settings=_settings_text(like.kind, like.config),
+                    like=like.pk,
+                )
+        if params.get("reward_model", "").isdigit():
+            reward_model = runs_visible_to(user=request.user).filter(pk=params["reward_model"]).first()
+            if reward_model is not None:
+                initial.update(
+                    reward_model=reward_model.pk,
+                    snapshot=reward_model.snapshot_id,
+                    kind=Kind.PPO,
+                    base_model=reward_model.config.get("base_model", ""),
+                )
+        if params.get("snapshot", "").isdigit():
+            initial["snapshot"] = int(params["snapshot"])
+        if params.get("kind") in KINDS:
+            initial["kind"] = params["kind"]
+        return initial
+
+    def _start(self, request: HttpRequest, form: RunStartForm) -> TrainingRun | None:
+        data = form.cleaned_data
+        like_id = request.GET.get("like", "")
+        based_on = runs_visible_to(user=request.user).filter(pk=like_id).first() if like_id.isdigit() else None
+        try:
+            return run_start(
+                kind=data["kind"],
+                snapshot=data["snapshot"],
+                config={**data["config"], "base_model": data["base_model"]},
+                reward_model=data["reward_model"],
+                created_by=request.user,
+                based_on=based_on,
+            )
+        except ConfigError as exc:
+            for field, message in exc.errors.items():
+                target = FORM_FIELD_FOR_ERROR.get(field, "settings")
+                form.add_error(target, message if target != "settings" else f"{field}: {message}")
+        except InvalidRewardModel as exc:
+            form.add_error("reward_model", exc.detail)
+        except DatasetTampered as exc:
+            form.add_error("snapshot", f"Refused: {exc.detail}")
+        except AnnotationError as exc:
+            form.add_error(None, exc.detail)
+        return None

@@ -1,0 +1,206 @@
+"""The runs API: start, list, read, follow (metrics) and cancel training runs. Views parse and delegate."""
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from rewards.models import DatasetSnapshot
+from trainer.models import Kind, Status, TrainingRun
+from trainer.selectors import run_can_view, run_list, run_metrics_after, runs_visible_to
+from trainer.services.runs import run_cancel, run_start
+
+
+class RunOutputSerializer(serializers.ModelSerializer):
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    total = serializers.IntegerField(source="total_steps")
+    progress = serializers.FloatField(source="fraction_done", allow_null=True)
+    eta_seconds = serializers.SerializerMethodField()
+    page_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = TrainingRun
+        fields = [
+            "id",
+            "project",
+            "kind",
+            "status",
+            "snapshot",
+            "reward_model",
+            "based_on",
+            "config",
+            "created_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "heartbeat_at",
+            "step",
+            "total",
+            "progress",
+            "eta",
+            "eta_seconds",
+            "time_limit_seconds",
+            "cancel_requested",
+            "error",
+            "device",
+            "output_dir",
+            "evaluation",
+            "lineage",
+            "page_url",
+        ]
+
+    def get_eta_seconds(self, run) -> float | None:
+        if run.eta is None or run.status != Status.RUNNING:
+            return None
+        from django.utils import timezone
+
+        return max(0.0, (run.eta - timezone.now()).total_seconds())
+
+    def get_page_url(self, run) -> str:
+        return f"/runs/{run.pk}/"
+
+
+class RunListOutputSerializer(RunOutputSerializer):
+    class Meta(RunOutputSerializer.Meta):
+        fields = [f for f in RunOutputSerializer.Meta.fields if f not in {"lineage", "config"}]
+
+
+def _visible_run(request, run_id: int) -> TrainingRun:
+    run = get_object_or_404(TrainingRun.objects.select_related("project", "created_by"), pk=run_id)
+    if not run_can_view(user=request.user, project=run.project_id):
+        raise PermissionDenied("Only the project's ML engineers and leads can see its training runs.")
+    return run
+
+
+class RunListCreateApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        kind = serializers.ChoiceField(choices=Kind.choices)
+        snapshot = serializers.IntegerField(help_text="Dataset snapshot id.")
+        reward_model_run = serializers.IntegerField(
+            required=False, allow_null=True, help_text="PPO and RLOO: a succeeded reward-model run of the project."
+        )
+        based_on = serializers.IntegerField(required=False, allow_null=True, help_text="The run this one repeats.")
+        config = serializers.DictField(
+            help_text="Settings for trainer.configs.validate_config; base_model is required.",
+        )
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("project", int, description="Only this project's runs."),
+            OpenApiParameter("status", str, enum=Status.values),
+            OpenApiParameter("kind", str, enum=Kind.values),
+        ],
+        responses=RunListOutputSerializer(many=True),
+    )
+    def get(self, request):
+        params = request.query_params
+        project_id = serializers.IntegerField().to_internal_value(params["project"]) if params.get("project") else None
+        runs = run_list(
+            user=request.user, project_id=project_id, status=params.get("status", ""), kind=params.get("kind", "")
+        )
+        return Response(RunListOutputSerializer(runs[:500], many=True).data)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            201: RunOutputSerializer,
+            400: inline_serializer(
+                "RunStartError",
+                fields={
+                    "code": serializers.CharField(),
+                    "detail": serializers.CharField(),
+                    "errors": serializers.DictField(child=serializers.CharField(), required=False),
+                },
+            ),
+        },
+    )
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        snapshot = DatasetSnapshot.objects.filter(pk=data["snapshot"]).first()
+        if snapshot is None:
+            raise serializers.ValidationError({"snapshot": [f"No dataset snapshot {data['snapshot']}."]})
+        reward_model = based_on = None
+        if data.get("reward_model_run") is not None:
+            reward_model = TrainingRun.objects.filter(pk=data["reward_model_run"]).first()
+            if reward_model is None:
+                raise serializers.ValidationError({"reward_model_run": [f"No run {data['reward_model_run']}."]})
+        if data.get("based_on") is not None:
+            based_on = runs_visible_to(user=request.user).filter(pk=data["based_on"]).first()
+        run = run_start(
+            kind=data["kind"],
+            snapshot=snapshot,
+            config=data["config"],
+            reward_model=reward_model,
+            created_by=request.user,
+            based_on=based_on,
+        )
+        return Response(RunOutputSerializer(run).data, status=status.HTTP_201_CREATED)
+
+
+class RunDetailApi(APIView):
+    @extend_schema(responses=RunOutputSerializer)
+    def get(self, request, run_id: int):
+        return Response(RunOutputSerializer(_visible_run(request, run_id)).data)
+
+
+RunMetricsSerializer = inline_serializer(
+    "RunMetrics",
+    fields={
+        "run": serializers.IntegerField(),
+        "status": serializers.CharField(),
+        "step": serializers.IntegerField(),
+        "total": serializers.IntegerField(),
+        "progress": serializers.FloatField(allow_null=True),
+        "eta_seconds": serializers.FloatField(allow_null=True),
+        "error": serializers.CharField(),
+        "series": serializers.DictField(
+            child=serializers.ListField(child=serializers.ListField(child=serializers.FloatField(allow_null=True))),
+            help_text="Metric name -> [[step, value], ...] logged after `after`.",
+        ),
+        "last_step": serializers.IntegerField(allow_null=True, help_text="Ask again with after=last_step."),
+        "more": serializers.BooleanField(help_text="More points are waiting: ask again at once."),
+    },
+)
+
+
+class RunMetricsApi(APIView):
+    """Metrics logged after a step, with the run's status and progress: what a live chart polls."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("after", int, description="Only points at steps after this one.")],
+        responses=RunMetricsSerializer,
+    )
+    def get(self, request, run_id: int):
+        run = _visible_run(request, run_id)
+        after = request.query_params.get("after")
+        after_step = (
+            serializers.IntegerField(min_value=-1).to_internal_value(after) if after not in (None, "") else None
+        )
+        page = run_metrics_after(run=run, after=after_step)
+        summary = RunOutputSerializer(run).data
+        return Response(
+            {
+                "run": run.pk,
+                "status": run.status,
+                "step": run.step,
+                "total": run.total_steps,
+                "progress": summary["progress"],
+                "eta_seconds": summary["eta_seconds"],
+                "error": run.error,
+                "series": page.series,
+                "last_step": page.last_step,
+                "more": page.more,
+            }
+        )
+
+
+class RunCancelApi(APIView):
+    @extend_schema(request=None, responses={200: RunOutputSerializer, 202: RunOutputSerializer})
+    def post(self, request, run_id: int):
+        run = run_cancel(run=_visible_run(request, run_id), user=request.user)
+        code = status.HTTP_202_ACCEPTED if run.status == Status.RUNNING else status.HTTP_200_OK
+        return Response(RunOutputSerializer(run).data, status=code)

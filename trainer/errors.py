@@ -1,0 +1,23 @@
+"""Why a run cannot be started or cancelled. Each error carries the API's `code` and HTTP status.
+
+A bad configuration is trainer.configs.ConfigError ("invalid_config", with per-field `errors`) and a tampered
+snapshot rewards.errors.DatasetTampered ("dataset_tampered"): they reach the API as they are.
+"""
+
+from annotation.errors import AnnotationError
+
+
+class RunError(AnnotationError):
+    status, code = 400, "invalid_run"
+
+
+class RunNotAllowed(RunError):
+    status, code = 403, "not_allowed"
+
+
+class InvalidRewardModel(RunError):
+    status, code = 400, "invalid_reward_model"
+
+
+class RunNotCancellable(RunError):
+    status, code = 409, "not_cancellable"

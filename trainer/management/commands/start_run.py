@@ -1,0 +1,85 @@
+"""`manage.py start_run --kind KIND --snapshot ID --base-model PATH [--reward-model RUN] [--set k=v ...] [--wait]`.
+
+Validates and queues a run through the same service as the API and the admin; prints the run's id. With --wait it
+follows the run, printing its progress, and exits non-zero unless it succeeded.
+"""
+
+import json
+import time
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from annotation.errors import AnnotationError
+from rewards.models import DatasetSnapshot
+from trainer.configs import KINDS, ConfigError, parse_set_options
+from trainer.models import FINAL_STATUSES, Status, TrainingRun
+from trainer.services.runs import run_start
+
+
+class Command(BaseCommand):
+    help = "Start a training run on a dataset snapshot (validated before it is queued); --wait follows it to the end."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--kind", required=True, choices=KINDS)
+        parser.add_argument("--snapshot", required=True, type=int, help="Dataset snapshot id.")
+        parser.add_argument("--base-model", required=True, help="Local folder or hub id of the model to start from.")
+        parser.add_argument("--reward-model", type=int, help="PPO/RLOO: id of a succeeded reward-model run.")
+        parser.add_argument(
+            "--set", dest="settings", action="append", default=[], metavar="KEY=VALUE", help="A config setting."
+        )
+        parser.add_argument(
+            "--user", help="Username the run is started as (must be an ML engineer of the project); default: none."
+        )
+        parser.add_argument("--wait", action="store_true", help="Follow the run until it ends.")
+        parser.add_argument("--poll", type=float, default=2.0, help="Seconds between progress lines with --wait.")
+
+    def handle(self, *args, **options):
+        kind = options["kind"]
+        snapshot = DatasetSnapshot.objects.filter(pk=options["snapshot"]).first()
+        if snapshot is None:
+            raise CommandError(f"No dataset snapshot {options['snapshot']}.")
+        reward_model = None
+        if options["reward_model"] is not None:
+            reward_model = TrainingRun.objects.filter(pk=options["reward_model"]).first()
+            if reward_model is None:
+                raise CommandError(f"No run {options['reward_model']}.")
+        user = None
+        if options["user"]:
+            user = get_user_model().objects.filter(username=options["user"]).first()
+            if user is None:
+                raise CommandError(f"No user named {options['user']!r}.")
+        try:
+            config = parse_set_options(options["settings"], kind=kind)
+            config["base_model"] = options["base_model"]
+            run = run_start(kind=kind, snapshot=snapshot, config=config, reward_model=reward_model, created_by=user)
+        except ConfigError as exc:
+            lines = "\n".join(f"  {field}: {message}" for field, message in sorted(exc.errors.items()))
+            raise CommandError(f"Invalid configuration; nothing was queued:\n{lines}") from exc
+        except AnnotationError as exc:
+            raise CommandError(f"{exc.detail} Nothing was queued.") from exc
+        self.stdout.write(f"Run {run.pk} queued ({run.get_kind_display()} on dataset snapshot {snapshot.pk}).")
+        if options["wait"]:
+            self._follow(run, poll=max(0.1, options["poll"]))
+
+    def _follow(self, run: TrainingRun, *, poll: float) -> None:
+        last = None
+        while True:
+            run.refresh_from_db()
+            line = f"run {run.pk}: {run.status}"
+            if run.total_steps:
+                line += f" step {run.step}/{run.total_steps} ({run.step / run.total_steps:.0%})"
+            if run.status == Status.RUNNING and run.eta:
+                from django.utils import timezone
+
+                line += f", about {max(0, round((run.eta - timezone.now()).total_seconds()))} s left"
+            if line != last:
+                self.stdout.write(line)
+                last = line
+            if run.status in FINAL_STATUSES:
+                break
+            time.sleep(poll)
+        if run.status != Status.SUCCEEDED:
+            raise CommandError(f"Run {run.pk} {run.status}: {run.error or 'no error recorded'}")
+        self.stdout.write(f"Evaluation: {json.dumps(run.evaluation, sort_keys=True)}")
+        self.stdout.write(f"Checkpoint: {run.output_dir}/checkpoint (lineage.json beside it)")

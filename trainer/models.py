@@ -1,0 +1,129 @@
+"""Training runs and their metrics. Status changes go through trainer.services, never through save()."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Kind(models.TextChoices):
+    # The same names as trainer.configs.KINDS (a test checks they agree).
+    REWARD_MODEL = "reward_model", "Reward model"
+    DPO = "dpo", "DPO"
+    PPO = "ppo", "PPO"
+    RLOO = "rloo", "RLOO"
+
+
+# Kinds that score their samples with a reward model trained by an earlier run.
+NEEDS_REWARD_MODEL = frozenset({Kind.PPO, Kind.RLOO})
+
+
+class Status(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+    LOST = "lost", "Lost"
+
+
+ACTIVE_STATUSES = frozenset({Status.QUEUED, Status.RUNNING})
+FINAL_STATUSES = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.LOST})
+
+
+class TrainingRun(models.Model):
+    """One training job: what it trains from (snapshot, reward model), its validated config, and where it got to.
+
+    A worker fills step/total_steps/eta/heartbeat_at as it goes; evaluation and lineage when it ends. `error` is
+    the readable line ("ValueError: ..."), `error_traceback` the detail.
+    """
+
+    project = models.ForeignKey("annotation.Project", on_delete=models.PROTECT, related_name="training_runs")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    config = models.JSONField(help_text="The complete configuration, defaults filled in, as validated at start.")
+    snapshot = models.ForeignKey("rewards.DatasetSnapshot", on_delete=models.PROTECT, related_name="training_runs")
+    reward_model = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="policy_runs",
+        help_text="PPO and RLOO: the succeeded reward-model run whose checkpoint scores the samples.",
+    )
+    based_on = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The run this one was started like, if any.",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="training_runs"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    time_limit_seconds = models.PositiveIntegerField(help_text="Wall-clock limit from start; past it the run fails.")
+    step = models.PositiveIntegerField(default=0)
+    total_steps = models.PositiveIntegerField(default=0)
+    eta = models.DateTimeField(null=True, blank=True, help_text="Estimated time the training steps end.")
+    cancel_requested = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    error_traceback = models.TextField(blank=True)
+    celery_task_id = models.CharField(max_length=255, blank=True)
+    worker = models.CharField(max_length=255, blank=True, help_text="The Celery worker that ran it.")
+    device = models.CharField(max_length=100, blank=True)
+    output_dir = models.CharField(max_length=500, blank=True, help_text="Relative to ARTIFACTS_DIR.")
+    evaluation = models.JSONField(default=dict, blank=True)
+    lineage = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["project", "-created_at"], name="run_project_recent"),
+            models.Index(fields=["status", "heartbeat_at"], name="run_status_heartbeat"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=[Kind.PPO, Kind.RLOO]) | Q(reward_model__isnull=True),
+                name="run_reward_model_only_for_online_kinds",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind__in=[Kind.PPO, Kind.RLOO]) | Q(reward_model__isnull=False),
+                name="run_online_kinds_need_reward_model",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} ({self.get_kind_display()}, {self.get_status_display().lower()})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def fraction_done(self) -> float | None:
+        if self.status == Status.SUCCEEDED:
+            return 1.0
+        if not self.total_steps:
+            return None
+        return min(1.0, self.step / self.total_steps)
+
+
+class RunMetric(models.Model):
+    """One logged value: `name` at optimizer step `step` (evaluation values are named "eval_...")."""
+
+    run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="metrics")
+    step = models.PositiveIntegerField()
+    name = models.CharField(max_length=100)
+    value = models.FloatField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "step", "name"]
+        indexes = [models.Index(fields=["run", "step"], name="runmetric_run_step")]
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.value:g} at step {self.step}"

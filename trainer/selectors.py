@@ -1,0 +1,118 @@
+"""Reads for runs: who may start or see them, the runs a user sees, a run's metrics for the charts."""
+
+import math
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Max, Min, QuerySet
+
+from annotation.models import Membership, Project, Role
+from trainer.models import Kind, RunMetric, Status, TrainingRun
+
+# Roles on a project, read from Membership directly: unlike annotation's project_role_for, a superuser is not
+# a lead here but may do everything.
+START_ROLES = frozenset({Role.ML_ENGINEER})
+VIEW_ROLES = frozenset({Role.ML_ENGINEER, Role.LEAD})
+
+
+def _role(*, user: AbstractBaseUser, project_id: int) -> str | None:
+    if not user.is_authenticated:
+        return None
+    return Membership.objects.filter(project_id=project_id, user=user).values_list("role", flat=True).first()
+
+
+def run_can_start(*, user: AbstractBaseUser, project: Project | int) -> bool:
+    """Starting and cancelling runs: the project's ML engineers, and superusers."""
+    if not user.is_authenticated:
+        return False
+    project_id = project if isinstance(project, int) else project.pk
+    return user.is_superuser or _role(user=user, project_id=project_id) in START_ROLES
+
+
+def run_can_view(*, user: AbstractBaseUser, project: Project | int) -> bool:
+    """The run pages and the runs API: the project's ML engineers and leads, and superusers."""
+    if not user.is_authenticated:
+        return False
+    project_id = project if isinstance(project, int) else project.pk
+    return user.is_superuser or _role(user=user, project_id=project_id) in VIEW_ROLES
+
+
+def projects_where(*, user: AbstractBaseUser, roles: frozenset[str]) -> QuerySet[Project]:
+    if not user.is_authenticated:
+        return Project.objects.none()
+    if user.is_superuser:
+        return Project.objects.all()
+    return Project.objects.filter(memberships__user=user, memberships__role__in=roles).distinct()
+
+
+def runs_visible_to(*, user: AbstractBaseUser) -> QuerySet[TrainingRun]:
+    runs = TrainingRun.objects.select_related("project", "snapshot", "reward_model", "created_by")
+    if user.is_superuser:
+        return runs
+    return runs.filter(project__in=projects_where(user=user, roles=VIEW_ROLES))
+
+
+def run_list(
+    *, user: AbstractBaseUser, project_id: int | None = None, status: str = "", kind: str = ""
+) -> QuerySet[TrainingRun]:
+    runs = runs_visible_to(user=user)
+    if project_id is not None:
+        runs = runs.filter(project_id=project_id)
+    if status:
+        runs = runs.filter(status=status)
+    if kind:
+        runs = runs.filter(kind=kind)
+    return runs
+
+
+def reward_model_runs_for(*, project: Project | int) -> QuerySet[TrainingRun]:
+    """Runs a PPO or RLOO run of this project may use as its reward model."""
+    project_id = project if isinstance(project, int) else project.pk
+    return TrainingRun.objects.filter(project_id=project_id, kind=Kind.REWARD_MODEL, status=Status.SUCCEEDED)
+
+
+@dataclass(frozen=True)
+class MetricPage:
+    """Points after a step, by metric name, for a chart to append: series[name] = [[step, value], ...]."""
+
+    series: dict[str, list[list[float]]]
+    last_step: int | None  # the highest step in this page; ask again with after=last_step
+    more: bool  # the page was cut at `limit` points: ask again at once
+
+
+def run_metrics_after(*, run: TrainingRun, after: int | None = None, limit: int = 5000) -> MetricPage:
+    """The run's metrics logged at steps > after, whole steps only, at most about `limit` points."""
+    rows = RunMetric.objects.filter(run=run).order_by("step", "name")
+    if after is not None:
+        rows = rows.filter(step__gt=after)
+    points = list(rows.values_list("step", "name", "value")[: limit + 1])
+    more = len(points) > limit
+    if more:
+        # Never hand out half a step: the next page starts after last_step.
+        cut_step = points[limit][0]
+        points = [p for p in points[:limit] if p[0] < cut_step]
+        if not points:  # one step with more than `limit` values: give the whole step
+            points = list(rows.filter(step=cut_step).values_list("step", "name", "value"))
+    series: dict[str, list[list[float]]] = {}
+    for step, name, value in points:
+        series.setdefault(name, []).append([step, value if math.isfinite(value) else None])
+    return MetricPage(series=series, last_step=points[-1][0] if points else after, more=more)
+
+
+def run_metrics_summary(*, run: TrainingRun) -> list[dict]:
+    """Per metric name: how many points, first/last step, min, max and the last value."""
+    summary = {
+        row["name"]: row
+        for row in RunMetric.objects.filter(run=run)
+        .values("name")
+        .annotate(first_step=Min("step"), last_step=Max("step"), minimum=Min("value"), maximum=Max("value"))
+        .order_by("name")
+    }
+    for name, row in summary.items():
+        row["last"] = (
+            RunMetric.objects.filter(run=run, name=name)
+            .order_by("-step", "-pk")
+            .values_list("value", flat=True)
+            .first()
+        )
+    return list(summary.values())

@@ -1,0 +1,1 @@
+"""Runs' writes, one module per topic; import from the module (trainer.services.runs, trainer.services.execute)."""
