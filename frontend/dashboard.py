@@ -303,16 +303,13 @@ def _chart_data(project: Project, rules, summaries) -> dict:
 def _per_hour(summaries: list[dict]) -> list[dict] | None:
     """Judgments per hour over the project's batches (the snapshots' judgments_per_hour summed per hour), every
     hour between the first and the last present (zeros included, so gaps show), the last two weeks at most.
-    None when no snapshot carries the series."""
-    series = [s["judgments_per_hour"] for s in summaries if s.get("judgments_per_hour") is not None]
-    if not series:
-        return None
+    None when no snapshot carries any (snapshots stored before the series existed have none)."""
     totals: dict[datetime, int] = defaultdict(int)
-    for rows in series:
-        for row in rows:
+    for summary in summaries:
+        for row in summary.get("judgments_per_hour") or []:
             totals[datetime.fromisoformat(row["hour"])] += int(row["judgments"])
     if not totals:
-        return []
+        return None
     last = max(totals)
     hour = max(min(totals), last - timedelta(hours=PER_HOUR_MAX_BARS - 1))
     out = []
