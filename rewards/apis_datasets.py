@@ -66,7 +66,7 @@ class DatasetOutputSerializer(serializers.ModelSerializer):
 class ProjectDatasetsApi(APIView):
     class InputSerializer(serializers.Serializer):
         batches = serializers.ListField(
-            child=serializers.IntegerField(min_value=1),
+            child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
             required=False,
             help_text="Ids of closed batches of this project; all closed batches when left out.",
         )
