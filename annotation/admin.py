@@ -18,6 +18,7 @@ from annotation.models import (
     Project,
 )
 from annotation.services import ImportRejected, criteria_version_create, items_import, project_create
+from annotation.services.batches import batch_close
 from annotation.services.projects import DEFAULT_CRITERIA
 
 
@@ -157,12 +158,31 @@ class BatchAdmin(admin.ModelAdmin):
     list_filter = ["project", "status"]
     search_fields = ["name", "project__name"]
     readonly_fields = ["criteria_version", "created_at", "closed_at"]
+    actions = ["close_batches"]
 
     def save_model(self, request, obj, form, change):
         if not change:
             # A new batch pins the project's current criteria version.
             obj.criteria_version = CriteriaVersion.objects.filter(project=obj.project).order_by("-number").first()
+        closing = change and "status" in form.changed_data and obj.status == Batch.Status.CLOSED
+        if closing:
+            # Closing goes through the service (closed_at, the batch_closed signal): save the other fields first.
+            obj.status = form.initial["status"]
+        elif "status" in form.changed_data and obj.status == Batch.Status.OPEN:
+            obj.closed_at = None  # reopened
         super().save_model(request, obj, form, change)
+        if closing:
+            closed, _ = batch_close(batch=obj, user=request.user)
+            obj.status, obj.closed_at = closed.status, closed.closed_at
+
+    @admin.action(description="Close the selected batches (no more assignments; final agreement snapshot)")
+    def close_batches(self, request, queryset):
+        closed = [batch.name for batch in queryset if batch_close(batch=batch, user=request.user)[1]]
+        already = queryset.count() - len(closed)
+        if closed:
+            self.message_user(request, f"Closed {len(closed)} batch(es): {', '.join(closed)}.", messages.SUCCESS)
+        if already:
+            self.message_user(request, f"{already} batch(es) were already closed.", messages.INFO)
 
 
 @admin.register(Item)

@@ -1,14 +1,16 @@
 """The annotation API for leads (members, import) and members (project list). Views only parse and delegate."""
 
+from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation.models import Project, Role
+from annotation.models import Batch, Project, Role
 from annotation.permissions import project_for_role
 from annotation.selectors import project_list_for, project_role_for
 from annotation.services import ImportRejected, items_import, member_add
+from annotation.services.batches import batch_close
 from annotation.services.members import MemberError
 
 
@@ -106,3 +108,22 @@ class ItemImportApi(APIView):
         except ImportRejected as exc:
             return Response(exc.report.as_dict(), status=status.HTTP_400_BAD_REQUEST)
         return Response(report.as_dict(), status=status.HTTP_201_CREATED)
+
+
+class BatchCloseApi(APIView):
+    """Close a batch: it serves no more items and takes no more judgments; its final agreement snapshot follows."""
+
+    class OutputSerializer(serializers.ModelSerializer):
+        project = serializers.IntegerField(source="project_id")
+        criteria_version = serializers.IntegerField(source="criteria_version.number")
+
+        class Meta:
+            model = Batch
+            fields = ["id", "project", "name", "status", "criteria_version", "created_at", "closed_at"]
+
+    @extend_schema(request=None, responses={200: OutputSerializer})
+    def post(self, request, batch_id: int):
+        batch = get_object_or_404(Batch.objects.only("id", "project_id"), pk=batch_id)
+        project_for_role(request=request, project_id=batch.project_id, roles=(Role.LEAD,))
+        closed, _ = batch_close(batch=batch, user=request.user)
+        return Response(self.OutputSerializer(closed).data)

@@ -154,10 +154,16 @@ def project_agreement(*, project: Project) -> list[tuple[Batch, AgreementSnapsho
     return [(batch, latest.get(batch.pk)) for batch in batches]
 
 
-def batches_due_for_snapshot(*, every_n: int, max_age_seconds: float, now: datetime) -> list[int]:
-    """Open batches to snapshot now: judgments and no snapshot yet; or at least every_n judgments more than their
-    last snapshot counted; or a last snapshot older than max_age_seconds and at least one judgment since."""
-    batches = list(Batch.objects.filter(status=Batch.Status.OPEN).order_by("pk"))
+def batches_due_for_snapshot(
+    *, every_n: int, max_age_seconds: float, now: datetime, batch_ids: Sequence[int] | None = None
+) -> list[int]:
+    """Open batches (of batch_ids, if given) to snapshot now: judgments and no snapshot yet; or at least every_n
+    judgments more than their last snapshot counted; or a last snapshot older than max_age_seconds and at least one
+    judgment since."""
+    open_batches = Batch.objects.filter(status=Batch.Status.OPEN)
+    if batch_ids is not None:
+        open_batches = open_batches.filter(pk__in=list(batch_ids))
+    batches = list(open_batches.order_by("pk"))
     counts = dict(
         Judgment.objects.filter(batch__in=batches)
         .order_by()

@@ -2,7 +2,6 @@
 
 from celery import shared_task
 from django.conf import settings
-from django.utils import timezone
 
 
 @shared_task(name="rewards.snapshot_batch")
@@ -15,15 +14,13 @@ def snapshot_batch_task(batch_id: int) -> int:
 
 
 @shared_task(name="rewards.refresh_open_batches")
-def refresh_open_batches_task() -> list[int]:
-    """Periodic (beat): snapshot the open batches that are due, whichever of N judgments or the age comes first."""
-    from rewards.selectors import batches_due_for_snapshot
+def refresh_open_batches_task(every_n: int | None = None, max_age_seconds: float | None = None) -> list[int]:
+    """Snapshot the open batches that are due, whichever of N more judgments or the age comes first; returns their
+    ids. Run by beat (the timer) and, every N judgments, by rewards.receivers, which passes its N so that web and
+    worker agree on it."""
+    from rewards.services.snapshots import snapshots_refresh_due
 
-    due = batches_due_for_snapshot(
-        every_n=settings.TANDEM_SNAPSHOT_EVERY_N_JUDGMENTS,
-        max_age_seconds=settings.TANDEM_SNAPSHOT_MAX_AGE_SECONDS,
-        now=timezone.now(),
+    return snapshots_refresh_due(
+        every_n=every_n or settings.TANDEM_SNAPSHOT_EVERY_N_JUDGMENTS,
+        max_age_seconds=settings.TANDEM_SNAPSHOT_MAX_AGE_SECONDS if max_age_seconds is None else max_age_seconds,
     )
-    for batch_id in due:
-        snapshot_batch_task.delay(batch_id)
-    return due

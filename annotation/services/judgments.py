@@ -2,6 +2,7 @@
 
 import uuid
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.db.models import Count, F
@@ -18,6 +19,7 @@ from annotation.rules import (
     vote_decision,
 )
 from annotation.services import rows
+from annotation.signals import judgment_recorded
 
 
 def judgment_choices(*, project) -> list[str]:
@@ -92,6 +94,8 @@ def judgment_submit(
     _count_task(session_id=assignment.session_id, now=now)
     if not item.gold:
         _maybe_extend_overlap(item=item, project=project, count=counts[0], extra=counts[1])
+    if judgment.pk % max(1, settings.TANDEM_SNAPSHOT_EVERY_N_JUDGMENTS) == 0:
+        judgment_recorded.send(sender=Judgment, judgment=judgment)
     return judgment, True
 
 

@@ -21,6 +21,7 @@ from rewards.models import AgreementSnapshot
 from rewards.selectors import (
     LABELS,
     batch_judgments,
+    batches_due_for_snapshot,
     earlier_batches,
     flag_rules_for,
     latest_snapshots,
@@ -151,3 +152,22 @@ def snapshot_all_for_project(*, project_id: int) -> list[AgreementSnapshot]:
     for batch in Batch.objects.filter(project_id=project_id).order_by("created_at", "pk"):
         snapshots.append(snapshot_compute(batch=batch))
     return snapshots
+
+
+def snapshots_refresh_due(*, every_n: int, max_age_seconds: float) -> list[int]:
+    """A fresh snapshot of each open batch that is due (see batches_due_for_snapshot); the ids refreshed.
+
+    Each batch is refreshed under its row lock, taken with SKIP LOCKED and re-checked once held: when two refreshes
+    run at once (the timer and the every-N trigger), one computes and the other moves on instead of repeating it.
+    """
+    refreshed = []
+    for batch_id in batches_due_for_snapshot(every_n=every_n, max_age_seconds=max_age_seconds, now=timezone.now()):
+        with transaction.atomic():
+            batch = Batch.objects.select_for_update(skip_locked=True).filter(pk=batch_id).first()
+            still_due = batch is not None and batches_due_for_snapshot(
+                every_n=every_n, max_age_seconds=max_age_seconds, now=timezone.now(), batch_ids=[batch_id]
+            )
+            if still_due:
+                snapshot_compute(batch=batch)
+                refreshed.append(batch_id)
+    return refreshed
