@@ -1,0 +1,85 @@
+"""RLOO runs on the tiny model with a reward model trained in the test: generation, scoring, progress, checkpoint."""
+
+import json
+
+import pytest
+
+from tests.trainer.ml.synthetic import RecordingProgress, write_snapshot
+from trainer.configs import validate_config
+
+
+@pytest.fixture(scope="module")
+def reward_run(tiny_model_dir, tmp_path_factory):
+    from trainer.ml.reward_model import train_reward_model
+
+    root = tmp_path_factory.mktemp("rloo")
+    train_file, validation_file = write_snapshot(root / "data", n_train=64, n_validation=16)
+    config = validate_config(
+        "reward_model", {"base_model": str(tiny_model_dir), "learning_rate": 1e-3, "batch_size": 16, "seed": 0}
+    )
+    train_reward_model(
+        config=config,
+        train_file=train_file,
+        validation_file=validation_file,
+        output_dir=root / "reward",
+        progress=RecordingProgress(),
+    )
+    return root
+
+
+def config(tiny_model_dir, **overrides):
+    values = {
+        "base_model": str(tiny_model_dir),
+        "learning_rate": 1e-3,
+        "batch_size": 8,
+        "eval_batch_size": 8,
+        "num_generations": 4,
+        "response_length": 8,
+        "max_steps": 4,
+        "seed": 0,
+    }
+    return validate_config("rloo", {**values, **overrides})
+
+
+def test_rloo_runs_with_the_reward_model_and_reports_rewards(tiny_model_dir, reward_run, tmp_path):
+    from trainer.ml.rloo import train_rloo
+
+    progress = RecordingProgress()
+    evaluation = train_rloo(
+        config=config(tiny_model_dir),
+        train_file=reward_run / "data" / "train.jsonl",
+        validation_file=reward_run / "data" / "validation.jsonl",
+        reward_model_dir=reward_run / "reward",
+        output_dir=tmp_path / "run",
+        progress=progress,
+    )
+    json.dumps(evaluation)
+    assert evaluation["n_prompts"] == 16 and evaluation["n_train_prompts"] == 64
+    for key in ("reward_mean", "initial_reward_mean", "reward_gain", "kl", "completion_length_mean"):
+        assert isinstance(evaluation[key], float), key
+    assert evaluation["reward_gain"] == pytest.approx(evaluation["reward_mean"] - evaluation["initial_reward_mean"])
+    assert 0 < evaluation["completion_length_mean"] <= 8
+    assert evaluation["reward_std"] > 0  # the reward model tells the sampled answers apart
+
+    steps = progress.step_calls
+    assert [c["step"] for c in steps] == [1, 2, 3, 4]
+    assert all({"loss", "reward", "kl"} <= set(c["metrics"]) for c in steps)
+    assert progress.calls[-1]["metrics"]["eval_reward_mean"] == evaluation["reward_mean"]
+
+    from transformers import AutoModelForCausalLM
+
+    AutoModelForCausalLM.from_pretrained(tmp_path / "run" / "checkpoint")
+
+
+def test_rloo_refuses_a_missing_reward_checkpoint(tiny_model_dir, reward_run, tmp_path):
+    from trainer.ml.rloo import train_rloo
+
+    with pytest.raises(FileNotFoundError, match="No reward model checkpoint"):
+        train_rloo(
+            config=config(tiny_model_dir),
+            train_file=reward_run / "data" / "train.jsonl",
+            validation_file=reward_run / "data" / "validation.jsonl",
+            reward_model_dir=tmp_path / "nothing-here",
+            output_dir=tmp_path / "run",
+            progress=RecordingProgress(),
+        )
