@@ -178,6 +178,8 @@ TANDEM_IMPORT_CHUNK_SIZE = env.int("TANDEM_IMPORT_CHUNK_SIZE", default=2000)
 # Open batches get a fresh agreement snapshot every N judgments, or when the last one is this old and stale.
 TANDEM_SNAPSHOT_EVERY_N_JUDGMENTS = env.int("TANDEM_SNAPSHOT_EVERY_N_JUDGMENTS", default=500)
 TANDEM_SNAPSHOT_MAX_AGE_SECONDS = env.int("TANDEM_SNAPSHOT_MAX_AGE_SECONDS", default=300)
+# Older agreement snapshots of a batch beyond this many are deleted when a new one is stored.
+TANDEM_SNAPSHOTS_KEPT_PER_BATCH = env.int("TANDEM_SNAPSHOTS_KEPT_PER_BATCH", default=20)
 # Training runs: a running run writes a heartbeat every HEARTBEAT seconds (and at its steps); trainer.mark_lost_runs
 # marks one whose heartbeat is older than the timeout as lost. (A run's time limit is in its config.)
 TANDEM_RUN_HEARTBEAT_SECONDS = env.float("TANDEM_RUN_HEARTBEAT_SECONDS", default=10.0)

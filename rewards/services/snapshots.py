@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -92,9 +93,20 @@ def _snapshot_store(*, batch: Batch, history: list[tuple[Batch, dict]]) -> Agree
         | ({"username": username[flag.annotator]} if flag.annotator is not None else {})
         for flag in flags
     ]
-    return AgreementSnapshot.objects.create(
+    snapshot = AgreementSnapshot.objects.create(
         batch=batch, computed_at=timezone.now(), judgment_count=current.judgments.size, report=data
     )
+    _prune(batch=batch, keep=settings.TANDEM_SNAPSHOTS_KEPT_PER_BATCH)
+    return snapshot
+
+
+def _prune(*, batch: Batch, keep: int) -> None:
+    """Keep the batch's newest `keep` snapshots. Pages read the latest only, and an open batch refreshed every N
+    judgments would otherwise pile up a report (about 2 MB at 200 annotators) per N judgments."""
+    older = AgreementSnapshot.objects.filter(batch=batch).order_by("-computed_at", "-pk").values_list("pk", flat=True)
+    stale = list(older[max(1, keep) :])
+    if stale:
+        AgreementSnapshot.objects.filter(pk__in=stale).delete()
 
 
 def judgments_per_hour(hours: np.ndarray) -> list[dict]:

@@ -270,3 +270,29 @@ def test_selector_gives_the_judgments_in_the_order_they_were_made(crowd_project)
     assert got.label.tolist() == expected.label.tolist()
     assert got.seconds.tolist() == expected.seconds.tolist()
     assert got.gold.tolist() == expected.gold.tolist() and got.longer.tolist() == expected.longer.tolist()
+
+
+def test_latest_snapshots_reads_one_row_per_batch_without_the_pairs_unless_asked(crowd_project):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from rewards.selectors import latest_snapshots
+
+    _, batches = crowd_project
+    snapshot_compute(batch=batches[1])
+    newest = snapshot_compute(batch=batches[1])
+    with CaptureQueriesContext(connection) as queries:
+        latest = latest_snapshots(batches=batches)
+    assert len(queries) == 1
+    assert set(latest) == {batches[0].pk, batches[1].pk} and latest[batches[1].pk].pk == newest.pk
+    assert "cohen_pairs" not in latest[batches[1].pk].report
+    assert latest[batches[1].pk].report["annotators"] == newest.report["annotators"]
+    full = latest_snapshots(batches=batches, with_pairs=True)[batches[1].pk]
+    assert full.report == AgreementSnapshot.objects.get(pk=newest.pk).report and full.report["cohen_pairs"]
+
+
+def test_a_batch_keeps_its_newest_snapshots_only(crowd_project, settings):
+    _, batches = crowd_project
+    settings.TANDEM_SNAPSHOTS_KEPT_PER_BATCH = 2
+    made = [snapshot_compute(batch=batches[0]).pk for _ in range(4)]
+    assert sorted(AgreementSnapshot.objects.filter(batch=batches[0]).values_list("pk", flat=True)) == made[-2:]
