@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from django.conf import settings
@@ -284,28 +285,39 @@ def snapshot_summary(*, batch: Batch, snapshot: AgreementSnapshot | None) -> dic
 
 # --- Dataset export: streaming reads and stored snapshots ------------------------------------------------------
 
-# What an export reads of an item: enough for a pair, its exclusion record and the prompt grouping.
-EXPORT_ITEM_FIELDS = (
-    "pk",
-    "external_id",
-    "prompt",
-    "messages",
-    "response_a_text",
-    "response_a_model",
-    "response_b_text",
-    "response_b_model",
-    "gold",
-)
+
+class ExportItem(NamedTuple):
+    """What an export reads of an item (the Item fields of the same names): enough for a pair, its exclusion
+    record and the prompt grouping. A tuple, not a model instance: building a million instances cost more than
+    reading the rows."""
+
+    pk: int
+    external_id: str
+    prompt: str
+    messages: list | None
+    response_a_text: str
+    response_a_model: str
+    response_b_text: str
+    response_b_model: str
+    gold: str
 
 
-def batch_item_votes_iter(*, batch: Batch, chunk_size: int = 2_000) -> Iterator[ItemVotes]:
+class ExportItemVotes(NamedTuple):
+    item: ExportItem
+    votes: dict[str, int]
+
+
+def batch_item_votes_iter(*, batch: Batch, chunk_size: int = 2_000) -> Iterator[ExportItemVotes]:
     """batch_item_votes as a stream: the batch's items in id order with their votes, read `chunk_size` items at a
     time (keyset on the id, votes counted by the database per chunk), so memory stays flat whatever the batch size."""
     last_pk = 0
     while True:
-        items = list(
-            Item.objects.filter(batch=batch, pk__gt=last_pk).order_by("pk").only(*EXPORT_ITEM_FIELDS)[:chunk_size]
-        )
+        items = [
+            ExportItem._make(row)
+            for row in Item.objects.filter(batch=batch, pk__gt=last_pk)
+            .order_by("pk")
+            .values_list(*ExportItem._fields)[:chunk_size]
+        ]
         if not items:
             return
         votes = {item.pk: dict.fromkeys(LABELS, 0) for item in items}
@@ -318,7 +330,7 @@ def batch_item_votes_iter(*, batch: Batch, chunk_size: int = 2_000) -> Iterator[
         for item_id, choice, n in counted:
             votes[item_id][choice] = n
         for item in items:
-            yield ItemVotes(item=item, votes=votes[item.pk])
+            yield ExportItemVotes(item=item, votes=votes[item.pk])
         last_pk = items[-1].pk
 
 

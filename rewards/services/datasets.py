@@ -25,7 +25,6 @@ threshold moves across, so a small snapshot still has something to train and to 
 import hashlib
 import json
 import os
-import re
 import shutil
 import unicodedata
 import uuid
@@ -47,7 +46,6 @@ VALIDATION_FRACTION_MAX = 0.5
 SEED_MAX = 2**63 - 1
 CHUNK_SIZE = 2_000  # items read per query: ~2,000 texts in memory at a time
 MANIFEST_FORMAT = "tandem.dataset_snapshot/1"
-_WHITESPACE = re.compile(r"\s+")
 _TWO_64 = float(2**64)
 
 
@@ -172,7 +170,7 @@ def prompt_group(prompt: str | list) -> bytes:
     for message in messages:
         content = message.get("content", "") if isinstance(message, dict) else message
         text = content if isinstance(content, str) else json.dumps(content, sort_keys=True)
-        text = _WHITESPACE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+        text = " ".join(unicodedata.normalize("NFKC", text).casefold().split())
         parts.append(f"{message.get('role', '') if isinstance(message, dict) else ''}\x1f{text}")
     return "\x1e".join(parts).encode()
 
@@ -264,8 +262,11 @@ class _Extremes:
             self.train_low = (score, group)
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # one encoder, not one per json.dumps
+
+
 def _dumps(row: dict) -> bytes:
-    return (json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+    return (_ENCODER.encode(row) + "\n").encode()
 
 
 def _conversational(row: dict) -> dict:

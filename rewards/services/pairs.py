@@ -52,25 +52,26 @@ def iter_decisions(
             if chunk_size is None
             else batch_item_votes_iter(batch=batch, chunk_size=chunk_size)
         )
+        # Read once per batch: related-object lookups add up over a million items.
+        overlap, min_agreement = batch.project.overlap, batch.project.min_agreement
+        criteria_number, tie_rule = batch.criteria_version.number, batch.criteria_version.tie_rule
         for entry in entries:
             item, votes = entry.item, entry.votes
             common = {
                 "item_id": item.external_id or str(item.pk),
                 "item_pk": item.pk,
                 "batch": batch.name,
-                "criteria_version": batch.criteria_version.number,
+                "criteria_version": criteria_number,
                 "votes": votes,
             }
             if item.gold:
                 yield False, _exclusion(common, item, "gold")
                 continue
-            if sum(votes.values()) < batch.project.overlap:
+            if sum(votes.values()) < overlap:
                 yield False, _exclusion(common, item, "incomplete")
                 continue
             counted = weighted.get(item.pk, votes)
-            decision = vote_decision(
-                **counted, tie_rule=batch.criteria_version.tie_rule, min_agreement=batch.project.min_agreement
-            )
+            decision = vote_decision(**counted, tie_rule=tie_rule, min_agreement=min_agreement)
             scores = {"agreement": round(decision.agreement, 6), "margin": round(decision.margin, 6)}
             if weighting == "dawid_skene":
                 scores["weighted_votes"] = {label: round(value, 6) for label, value in counted.items()}
