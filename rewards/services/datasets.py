@@ -22,10 +22,12 @@ leaves a side empty although there are at least two prompts and validation_fract
 threshold moves across, so a small snapshot still has something to train and to evaluate on.
 """
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import time
 import unicodedata
 import uuid
 from collections import Counter
@@ -46,6 +48,7 @@ VALIDATION_FRACTION_MAX = 0.5
 SEED_MAX = 2**63 - 1
 CHUNK_SIZE = 2_000  # items read per query: ~2,000 texts in memory at a time
 MANIFEST_FORMAT = "tandem.dataset_snapshot/1"
+STALE_TEMPORARY_SECONDS = 24 * 3600
 _TWO_64 = float(2**64)
 
 
@@ -79,6 +82,7 @@ def dataset_create(
 
     root = Path(settings.ARTIFACTS_DIR) / "datasets"
     root.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(root)
     tmp = root / f".tmp-{uuid.uuid4().hex}"
     tmp.mkdir()
     final: Path | None = None
@@ -327,6 +331,16 @@ def _move_group(
     sha256 = {**sha256, source: keep.close(), target: move.close()}
     os.replace(kept_path, source_path)
     return counts, sha256
+
+
+def _remove_stale_temporaries(root: Path) -> None:
+    """Temporary folders of exports whose process was killed (a web worker's timeout, a crash): nothing refers to
+    them. A day old is far past any export still running."""
+    cutoff = time.time() - STALE_TEMPORARY_SECONDS
+    for path in root.glob(".tmp-*"):
+        with contextlib.suppress(OSError):
+            if path.stat().st_mtime < cutoff:
+                shutil.rmtree(path, ignore_errors=True)
 
 
 def _write_file(path: Path, data: bytes) -> None:

@@ -361,6 +361,21 @@ def test_a_failure_while_writing_leaves_no_row_and_no_files(project, mixed_batch
     assert _leftovers(artifacts) == []
 
 
+def test_temporary_folders_of_killed_exports_are_cleared_after_a_day(project, mixed_batch, artifacts):
+    import os
+    import time
+
+    root = artifacts / "datasets"
+    stale, recent = root / ".tmp-stale", root / ".tmp-recent"
+    for folder in (stale, recent):
+        folder.mkdir(parents=True)
+        (folder / "train.jsonl").write_text("{}\n")
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(stale, (two_days_ago, two_days_ago))
+    snapshot = dataset_create(project=project, batch_ids=[mixed_batch.pk])
+    assert _leftovers(artifacts) == sorted([".tmp-recent", str(snapshot.pk)])  # a running export's folder stays
+
+
 def test_without_batch_ids_every_closed_batch_is_used(lead_client, project, mixed_batch):
     make_batch(project, [agreed("not yet")], closed=False)
     second = make_batch(project, [agreed("later")], name="second")
