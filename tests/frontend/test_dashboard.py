@@ -120,6 +120,17 @@ def test_the_lead_sees_the_stored_figures_of_each_batch(lead, project, judged):
     assert 'id="not-computed"' not in html  # the page-wide notice is only for a project with no snapshot at all
 
 
+def test_complete_counts_regular_items_with_every_judgment_they_want(lead, project, judged):
+    b1, _, _ = judged
+    # Adaptive overlap asked one more judgment of a split item: it is not complete until it has it.
+    item = b1.items.filter(gold="", judgment_count=3).first()
+    item.extra_judgments = 1
+    item.save(update_fields=["extra_judgments"])
+    html = browser_for(lead).get(dashboard_url(project)).content.decode()
+    row = re.search(rf'<tr[^>]*data-batch="{b1.pk}".*?</tr>', html, re.S).group(0)
+    assert 'title="7 of 10 regular items complete"' in row and ">70 %<" in row
+
+
 def test_the_dashboard_reads_snapshots_and_never_computes(lead, project, judged, django_assert_max_num_queries):
     client = browser_for(lead)
     before = list(AgreementSnapshot.objects.values_list("pk", "computed_at"))

@@ -183,6 +183,7 @@ function personChart(id, data, key, { percentScale }) {
 function biasChart(data) {
   const select = document.getElementById("bias-batch");
   const batches = data.bias;
+  const urlOf = new Map(data.annotators.map((person) => [person.id, person.url]));
   for (const [index, batch] of batches.entries()) {
     const option = document.createElement("option");
     option.value = String(index);
@@ -199,13 +200,13 @@ function biasChart(data) {
           label: data.labels.left_share,
           data: rows.map((r) => r.left_share),
           backgroundColor: rows.map((r) => (r.flagged ? "#d9480f" : "rgba(47, 111, 222, 0.75)")),
-          urls: rows.map((r) => r.url),
+          urls: rows.map((r) => urlOf.get(r.id)),
         },
         {
           label: data.labels.longer_share,
           data: rows.map((r) => r.longer_share),
           backgroundColor: rows.map((r) => (r.flagged ? "#ae3ec9" : "rgba(43, 138, 62, 0.65)")),
-          urls: rows.map((r) => r.url),
+          urls: rows.map((r) => urlOf.get(r.id)),
         },
       ],
     };
