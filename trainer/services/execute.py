@@ -13,7 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import connection
 from django.utils import timezone
 
 from rewards.errors import DatasetTampered
@@ -187,7 +187,6 @@ def run_execute(*, run_id: int, task_id: str = "", worker: str = "") -> str:
     Only a queued run is taken: a message delivered again (acks_late after a lost worker) finds its run lost,
     cancelled or finished and does nothing. The database, not the broker, says what a run is doing.
     """
-    close_old_connections()
     run = _claim(run_id=run_id, task_id=task_id, worker=worker)
     if run is None:
         status = TrainingRun.objects.filter(pk=run_id).values_list("status", flat=True).first()

@@ -26,7 +26,7 @@ class Command(BaseCommand):
         parser.add_argument("--base-model", required=True, help="Local folder or hub id of the model to start from.")
         parser.add_argument("--reward-model", type=int, help="PPO/RLOO: id of a succeeded reward-model run.")
         parser.add_argument(
-            "--set", dest="settings", action="append", default=[], metavar="KEY=VALUE", help="A config setting."
+            "--set", dest="set_options", action="append", default=[], metavar="KEY=VALUE", help="A config setting."
         )
         parser.add_argument(
             "--user", help="Username the run is started as (must be an ML engineer of the project); default: none."
@@ -50,7 +50,7 @@ class Command(BaseCommand):
             if user is None:
                 raise CommandError(f"No user named {options['user']!r}.")
         try:
-            config = parse_set_options(options["settings"], kind=kind)
+            config = parse_set_options(options["set_options"], kind=kind)
             config["base_model"] = options["base_model"]
             run = run_start(kind=kind, snapshot=snapshot, config=config, reward_model=reward_model, created_by=user)
         except ConfigError as exc:
