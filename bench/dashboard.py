@@ -113,11 +113,13 @@ def fill(*, judgments: int, batches: int, annotators: int, seed: int) -> int:
                 ],
             )
             batch_id = cursor.fetchone()[0]
-            n = items_per_batch
+            # The open batch has more items, a fifth of them short of judgments (a third of the overlap on
+            # average), so that it still holds its share of the judgments.
+            n = items_per_batch if b < batches - 1 else round(items_per_batch / (0.8 + 0.2 / 3))
             truth = rng.choice(4, size=n, p=[0.42, 0.42, 0.1, 0.06])
             gold = np.where((rng.random(n) < 0.07) & (truth < 3), truth, -1)
             # Judgments per item: the project's overlap, except in the open (last) batch, whose last fifth of
-            # items are still short of judgments (so % complete has incomplete items to count).
+            # items are still short of judgments (0 to overlap - 1 of them), so % complete has items to count.
             wanted = np.full(n, overlap)
             if b == batches - 1:
                 tail = np.arange(n) >= int(0.8 * n)
@@ -270,6 +272,15 @@ def measure(repeat: int) -> None:
             "for comparison: rewards.selectors.project_agreement (every snapshot, whole reports)",
             _timed(lambda: project_agreement(project=project), max(3, repeat // 4)),
         )
+    )
+    member = AgreementSnapshot.objects.filter(batch=batches[-1]).latest("computed_at").report["annotators"][0]
+    annotator_url = f"{url}annotators/{member['annotator']}/"
+    print(_row(f"GET {annotator_url} (annotator page)", _timed(lambda: client.get(annotator_url), repeat)))
+    # The split-items page computes from the votes (rewards.services.pairs), one batch or all of them.
+    split_one = f"{url}split-items/?batch={batches[-1].pk}"
+    print(_row(f"GET {split_one} (split items, one batch)", _timed(lambda: client.get(split_one), 3)))
+    print(
+        _row(f"GET {url}split-items/ (split items, every batch)", _timed(lambda: client.get(f"{url}split-items/"), 3))
     )
 
 

@@ -43,8 +43,8 @@ BATCH_METRICS = [
     ("gold_accuracy", "gold_accuracy", "Gold accuracy", "share"),
 ]
 ANNOTATOR_METRICS = [
-    ("consensus_kappa", "consensus_kappa", "κ vs consensus", "kappa"),
-    ("consensus_agreement", "consensus_agreement", "Agrees with consensus", "share"),
+    ("consensus_kappa", "consensus_kappa", "κ consensus", "kappa"),
+    ("consensus_agreement", "consensus_agreement", "Agrees", "share"),
     ("gold_accuracy", "gold_accuracy", "Gold accuracy", "share"),
     ("left_share", "left_share", "Left share", "share"),
     ("longer_share", "longer_share", "Longer share", "share"),

@@ -154,5 +154,6 @@ def test_a_lead_opens_the_dashboard_and_every_chart_draws(page, dashboard_projec
     expect(item).to_contain_text('<img src=x onerror="alert(1)">Hostile')
     expect(item).to_contain_text("sft-7b")
     assert page.locator(".split-item img").count() == 0
+    page.screenshot(path=str(RESULTS / "lead-split-items.png"), full_page=True)
     csv = page.request.get(page.locator("a.csv").get_attribute("href"))
     assert csv.status == 200 and "sft-7b" in csv.text()
