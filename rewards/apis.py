@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from annotation.models import Role
 from annotation.permissions import project_for_role
 from rewards.selectors import project_agreement, snapshot_summary
-from rewards.services.pairs import preference_pairs
+from rewards.services.pairs import split_items
 
 FORMAT_PARAMETER = OpenApiParameter("format", str, enum=["json", "csv"], description="csv: the same table as CSV.")
 
@@ -124,22 +124,7 @@ class SplitItemsApi(_LeadTableApi):
             batches = batches.filter(pk=query.validated_data["batch"])
             if not batches.exists():
                 raise NotFound("No such batch in this project.")
-        _, excluded = preference_pairs(batch_ids=batches.values_list("pk", flat=True))
-        rows = [
-            {
-                "item_pk": e["item_pk"],
-                "item_id": e["item_id"],
-                "batch": e["batch"],
-                "reason": e["reason"],
-                "votes": e["votes"],
-                "agreement": e["agreement"],
-                "margin": e["margin"],
-                "model_a": e["models"]["a"],
-                "model_b": e["models"]["b"],
-            }
-            for e in excluded
-            if e["reason"] in ("split", "low_agreement")
-        ]
+        rows = split_items(batch_ids=batches.values_list("pk", flat=True))
         if self._as_csv(request):
             return self._csv(rows, f"split-items-project-{project.pk}.csv")
         return Response(rows)

@@ -229,6 +229,26 @@ def batch_item_votes(*, batch: Batch) -> list[ItemVotes]:
     return [ItemVotes(item=item, votes=votes[pk]) for pk, item in items.items()]
 
 
+def batch_vote_counts(*, batch: Batch) -> dict[int, dict[str, int]]:
+    """Item id -> its votes, for the batch's items with at least one judgment, counted by the database."""
+    per_label = {label: Count("id", filter=Q(choice=label)) for label in LABELS}
+    rows = Judgment.objects.filter(batch=batch).order_by().values("item_id").annotate(**per_label)
+    return {
+        row[0]: dict(zip(LABELS, row[1:], strict=True))
+        for row in rows.values_list("item_id", *LABELS).iterator(chunk_size=50_000)
+    }
+
+
+def batch_item_labels(*, batch: Batch) -> list[tuple[int, str, str, str, str]]:
+    """The batch's items without their texts, in id order: (id, external id, gold, model a, model b)."""
+    return list(
+        Item.objects.filter(batch=batch)
+        .order_by("pk")
+        .values_list("pk", "external_id", "gold", "response_a_model", "response_b_model")
+        .iterator(chunk_size=50_000)
+    )
+
+
 def snapshot_summary(*, batch: Batch, snapshot: AgreementSnapshot | None) -> dict:
     """A batch's stored numbers as the dashboard, the API and `manage.py agreement` show them: batch figures
     and flags, and per annotator their statistics and flags."""

@@ -8,7 +8,14 @@ import numpy as np
 from annotation.models import Batch
 from annotation.rules import vote_decision
 from rewards.metrics import N_LABELS, dawid_skene
-from rewards.selectors import LABELS, batch_item_votes, batch_item_votes_iter, batch_judgments
+from rewards.selectors import (
+    LABELS,
+    batch_item_labels,
+    batch_item_votes,
+    batch_item_votes_iter,
+    batch_judgments,
+    batch_vote_counts,
+)
 
 Weighting = Literal["vote", "dawid_skene"]
 
@@ -79,6 +86,44 @@ def iter_decisions(
                 yield False, _exclusion(common, item, decision.reason) | scores
                 continue
             yield True, _pair(item, decision.chosen) | common | scores
+
+
+SPLIT_REASONS = ("split", "low_agreement")
+
+
+def split_items(*, batch_ids: Iterable[int]) -> list[dict]:
+    """The items preference_pairs leaves out because their votes split ("split", "low_agreement"), oldest batch
+    first, items in id order, each with its votes, agreement, margin and the models behind A and B.
+
+    The same decisions as preference_pairs (one vote each), from vote counts the database makes and the items'
+    short fields: no text is read, so the lead's list answers in about a second at a million judgments.
+    """
+    rows: list[dict] = []
+    batches = Batch.objects.filter(pk__in=list(batch_ids)).select_related("project", "criteria_version")
+    for batch in batches.order_by("created_at", "pk"):
+        counts = batch_vote_counts(batch=batch)
+        for pk, external_id, gold, model_a, model_b in batch_item_labels(batch=batch):
+            votes = counts.get(pk)
+            if gold or votes is None or sum(votes.values()) < batch.project.overlap:
+                continue
+            decision = vote_decision(
+                **votes, tie_rule=batch.criteria_version.tie_rule, min_agreement=batch.project.min_agreement
+            )
+            if decision.reason in SPLIT_REASONS:
+                rows.append(
+                    {
+                        "item_pk": pk,
+                        "item_id": external_id or str(pk),
+                        "batch": batch.name,
+                        "reason": decision.reason,
+                        "votes": votes,
+                        "agreement": round(decision.agreement, 6),
+                        "margin": round(decision.margin, 6),
+                        "model_a": model_a,
+                        "model_b": model_b,
+                    }
+                )
+    return rows
 
 
 def _reliability_weighted_votes(batch: Batch) -> dict[int, dict[str, float]]:

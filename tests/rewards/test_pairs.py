@@ -162,3 +162,28 @@ def test_dawid_skene_weighting_lets_reliable_annotators_outweigh_unreliable_ones
 def test_unknown_weighting_is_refused(db):
     with pytest.raises(ValueError, match="weighting"):
         preference_pairs(batch_ids=[], weighting="loudest")
+
+
+def test_split_items_are_exactly_the_split_exclusions_of_preference_pairs(cases):
+    from rewards.services.pairs import split_items
+
+    _, (ignoring, _), (blocking, _) = cases
+    ids = [ignoring.pk, blocking.pk]
+    _, excluded = preference_pairs(batch_ids=ids)
+    expected = [
+        {
+            "item_pk": e["item_pk"],
+            "item_id": e["item_id"],
+            "batch": e["batch"],
+            "reason": e["reason"],
+            "votes": e["votes"],
+            "agreement": e["agreement"],
+            "margin": e["margin"],
+            "model_a": e["models"]["a"],
+            "model_b": e["models"]["b"],
+        }
+        for e in excluded
+        if e["reason"] in ("split", "low_agreement")
+    ]
+    assert {r["item_id"] for r in expected} == {"split", "two-thirds", "split-v2", "two-thirds-v2", "tie-abstains-v2"}
+    assert split_items(batch_ids=ids) == expected
