@@ -178,7 +178,8 @@ def _train(*, run: TrainingRun, files: dict[str, Path], output_dir: Path, progre
 def _device_name() -> str:
     from trainer.ml.devices import pick_device
 
-    return str(pick_device())[:100]
+    device = pick_device()
+    return f"{device.type} {device.dtype} ({device.name})"[:100]
 
 
 def run_execute(*, run_id: int, task_id: str = "", worker: str = "") -> str:
