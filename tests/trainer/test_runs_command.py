@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from rewards.selectors import dataset_files
 from tests.trainer.runs_fixtures import finished_reward_model, make_snapshot
@@ -95,7 +96,13 @@ def test_start_run_refuses_ppo_without_a_reward_model_and_a_tampered_snapshot(sn
 def test_wait_prints_progress_and_exits_non_zero_unless_it_succeeded(project, sent, final):
     snapshot = make_snapshot(project)
 
-    def worker():  # what a worker does to the row, in a few steps
+    def worker():
+        try:
+            move_the_run()
+        finally:
+            connection.close()  # this thread's own connection, or PostgreSQL keeps the test database open
+
+    def move_the_run():  # what a worker does to the row, in a few steps
         deadline = time.monotonic() + 30
         while not TrainingRun.objects.exists():
             if time.monotonic() > deadline:
