@@ -123,6 +123,7 @@ def test_snapshot_to_reward_model_to_dpo_to_ppo(
     metrics = ml_engineer_client.get(f"{RUNS}{rm_id}/metrics/").json()
     assert metrics["status"] == "succeeded" and metrics["series"], metrics
     assert any("loss" in name for name in metrics["series"])
+    assert celery_worker_process.wait_for_log(f"run {rm_id} [")  # the worker log's progress bar
 
     # DPO through the admin's start form.
     ml_engineer.is_staff = True
