@@ -375,3 +375,15 @@ def test_the_periodic_task_marks_runs_without_a_heartbeat_lost(run, snapshot, se
     assert stale.error.startswith("Lost: no heartbeat since") and stale.finished_at is not None
     assert "Time limit of 600 s exceeded" in TrainingRun.objects.get(pk=stuck.pk).error
     assert mark_lost_runs_task.apply().get() == []  # nothing twice
+
+
+def test_ids_past_bigint_are_refused_not_500(ml_engineer_client, snapshot, sent):
+    huge = 2**70
+    for path in (f"{RUNS}{huge}/", f"{RUNS}{huge}/metrics/"):
+        assert ml_engineer_client.get(path).status_code == 404
+    assert ml_engineer_client.post(f"{RUNS}{huge}/cancel/").status_code == 404
+    assert ml_engineer_client.get(RUNS, {"project": huge}).status_code in (200, 400)
+    for extra in ({"snapshot": huge}, {"reward_model_run": huge}, {"based_on": huge}):
+        body = {"kind": "ppo", "snapshot": snapshot.pk, "config": {"base_model": "m"}, **extra}
+        assert ml_engineer_client.post(RUNS, body, format="json").status_code == 400, extra
+    assert sent == []
