@@ -223,6 +223,10 @@ def validate_config(kind: str, values: dict) -> dict:
 
 def _cross_field_errors(kind: str, config: dict) -> dict[str, str]:
     errors = {}
+    if kind == "ppo" and config["max_length"] <= config["response_length"]:
+        errors["max_length"] = (
+            f"Must be greater than response_length ({config['response_length']}): the prompt needs room too."
+        )
     if kind == "ppo" and config["rollout_batch_size"] % config["mini_batch_size"]:
         errors["mini_batch_size"] = (
             f"Must divide rollout_batch_size ({config['rollout_batch_size']}); got {config['mini_batch_size']}."

@@ -283,14 +283,9 @@ def train_ppo(
     from trainer.configs import validate_config
 
     config = validate_config("ppo", config)
+    max_query = config["max_length"] - config["response_length"]  # >= 1: validate_config checks it
     set_seed(config["seed"])
     runner = _Runner(config=config, reward_model_dir=reward_model_dir)
-    max_query = config["max_length"] - config["response_length"]
-    if max_query < 1:
-        raise ValueError(
-            f"max_length ({config['max_length']}) leaves no room for a prompt beside response_length "
-            f"({config['response_length']})."
-        )
     train_queries, dropped = encode_prompts(runner.tokenizer, load_prompts(train_file), max_query_length=max_query)
     if not train_queries:
         raise ValueError(f"No training prompt fits in max_length - response_length = {max_query} tokens.")
