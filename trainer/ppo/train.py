@@ -247,6 +247,7 @@ class _Runner:
 
 
 def _total_steps(config: dict, n_prompts: int) -> int:
+    """PPO iterations: max_steps when set (as in transformers), else enough rollouts to see every prompt `epochs` times."""
     if config["max_steps"] is not None:
         return config["max_steps"]
     return max(1, math.ceil(config["epochs"] * n_prompts / config["rollout_batch_size"]))
@@ -307,10 +308,9 @@ def train_ppo(
         )
     else:
         kl_ctl = core.FixedKLController(config["init_kl_coef"])
+    # A rollout larger than the prompt set answers some prompts twice (different samples), as epochs > 1 would.
     batches = _prompt_batches(
-        len(train_queries),
-        min(config["rollout_batch_size"], len(train_queries)),
-        generator=torch.Generator().manual_seed(config["seed"]),
+        len(train_queries), config["rollout_batch_size"], generator=torch.Generator().manual_seed(config["seed"])
     )
 
     history: list[dict[str, float]] = []
