@@ -123,6 +123,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Pairwise preference annotation, agreement metrics and training runs.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Several models have a "status": each choice set gets its own schema name.
+    "ENUM_NAME_OVERRIDES": {"RunStatusEnum": "trainer.models.Status", "RunKindEnum": "trainer.models.Kind"},
 }
 
 # --- Celery ---------------------------------------------------------------------------
