@@ -59,12 +59,14 @@ class PolicyWithValueHead(nn.Module):
 class Reference:
     """The frozen initial policy. With LoRA it is the same model with its adapters switched off (no second copy)."""
 
-    def __init__(self, policy: PolicyWithValueHead, *, lora: bool):
+    def __init__(self, policy: PolicyWithValueHead, *, lora: bool, dtype: torch.dtype | None = None):
         self._policy = policy
         self._copy = None
         if not lora:
-            self._copy = copy.deepcopy(policy.lm).eval()
-            self._copy.requires_grad_(False)
+            # Frozen, so it needs no float32 master weights: bf16 halves its memory on a GPU.
+            self._copy = copy.deepcopy(policy.lm).eval().requires_grad_(False)
+            if dtype is not None:
+                self._copy.to(dtype)
 
     @torch.no_grad()
     def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, response_length: int) -> torch.Tensor:

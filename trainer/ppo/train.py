@@ -108,9 +108,7 @@ class _Runner:
             )
             lm = get_peft_model(lm, lora)
         self.policy = PolicyWithValueHead(lm).to(self.device).eval()
-        self.reference = Reference(self.policy, lora=config["lora"])
-        if self.reference._copy is not None:
-            self.reference._copy.to(self.frozen_dtype)
+        self.reference = Reference(self.policy, lora=config["lora"], dtype=self.frozen_dtype)
         self.scorer = RewardScorer(
             Path(reward_model_dir) / "checkpoint", tokenizer=self.tokenizer, device=self.device, dtype=self.frozen_dtype
         )
@@ -126,7 +124,7 @@ class _Runner:
             yield slice(start, min(start + size, n))
 
     @torch.no_grad()
-    def rollout(self, queries: list[list[int]], *, with_values: bool = True) -> Rollout:
+    def rollout(self, queries: list[list[int]]) -> Rollout:
         """Sample, truncate, score and analyse one response per query, in micro-batches of batch_size."""
         cfg, length = self.config, self.config["response_length"]
         query_ids, query_mask = left_pad(queries, pad_token_id=self.pad)

@@ -172,3 +172,18 @@ def test_a_config_without_room_for_the_prompt_is_refused(tmp_path, snapshot_file
     with pytest.raises(ConfigError) as error:
         _train(tmp_path, snapshot_files, poem_reward_dir, _config(sft_policy_dir, max_length=8, response_length=8))
     assert "max_length" in error.value.errors
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_mixed_precision_path_runs_under_autocast(
+    tmp_path, snapshot_files, sft_policy_dir, poem_reward_dir, monkeypatch, precision
+):
+    """The GPU path (autocast, frozen models in half precision, fp16 loss scaling), exercised on the CPU."""
+    from trainer.ml import devices
+
+    monkeypatch.setattr(devices, "pick_device", lambda: devices.Device(type="cpu", dtype=precision, name="cpu"))
+    progress = Recorder()
+    result = _train(tmp_path, snapshot_files, poem_reward_dir, _config(sft_policy_dir, max_steps=2), progress)
+    assert all(math.isfinite(v) for _, _, metrics in progress.calls for v in metrics.values())
+    assert math.isfinite(result["kl_final"]) and result["steps"] == 2
+    assert torch.load(tmp_path / "run" / "checkpoint" / "value_head.pt")["weight"].dtype == torch.float32
