@@ -276,11 +276,11 @@ def measure(repeat: int) -> None:
     member = AgreementSnapshot.objects.filter(batch=batches[-1]).latest("computed_at").report["annotators"][0]
     annotator_url = f"{url}annotators/{member['annotator']}/"
     print(_row(f"GET {annotator_url} (annotator page)", _timed(lambda: client.get(annotator_url), repeat)))
-    # The split-items page computes from the votes (rewards.services.pairs), one batch or all of them.
-    split_one = f"{url}split-items/?batch={batches[-1].pk}"
-    print(_row(f"GET {split_one} (split items, one batch)", _timed(lambda: client.get(split_one), 3)))
+    # The split-items page computes from the votes (rewards.services.pairs): the newest batch by default, or all.
+    split = f"{url}split-items/"
+    print(_row(f"GET {split} (split items, newest batch: the default)", _timed(lambda: client.get(split), 3)))
     print(
-        _row(f"GET {url}split-items/ (split items, every batch)", _timed(lambda: client.get(f"{url}split-items/"), 3))
+        _row(f"GET {split}?batch=all (split items, every batch)", _timed(lambda: client.get(f"{split}?batch=all"), 1))
     )
 
 

@@ -21,7 +21,7 @@ from annotation.models import ITEM_QUEUE_KEY, Batch, Item, Membership, Project, 
 from annotation.selectors import project_list_for, project_role_for
 from rewards.models import AgreementSnapshot
 from rewards.selectors import flag_rules_for, snapshot_summary
-from rewards.services.pairs import preference_pairs
+from rewards.services.pairs import split_items
 
 # Why a figure is missing, for the "—" tooltip. Keys are rewards.metrics.stats' reason codes.
 REASONS = {
@@ -248,21 +248,21 @@ def project_dashboard(*, project: Project) -> dict:
     }
 
 
-def _annotator_flag_list(urls: Callable[[int], str], summaries) -> list[dict]:
-    """Annotator flags of every batch's latest snapshot, newest batch first."""
-    out = []
-    for batch, _, summary in reversed(summaries):
-        for row in summary.get("annotators", []):
-            for flag in row["flags"]:
-                out.append(
-                    {
-                        "batch": batch.name,
-                        "username": row["username"],
-                        "url": urls(row["annotator_id"]),
-                        **flag,
-                    }
-                )
-    return out
+def _annotator_flag_list(urls: Callable[[int], str], summaries) -> dict:
+    """Annotator flags of the newest batch that has a snapshot (what a lead acts on now), and how many flags
+    the earlier batches' latest snapshots hold (those are on each annotator's page and in the CSV)."""
+    computed = [(batch, summary) for batch, snapshot, summary in summaries if snapshot is not None]
+    if not computed:
+        return {"batch": None, "flags": [], "earlier": 0}
+    batch, summary = computed[-1]
+    flags = [
+        {"username": row["username"], "url": urls(row["annotator_id"]), **flag}
+        for row in summary["annotators"]
+        for flag in row["flags"]
+    ]
+    flags.sort(key=lambda f: (f["level"] != "alarm", f["username"].lower()))
+    earlier = sum(len(row["flags"]) for _, s in computed[:-1] for row in s["annotators"])
+    return {"batch": batch.name, "flags": flags, "earlier": earlier}
 
 
 def _chart_data(urls: Callable[[int], str], rules, summaries) -> dict:
@@ -423,11 +423,18 @@ def annotator_page(*, project: Project, user_id: int) -> dict | None:
 
 
 def split_items_page(*, project: Project, batch_id: int | None = None) -> list[dict]:
-    """Items whose votes split (no strict majority, or agreement under the project's minimum) with their votes,
-    the models and both responses: rewards.services.pairs' exclusions, computed from the votes on request (the
-    list is what the split-items API returns)."""
+    """Items whose votes split (no strict majority, or agreement under the project's minimum) with their votes
+    and models: rewards.services.pairs.split_items, computed from vote counts on request (the same list as the
+    split-items API). Without texts: with_texts() adds them to the entries a page shows."""
     batches = project.batches.all() if batch_id is None else project.batches.filter(pk=batch_id)
-    _, excluded = preference_pairs(batch_ids=batches.values_list("pk", flat=True))
-    split = [e for e in excluded if e["reason"] in ("split", "low_agreement")]
-    items = Item.objects.in_bulk([e["item_pk"] for e in split])
-    return [{**entry, "item": items[entry["item_pk"]]} for entry in split if entry["item_pk"] in items]
+    criteria = dict(batches.values_list("name", "criteria_version__number"))
+    return [
+        {**row, "criteria_version": criteria.get(row["batch"]), "models": {"a": row["model_a"], "b": row["model_b"]}}
+        for row in split_items(batch_ids=batches.values_list("pk", flat=True))
+    ]
+
+
+def with_texts(entries: list[dict]) -> list[dict]:
+    """The entries with their Item (prompt or messages and both responses), read for these entries only."""
+    items = Item.objects.in_bulk([entry["item_pk"] for entry in entries])
+    return [{**entry, "item": items[entry["item_pk"]]} for entry in entries if entry["item_pk"] in items]

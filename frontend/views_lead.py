@@ -13,7 +13,14 @@ from django.urls import reverse
 
 from annotation.models import Project
 from frontend.csp import strict_csp
-from frontend.dashboard import annotator_page, is_lead, lead_projects_for, project_dashboard, split_items_page
+from frontend.dashboard import (
+    annotator_page,
+    is_lead,
+    lead_projects_for,
+    project_dashboard,
+    split_items_page,
+    with_texts,
+)
 
 SPLIT_ITEMS_PER_PAGE = 25
 
@@ -66,13 +73,17 @@ def annotator_view(request, project_id: int, user_id: int):
 def split_items_view(request, project_id: int):
     project = _lead_project(request, project_id)
     batches = list(project.batches.order_by("created_at", "pk"))
+    # The list is computed from every vote of the batches shown (seconds for a batch of 200,000 judgments), so
+    # the page opens on the newest batch; "all" asks for every batch.
+    choice = request.GET.get("batch") or (str(batches[-1].pk) if batches else "all")
     batch = None
-    if request.GET.get("batch"):
-        batch = next((b for b in batches if str(b.pk) == request.GET["batch"]), None)
+    if choice != "all":
+        batch = next((b for b in batches if str(b.pk) == choice), None)
         if batch is None:
             raise Http404("No such batch in this project.")
-    entries = split_items_page(project=project, batch_id=batch.pk if batch else None)
+    entries = split_items_page(project=project, batch_id=batch.pk if batch else None) if batches else []
     page = Paginator(entries, SPLIT_ITEMS_PER_PAGE).get_page(request.GET.get("page"))
+    page.object_list = with_texts(list(page.object_list))  # texts of the shown items only
     csv_url = _csv_urls(project)["split_items"] + (f"&batch={batch.pk}" if batch else "")
     return render(
         request,
@@ -81,6 +92,7 @@ def split_items_view(request, project_id: int):
             "project": project,
             "batches": batches,
             "batch": batch,
+            "batch_param": choice,
             "page": page,
             "total": len(entries),
             "csv_url": csv_url,

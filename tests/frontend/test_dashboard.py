@@ -221,10 +221,14 @@ def test_the_split_items_page_shows_votes_models_and_escaped_responses(lead, pro
     assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in html
     assert "model-&lt;b&gt;alpha&lt;/b&gt;" in html and "model-beta" in html
     assert split.response_b_text in html
-    assert f'href="/api/v1/projects/{project.pk}/split-items/?format=csv"' in html
-    # Narrowed to one batch; an unknown batch is 404.
-    other = BatchFactory(project=project, name="other")
-    assert b"No split items in other" in client.get(f"{dashboard_url(project)}split-items/?batch={other.pk}").content
+    assert f'href="/api/v1/projects/{project.pk}/split-items/?format=csv&amp;batch={batch.pk}"' in html
+    # The page opens on the newest batch; "all" shows every batch; an unknown batch is 404.
+    BatchFactory(project=project, name="other")
+    assert b"No split items in other" in client.get(f"{dashboard_url(project)}split-items/").content
+    assert f'data-item="{split.pk}"'.encode() in client.get(f"{dashboard_url(project)}split-items/?batch=all").content
+    html = client.get(f"{dashboard_url(project)}split-items/?batch={batch.pk}").content.decode()
+    assert f'data-item="{split.pk}"' in html
+    assert f'href="/api/v1/projects/{project.pk}/split-items/?format=csv&amp;batch={batch.pk}"' in html
     assert client.get(f"{dashboard_url(project)}split-items/?batch=999999").status_code == 404
 
 
@@ -278,3 +282,14 @@ def test_the_dashboard_script_writes_no_html_strings():
     text = (STATIC / "dashboard.js").read_text()
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
         assert sink not in text
+
+
+def test_the_split_items_page_pages_through_long_lists(lead, project):
+    batch = BatchFactory(project=project, name="many")
+    judge_items(batch, {"s1": ["a"] * 27, "s2": ["b"] * 27, "s3": ["tie"] * 27})
+    client = browser_for(lead)
+    first = client.get(f"{dashboard_url(project)}split-items/").content.decode()
+    assert "27 items" in first and first.count('class="split-item"') == 25
+    assert f'href="?batch={batch.pk}&amp;page=2"' in first
+    second = client.get(f"{dashboard_url(project)}split-items/?batch={batch.pk}&page=2").content.decode()
+    assert second.count('class="split-item"') == 2 and "Page 2 of 2" in second
