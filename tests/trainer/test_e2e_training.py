@@ -188,6 +188,18 @@ def test_cancel_stops_a_running_run_at_its_next_step(
     assert celery_worker_process.alive  # the worker stopped the run, not itself
 
 
+def test_a_run_past_its_time_limit_is_stopped_and_failed(
+    celery_worker_process, tiny_model_dir, ml_engineer_client, snapshot
+):
+    config = {"base_model": str(tiny_model_dir), **LONG, "time_limit_seconds": 4}
+    run = final_run(api_start(ml_engineer_client, snapshot, "reward_model", config), timeout=60)
+    assert run.status == Status.FAILED
+    assert run.error == f"Stopped at step {run.step}: time limit of 4 s reached."
+    assert 0 < run.step < run.total_steps
+    # The limit counts from the start (loading libraries and the model included) and is checked at each step.
+    assert (run.finished_at - run.started_at).total_seconds() >= 4
+
+
 def test_a_killed_worker_leaves_the_run_lost_within_the_heartbeat_timeout(
     celery_worker_process, tiny_model_dir, ml_engineer_client, snapshot, settings
 ):
