@@ -23,8 +23,10 @@ Where this departs from the recipe:
 - Reward and advantage whitening are over the whole rollout batch, not per minibatch: with the small minibatches a
   CPU or a single GPU allows, per-minibatch statistics are noisy. Identical when mini_batch_size equals
   rollout_batch_size.
-- The truncation token is the tokenizer's EOS (the recipe used a period for its stylistic tasks), and the missing-EOS
-  penalty is off unless configured: chat models end on EOS by themselves, tiny test models rarely do.
+- The truncation token is the tokenizer's EOS (the recipe used a period for its stylistic tasks). A response without
+  it loses `missing_eos_penalty` from its normalised score (the recipe set the score to -1 instead), and the penalty
+  is off unless configured: chat models end on EOS by themselves, tiny test models often do not.
+- The reward model and the policy must share a tokenizer (checked): the policy's tokens are scored as they are.
 - Adam is PyTorch's (epsilon outside the square root), not TensorFlow's; the blog shows this makes early updates
   larger. We keep the small learning rates the recipe uses instead of re-implementing the TF variant.
 - Prompts are the snapshot's, of any length up to max_length - response_length (longer ones are dropped), left-padded
