@@ -251,7 +251,7 @@ def measure(repeat: int) -> None:
     )
     print(
         _row(
-            "  latest snapshot per batch, report without cohen_pairs",
+            "  latest snapshot per batch, report without cohen_pairs and drift",
             _timed(lambda: latest_snapshots_light(batches=batches), repeat),
         )
     )
@@ -269,7 +269,7 @@ def measure(repeat: int) -> None:
     )
     print(
         _row(
-            "for comparison: rewards.selectors.project_agreement (every snapshot, whole reports)",
+            "for comparison: rewards.selectors.project_agreement (the API's read: drift kept)",
             _timed(lambda: project_agreement(project=project), max(3, repeat // 4)),
         )
     )
