@@ -12,6 +12,8 @@ from trainer.models import Kind, Status, TrainingRun
 from trainer.selectors import run_can_view, run_list, run_metrics_after, runs_visible_to
 from trainer.services.runs import run_cancel, run_start
 
+MAX_ID = 2**63 - 1  # ids are bigints: a larger number is a 400, not an overflow in the database driver
+
 
 class RunOutputSerializer(serializers.ModelSerializer):
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
@@ -77,11 +79,17 @@ def _visible_run(request, run_id: int) -> TrainingRun:
 class RunListCreateApi(APIView):
     class InputSerializer(serializers.Serializer):
         kind = serializers.ChoiceField(choices=Kind.choices)
-        snapshot = serializers.IntegerField(help_text="Dataset snapshot id.")
+        snapshot = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="Dataset snapshot id.")
         reward_model_run = serializers.IntegerField(
-            required=False, allow_null=True, help_text="PPO and RLOO: a succeeded reward-model run of the project."
+            min_value=1,
+            max_value=MAX_ID,
+            required=False,
+            allow_null=True,
+            help_text="PPO and RLOO: a succeeded reward-model run of the project.",
         )
-        based_on = serializers.IntegerField(required=False, allow_null=True, help_text="The run this one repeats.")
+        based_on = serializers.IntegerField(
+            min_value=1, max_value=MAX_ID, required=False, allow_null=True, help_text="The run this one repeats."
+        )
         config = serializers.DictField(
             help_text="Settings for trainer.configs.validate_config; base_model is required.",
         )
@@ -96,7 +104,9 @@ class RunListCreateApi(APIView):
     )
     def get(self, request):
         params = request.query_params
-        project_id = serializers.IntegerField().to_internal_value(params["project"]) if params.get("project") else None
+        project_id = None
+        if params.get("project"):
+            project_id = serializers.IntegerField(min_value=1, max_value=MAX_ID).run_validation(params["project"])
         runs = run_list(
             user=request.user, project_id=project_id, status=params.get("status", ""), kind=params.get("kind", "")
         )
@@ -178,7 +188,9 @@ class RunMetricsApi(APIView):
         run = _visible_run(request, run_id)
         after = request.query_params.get("after")
         after_step = (
-            serializers.IntegerField(min_value=-1).to_internal_value(after) if after not in (None, "") else None
+            serializers.IntegerField(min_value=-1, max_value=MAX_ID).run_validation(after)
+            if after not in (None, "")
+            else None
         )
         page = run_metrics_after(run=run, after=after_step)
         summary = RunOutputSerializer(run).data

@@ -377,12 +377,13 @@ def test_the_periodic_task_marks_runs_without_a_heartbeat_lost(run, snapshot, se
     assert mark_lost_runs_task.apply().get() == []  # nothing twice
 
 
-def test_ids_past_bigint_are_refused_not_500(ml_engineer_client, snapshot, sent):
+def test_ids_past_bigint_are_refused_not_500(ml_engineer_client, snapshot, run, sent):
     huge = 2**70
     for path in (f"{RUNS}{huge}/", f"{RUNS}{huge}/metrics/"):
         assert ml_engineer_client.get(path).status_code == 404
     assert ml_engineer_client.post(f"{RUNS}{huge}/cancel/").status_code == 404
-    assert ml_engineer_client.get(RUNS, {"project": huge}).status_code in (200, 400)
+    assert ml_engineer_client.get(RUNS, {"project": huge}).status_code == 400
+    assert ml_engineer_client.get(f"{RUNS}{run.pk}/metrics/", {"after": huge}).status_code == 400
     for extra in ({"snapshot": huge}, {"reward_model_run": huge}, {"based_on": huge}):
         body = {"kind": "ppo", "snapshot": snapshot.pk, "config": {"base_model": "m"}, **extra}
         assert ml_engineer_client.post(RUNS, body, format="json").status_code == 400, extra
