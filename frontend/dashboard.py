@@ -20,8 +20,7 @@ from django.urls import reverse
 from annotation.models import ITEM_QUEUE_KEY, Batch, Item, Membership, Project, Role
 from annotation.selectors import project_list_for, project_role_for
 from rewards.models import AgreementSnapshot
-from rewards.selectors import flag_rules_for, snapshot_summary
-from rewards.services.pairs import split_items
+from rewards.selectors import flag_rules_for, snapshot_summary, stored_split_items
 
 # Why a figure is missing, for the "—" tooltip. Keys are rewards.metrics.stats' reason codes.
 REASONS = {
@@ -424,13 +423,13 @@ def annotator_page(*, project: Project, user_id: int) -> dict | None:
 
 def split_items_page(*, project: Project, batch_id: int | None = None) -> list[dict]:
     """Items whose votes split (no strict majority, or agreement under the project's minimum) with their votes
-    and models: rewards.services.pairs.split_items, computed from vote counts on request (the same list as the
-    split-items API). Without texts: with_texts() adds them to the entries a page shows."""
+    and models, as each batch's latest snapshot stored them (rewards.selectors.stored_split_items, the same list
+    as the split-items API). Without texts: with_texts() adds them to the entries a page shows."""
     batches = project.batches.all() if batch_id is None else project.batches.filter(pk=batch_id)
     criteria = dict(batches.values_list("name", "criteria_version__number"))
     return [
         {**row, "criteria_version": criteria.get(row["batch"]), "models": {"a": row["model_a"], "b": row["model_b"]}}
-        for row in split_items(batch_ids=batches.values_list("pk", flat=True))
+        for row in stored_split_items(batch_ids=batches.values_list("pk", flat=True))
     ]
 
 

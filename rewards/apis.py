@@ -12,8 +12,7 @@ from rest_framework.views import APIView
 
 from annotation.models import Role
 from annotation.permissions import project_for_role
-from rewards.selectors import project_agreement, snapshot_summary
-from rewards.services.pairs import split_items
+from rewards.selectors import project_agreement, snapshot_summary, stored_split_items
 
 FORMAT_PARAMETER = OpenApiParameter("format", str, enum=["json", "csv"], description="csv: the same table as CSV.")
 
@@ -106,7 +105,8 @@ class ProjectAnnotatorAgreementApi(_LeadTableApi):
 
 class SplitItemsApi(_LeadTableApi):
     """Items whose votes split (no strict majority, or agreement under the project's minimum), with their votes
-    and the models that wrote each response (leads only). ?batch=ID narrows to one batch."""
+    and the models that wrote each response (leads only), as each batch's latest agreement snapshot found them
+    (stored with the snapshot: never recounted on a request). ?batch=ID narrows to one batch."""
 
     class FilterSerializer(serializers.Serializer):
         batch = serializers.IntegerField(required=False, min_value=1, help_text="Only this batch of the project.")
@@ -124,7 +124,7 @@ class SplitItemsApi(_LeadTableApi):
             batches = batches.filter(pk=query.validated_data["batch"])
             if not batches.exists():
                 raise NotFound("No such batch in this project.")
-        rows = split_items(batch_ids=batches.values_list("pk", flat=True))
+        rows = stored_split_items(batch_ids=batches.values_list("pk", flat=True))
         if self._as_csv(request):
             return self._csv(rows, f"split-items-project-{project.pk}.csv")
         return Response(rows)

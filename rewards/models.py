@@ -43,6 +43,25 @@ class AgreementSnapshot(models.Model):
         return f"{self.batch} at {self.computed_at:%Y-%m-%d %H:%M:%S}"
 
 
+class SplitItem(models.Model):
+    """An item whose votes split ("split" or "low_agreement"), as one agreement snapshot found it: the lead's
+    split-vote list, stored with the snapshot so pages and the API read it instead of recounting votes."""
+
+    snapshot = models.ForeignKey(AgreementSnapshot, on_delete=models.CASCADE, related_name="split_items")
+    item = models.ForeignKey("annotation.Item", on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=20)
+    votes = models.JSONField()
+    agreement = models.FloatField()
+    margin = models.FloatField()
+
+    class Meta:
+        ordering = ["snapshot", "item"]
+        constraints = [models.UniqueConstraint(fields=["snapshot", "item"], name="split_item_once_per_snapshot")]
+
+    def __str__(self) -> str:
+        return f"item {self.item_id} ({self.reason}) in {self.snapshot}"
+
+
 class ProjectFlagRules(models.Model):
     """A project's flag thresholds; a project without a row uses FlagRules' defaults."""
 

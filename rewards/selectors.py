@@ -2,7 +2,7 @@
 (also as a stream for export), and dataset snapshots with their files."""
 
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -17,7 +17,7 @@ from django.db.models import Count, F, Func, JSONField, OuterRef, Q, Subquery
 from annotation.models import Batch, Item, Judgment, Project
 from rewards.metrics import Judgments, longer_side
 from rewards.metrics.flags import FlagRules
-from rewards.models import AgreementSnapshot, DatasetSnapshot, ProjectFlagRules
+from rewards.models import AgreementSnapshot, DatasetSnapshot, ProjectFlagRules, SplitItem
 
 LABELS = ("a", "b", "tie", "both_bad")
 LABEL_CODE = {label: code for code, label in enumerate(LABELS)}
@@ -398,3 +398,48 @@ def dataset_files(*, snapshot: DatasetSnapshot) -> dict[str, Path]:
     """The snapshot's files by name ("train", "validation", "excluded", "manifest"); not checked (see dataset_verify)."""
     root = Path(settings.ARTIFACTS_DIR) / snapshot.directory
     return {name: root / filename for name, filename in DATASET_FILE_NAMES.items()}
+
+
+def stored_split_items(*, batch_ids: Iterable[int]) -> list[dict]:
+    """The split-vote items of each batch's latest agreement snapshot, oldest batch first, items in id order: the
+    same entries as rewards.services.pairs.split_items made when the snapshot was computed (a batch without a
+    snapshot has none yet), plus "computed_at", the snapshot's time. Reads stored rows only."""
+    latest = AgreementSnapshot.objects.filter(batch_id=OuterRef("pk")).order_by("-computed_at", "-pk").values("pk")[:1]
+    snapshot_ids = [
+        pk
+        for pk in Batch.objects.filter(pk__in=list(batch_ids))
+        .annotate(latest=Subquery(latest))
+        .values_list("latest", flat=True)
+        if pk is not None
+    ]
+    rows = (
+        SplitItem.objects.filter(snapshot_id__in=snapshot_ids)
+        .order_by("snapshot__batch__created_at", "snapshot__batch_id", "item_id")
+        .values_list(
+            "item_id",
+            "item__external_id",
+            "snapshot__batch__name",
+            "reason",
+            "votes",
+            "agreement",
+            "margin",
+            "item__response_a_model",
+            "item__response_b_model",
+            "snapshot__computed_at",
+        )
+    )
+    return [
+        {
+            "item_pk": pk,
+            "item_id": external_id or str(pk),
+            "batch": batch,
+            "reason": reason,
+            "votes": votes,
+            "agreement": agreement,
+            "margin": margin,
+            "model_a": model_a,
+            "model_b": model_b,
+            "computed_at": computed_at.isoformat(),
+        }
+        for pk, external_id, batch, reason, votes, agreement, margin, model_a, model_b, computed_at in rows
+    ]

@@ -18,7 +18,7 @@ from rewards.metrics import (
     flags_for,
     pool_baseline,
 )
-from rewards.models import AgreementSnapshot
+from rewards.models import AgreementSnapshot, SplitItem
 from rewards.selectors import (
     LABELS,
     batch_judgments,
@@ -28,6 +28,7 @@ from rewards.selectors import (
     latest_snapshots,
     usernames_for,
 )
+from rewards.services.pairs import split_items
 
 # Drop alarms leave a batch out of that annotator's baseline, so a fall does not become their new normal.
 DROP_ALARMS = {"gold_drop", "consensus_drop"}
@@ -96,8 +97,28 @@ def _snapshot_store(*, batch: Batch, history: list[tuple[Batch, dict]]) -> Agree
     snapshot = AgreementSnapshot.objects.create(
         batch=batch, computed_at=timezone.now(), judgment_count=current.judgments.size, report=data
     )
+    _store_split_items(snapshot=snapshot)
     _prune(batch=batch, keep=settings.TANDEM_SNAPSHOTS_KEPT_PER_BATCH)
     return snapshot
+
+
+def _store_split_items(*, snapshot: AgreementSnapshot) -> None:
+    """The batch's split-vote items as of this snapshot (rewards.services.pairs.split_items: the decisions
+    preference_pairs makes), stored beside it for the lead's list."""
+    SplitItem.objects.bulk_create(
+        (
+            SplitItem(
+                snapshot=snapshot,
+                item_id=row["item_pk"],
+                reason=row["reason"],
+                votes=row["votes"],
+                agreement=row["agreement"],
+                margin=row["margin"],
+            )
+            for row in split_items(batch_ids=[snapshot.batch_id])
+        ),
+        batch_size=5_000,
+    )
 
 
 def _prune(*, batch: Batch, keep: int) -> None:

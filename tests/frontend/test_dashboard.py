@@ -211,6 +211,7 @@ def test_the_split_items_page_shows_votes_models_and_escaped_responses(lead, pro
         response_a_text=HOSTILE,
         response_a_model="model-<b>alpha</b>",
     )
+    snapshot_compute(batch=batch)  # the list is stored with the snapshot
     client = browser_for(lead)
     response = client.get(f"{dashboard_url(project)}split-items/")
     assert response.status_code == 200
@@ -287,6 +288,7 @@ def test_the_dashboard_script_writes_no_html_strings():
 def test_the_split_items_page_pages_through_long_lists(lead, project):
     batch = BatchFactory(project=project, name="many")
     judge_items(batch, {"s1": ["a"] * 27, "s2": ["b"] * 27, "s3": ["tie"] * 27})
+    snapshot_compute(batch=batch)
     client = browser_for(lead)
     first = client.get(f"{dashboard_url(project)}split-items/").content.decode()
     assert "27 items" in first and first.count('class="split-item"') == 25

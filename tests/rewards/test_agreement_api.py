@@ -9,7 +9,7 @@ import pytest
 from rewards.models import AgreementSnapshot
 from rewards.services.snapshots import snapshot_compute
 from tests.factories import BatchFactory, ProjectFactory
-from tests.rewards.judging import judge_items
+from tests.rewards.judging import judge, judge_items
 
 URLS = (
     "/api/v1/projects/{id}/agreement/",
@@ -106,7 +106,7 @@ def test_annotators_json_and_csv(judged, project, lead_client):
 
 
 def test_split_items_show_votes_and_model_names_to_the_lead(judged, project, lead_client):
-    first, second, items, _ = judged
+    first, second, items, snapshot = judged
     rows = lead_client.get(f"/api/v1/projects/{project.pk}/split-items/").json()
     # Item 3 (a, b, tie) splits; item 4 (a, a, b) has 2 of 3 A/B votes, at the project's 0.6 minimum: agreed.
     assert rows == [
@@ -120,6 +120,7 @@ def test_split_items_show_votes_and_model_names_to_the_lead(judged, project, lea
             "margin": 0.0,
             "model_a": "sft-7b",
             "model_b": "sft-7b-t0.9",
+            "computed_at": snapshot.computed_at.isoformat(),
         }
     ]
     assert lead_client.get(f"/api/v1/projects/{project.pk}/split-items/?batch={second.pk}").json() == []
@@ -133,3 +134,16 @@ def test_split_items_show_votes_and_model_names_to_the_lead(judged, project, lea
     assert bad.status_code == 400 and bad.json()["code"] == "invalid" and "batch" in bad.json()
     other = BatchFactory(project=ProjectFactory(name="Elsewhere"))
     assert lead_client.get(f"/api/v1/projects/{project.pk}/split-items/?batch={other.pk}").status_code == 404
+
+
+def test_split_items_are_read_from_the_latest_snapshot_never_recounted(judged, project, lead_client):
+    """The list is the one stored with each batch's latest snapshot: votes after it show at the next snapshot."""
+    first, _, items, _ = judged
+    url = f"/api/v1/projects/{project.pk}/split-items/"
+    judge(items[0], "ann4", "b")  # item 1 now a, a, a, b: still agreed
+    judge(items[3], "ann4", "b")  # item 4 now a, a, b, b: no majority
+    assert [r["item_pk"] for r in lead_client.get(url).json()] == [items[2].pk]
+    later = snapshot_compute(batch=first)
+    rows = lead_client.get(url).json()
+    assert [(r["item_pk"], r["reason"]) for r in rows] == [(items[2].pk, "split"), (items[3].pk, "split")]
+    assert {r["computed_at"] for r in rows} == {later.computed_at.isoformat()}
