@@ -3,6 +3,7 @@
 import csv
 import io
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
@@ -14,6 +15,9 @@ from annotation.models import Role
 from annotation.permissions import project_for_role
 from rewards.selectors import project_agreement, snapshot_summary, stored_split_items
 
+# Free-form JSON described as such (the rows' keys are documented on each view), so the schema names no guesses.
+TABLE_OBJECT = OpenApiTypes.OBJECT
+TABLE_ROWS = serializers.ListSerializer(child=serializers.JSONField())
 FORMAT_PARAMETER = OpenApiParameter("format", str, enum=["json", "csv"], description="csv: the same table as CSV.")
 
 
@@ -60,7 +64,7 @@ def _codes(flags: list[dict]) -> str:
 class ProjectAgreementApi(_LeadTableApi):
     """Each batch's latest stored snapshot. Never computes: a batch not yet snapshotted has null figures."""
 
-    @extend_schema(parameters=[FORMAT_PARAMETER], responses=serializers.DictField())
+    @extend_schema(parameters=[FORMAT_PARAMETER], responses=TABLE_OBJECT)
     def get(self, request, project_id: int):
         project = project_for_role(request=request, project_id=project_id, roles=(Role.LEAD,))
         batches = [snapshot_summary(batch=b, snapshot=s) for b, s in project_agreement(project=project)]
@@ -89,7 +93,7 @@ class ProjectAgreementApi(_LeadTableApi):
 class ProjectAnnotatorAgreementApi(_LeadTableApi):
     """Per batch and annotator: their statistics and flags from the batch's latest snapshot."""
 
-    @extend_schema(parameters=[FORMAT_PARAMETER], responses=serializers.ListField(child=serializers.DictField()))
+    @extend_schema(parameters=[FORMAT_PARAMETER], responses=TABLE_ROWS)
     def get(self, request, project_id: int):
         project = project_for_role(request=request, project_id=project_id, roles=(Role.LEAD,))
         rows = []
@@ -113,7 +117,7 @@ class SplitItemsApi(_LeadTableApi):
 
     @extend_schema(
         parameters=[FORMAT_PARAMETER, FilterSerializer],
-        responses=serializers.ListField(child=serializers.DictField()),
+        responses=TABLE_ROWS,
     )
     def get(self, request, project_id: int):
         project = project_for_role(request=request, project_id=project_id, roles=(Role.LEAD,))
