@@ -6,6 +6,22 @@ class RewardsConfig(AppConfig):
     verbose_name = "Rewards: agreement, aggregation, dataset snapshots"
 
     def ready(self) -> None:
+        from annotation.roles import grant_on_migrate
+
+        grant_on_migrate(
+            self,
+            {
+                "lead": [
+                    "view_agreementsnapshot",
+                    "view_projectflagrules",
+                    "change_projectflagrules",
+                    "add_projectflagrules",
+                    "view_datasetsnapshot",
+                    "add_datasetsnapshot",
+                ],
+                "ml_engineer": ["view_datasetsnapshot", "add_datasetsnapshot", "view_agreementsnapshot"],
+            },
+        )
         from annotation.signals import batch_closed, judgment_recorded
         from rewards import receivers
 

@@ -5,6 +5,7 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 
 from annotation.models import Membership, Project, Role
+from annotation.roles import STAFF_ROLES
 
 
 class MemberError(ValueError):
@@ -27,4 +28,7 @@ def member_add(*, project: Project, username: str, role: str) -> tuple[Membershi
         membership.save(update_fields=["role"])
     group, _ = Group.objects.get_or_create(name=role)
     user.groups.add(group)
+    if role in STAFF_ROLES and not user.is_staff:  # leads and ML engineers work in the admin site (annotation.roles)
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
     return membership, created

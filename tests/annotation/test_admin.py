@@ -168,8 +168,8 @@ def test_import_page_keeps_hh_gold_when_asked(admin_client, project):
     assert (item.response_a_text if item.gold == "a" else item.response_b_text) == "Hello!"
 
 
-def test_import_page_is_for_staff_only(client, lead, project):
-    client.force_login(lead)  # a project lead who is not staff uses the API, not the admin
+def test_import_page_is_for_staff_only(client, annotator, project):
+    client.force_login(annotator)  # leads are staff (annotation.roles); annotators never enter the admin
     response = client.get(import_url(project))
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]

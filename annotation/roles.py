@@ -1,0 +1,30 @@
+"""What each role's Django group may do in the admin site, declared by each app for its own models.
+
+Leads and ML engineers work in the admin (leads import, add members and close batches; ML engineers make dataset
+snapshots and start runs), so member_add makes them staff, and their groups hold the model permissions each app
+declares here. Permissions exist only after migrate has run (Django creates them in post_migrate), so every app
+grants its own from its AppConfig.ready() through post_migrate: annotation knows nothing of the apps above it.
+"""
+
+from collections.abc import Mapping, Sequence
+
+from django.db.models.signals import post_migrate
+
+# The roles that use the admin site.
+STAFF_ROLES = ("lead", "ml_engineer")
+
+
+def grant_on_migrate(app_config, grants: Mapping[str, Sequence[str]]) -> None:
+    """After each migrate, give group NAME the permissions "codename" (of this app) listed under it."""
+
+    def grant(sender, using="default", **kwargs) -> None:
+        from django.contrib.auth.models import Group, Permission
+
+        for group_name, codenames in grants.items():
+            group, _ = Group.objects.using(using).get_or_create(name=group_name)
+            permissions = Permission.objects.using(using).filter(
+                content_type__app_label=app_config.label, codename__in=list(codenames)
+            )
+            group.permissions.add(*permissions)
+
+    post_migrate.connect(grant, sender=app_config, weak=False, dispatch_uid=f"roles.grant.{app_config.label}")
