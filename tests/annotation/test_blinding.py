@@ -183,9 +183,14 @@ def walk_api(walker: Walker, world) -> list[dict]:
     return served
 
 
-def page_urls(world) -> list[str]:
-    """Every page in frontend/urls.py, filled in for the walker's project and session."""
-    values = {"project_id": world["project"].pk}
+# Pages for leads and ML engineers: an annotator is refused them, and the refusal is walked for leaks too.
+NOT_FOR_ANNOTATORS = ("run", "lead-home", "lead-project", "lead-annotator", "lead-split-items")
+
+
+def page_urls(world) -> list[tuple[str, int | tuple[int, ...]]]:
+    """Every page in frontend/urls.py, filled in for the walker's project and session, with the status the
+    walker should get."""
+    values = {"project_id": world["project"].pk, "user_id": world["walker"].pk, "run_id": 1}
     urls = []
 
     def visit(patterns, namespace):
@@ -197,7 +202,8 @@ def page_urls(world) -> list[str]:
                 missing = [n for n in names if n not in values]
                 if missing:
                     pytest.fail(f"page {pattern.name!r} takes {missing}: teach test_blinding.py to fill them in")
-                urls.append(reverse(f"{namespace}:{pattern.name}", kwargs={n: values[n] for n in names}))
+                url = reverse(f"{namespace}:{pattern.name}", kwargs={n: values[n] for n in names})
+                urls.append((url, (403, 404) if pattern.name in NOT_FOR_ANNOTATORS else 200))
 
     visit(frontend.urls.urlpatterns, frontend.urls.app_name)
     return urls
@@ -274,8 +280,8 @@ def test_nothing_an_annotator_can_reach_gives_away_models_sides_gold_or_others(w
     gold_served = Item.objects.filter(assignments__annotator=world["walker"]).exclude(gold="").count()
     assert gold_served >= 1, "the walk met no gold item: it proves nothing about gold"
 
-    for url in page_urls(world):
-        walker.call(f"page {url}", "get", url, expect=200, page=True)
+    for url, expect in page_urls(world):
+        walker.call(f"page {url}", "get", url, expect=expect, page=True)
     walker.call("login page", "get", reverse("login"), expect=200, page=True)
     walker.call("not a member's page", "get", f"/annotate/{world['other_project'].pk}/", expect=(403, 404), page=True)
 
