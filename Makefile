@@ -34,6 +34,8 @@ migrate: $(STAMP)
 
 seed: migrate
 	$(BIN)/python manage.py seed_demo --url http://127.0.0.1:$(PORT)/
+	$(BIN)/python manage.py agreement --project "Demo: helpful assistant" > /dev/null
+	$(BIN)/python manage.py demo_model
 
 run: seed
 	PORT=$(PORT) $(BIN)/python bin/run_local.py

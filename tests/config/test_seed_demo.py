@@ -1,17 +1,33 @@
-"""seed_demo: a friendly demo project through the real import, one user per role, and nothing doubled on a re-run."""
+"""seed_demo: a friendly demo project through the real import, one user per role, a judged and closed history batch,
+and nothing doubled on a re-run; `agreement` then fills the lead's dashboard; demo_model builds the demo base model."""
 
+import json
+import re
 from collections import Counter
 from io import StringIO
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from django.db.models import Count
+from django.test import Client
 
 from annotation.demo import LARGE_MODEL, SMALL_MODEL, demo_jsonl, demo_lines, demo_pairs
 from annotation.demo.adversarial import EXACT_WORDS
+from annotation.demo.history import HISTORY_ITEMS, SIM_ANNOTATORS
 from annotation.import_format import parse_line
-from annotation.management.commands.seed_demo import BATCH_NAME, PROJECT_NAME
-from annotation.models import Batch, CriteriaVersion, ImportRecord, Item, Membership, Project
+from annotation.management.commands.seed_demo import BATCH_NAME, HISTORY_BATCH_NAME, PROJECT_NAME
+from annotation.models import (
+    AnnotationSession,
+    Assignment,
+    Batch,
+    CriteriaVersion,
+    ImportRecord,
+    Item,
+    Judgment,
+    Membership,
+    Project,
+)
 from annotation.services.imports import stratum_mix_warnings
 
 
@@ -30,6 +46,9 @@ def _counts() -> dict[str, int]:
         "gold": Item.objects.exclude(gold="").count(),
         "users": get_user_model().objects.count(),
         "memberships": Membership.objects.count(),
+        "sessions": AnnotationSession.objects.count(),
+        "assignments": Assignment.objects.count(),
+        "judgments": Judgment.objects.count(),
     }
 
 
@@ -40,12 +59,16 @@ def test_seed_demo_twice_creates_everything_once():
     second = _seed()
 
     assert _counts() == counts
-    assert counts["projects"] == counts["batches"] == counts["criteria"] == 1
-    assert 250 <= counts["items"] <= 400
+    assert counts["projects"] == counts["criteria"] == 1
+    assert counts["batches"] == 2  # the open batch and the judged history
+    open_items = Item.objects.filter(batch__name=BATCH_NAME).count()
+    assert 250 <= open_items <= 400
+    assert counts["items"] == open_items + HISTORY_ITEMS
     assert "skipped 0 already present" in first
-    assert f"Imported 0 item(s) into {PROJECT_NAME} / {BATCH_NAME}; skipped {counts['items']}" in second
-    # Both runs went through the import service and left their report.
-    assert ImportRecord.objects.filter(status=ImportRecord.Status.IMPORTED).count() == 2
+    assert f"Imported 0 item(s) into {PROJECT_NAME} / {BATCH_NAME}; skipped {open_items}" in second
+    # Both runs imported the open batch through the import service; the history was imported once.
+    assert ImportRecord.objects.filter(status=ImportRecord.Status.IMPORTED).count() == 3
+    assert f"Batch '{HISTORY_BATCH_NAME}' is already there" in second
     assert "Warning" not in first + second  # the stratum mix is the usual one
 
 
@@ -122,3 +145,98 @@ def test_demo_data_is_deterministic_and_gold_is_the_better_side():
 @pytest.mark.parametrize(("count", "task", "answer"), [(c, t, a) for c, t, a, _ in EXACT_WORDS])
 def test_exact_word_answers_have_exactly_that_many_words(count, task, answer):
     assert len(answer.split()) == count, task
+
+
+@pytest.mark.django_db
+def test_seed_demo_history_batch_is_judged_within_overlap_and_closed():
+    _seed()
+    project = Project.objects.get(name=PROJECT_NAME)
+    history = Batch.objects.get(project=project, name=HISTORY_BATCH_NAME)
+    open_batch = Batch.objects.get(project=project, name=BATCH_NAME)
+    assert history.status == Batch.Status.CLOSED and history.closed_at is not None
+    assert open_batch.status == Batch.Status.OPEN and not open_batch.judgments.exists()
+    assert history.created_at < open_batch.created_at  # the earlier batch: the open one's baseline
+
+    sims = [a.username for a in SIM_ANNOTATORS]
+    judgments = Judgment.objects.filter(batch=history)
+    assert set(judgments.values_list("annotator__username", flat=True)) == set(sims)
+    for username in sims:
+        user = get_user_model().objects.get(username=username)
+        assert not user.has_usable_password()
+        assert Membership.objects.get(project=project, user=user).role == "annotator"
+
+    items = Item.objects.filter(batch=history).annotate(n=Count("judgments"))
+    assert items.count() == HISTORY_ITEMS
+    for item in items:
+        assert item.judgment_count == item.n
+        if item.gold:  # gold has no cap: every simulated annotator met it
+            assert item.n == len(sims)
+        else:  # overlap honoured, split items got their adaptive extra votes and no more
+            assert item.n == project.overlap + item.extra_judgments <= project.max_overlap
+    assert items.filter(extra_judgments__gt=0).exists()
+    assert items.filter(judgment_count=0).count() == 0
+
+    # What judgment_submit would have stored, with times of a real working day in the past.
+    for j in judgments.select_related("assignment", "item"):
+        assert j.assignment.judged_at == j.created_at < open_batch.created_at
+        assert j.shown_left == ("a" if j.assignment.left_is_a else "b")
+        assert j.is_gold == bool(j.item.gold)
+        assert j.gold_correct == ((j.choice == j.item.gold) if j.item.gold else None)
+        assert j.too_fast == (j.seconds < project.min_seconds_per_judgment)
+    assert judgments.filter(too_fast=True).exists() and judgments.filter(seconds__gt=20).exists()
+    assert {"a", "b", "tie"} <= set(judgments.values_list("choice", flat=True))
+    for session in AnnotationSession.objects.filter(project=project):
+        assert session.tasks_done == session.assignments.count() <= session.max_tasks
+
+
+@pytest.mark.django_db
+def test_lead_sees_the_history_figures_after_agreement():
+    out = StringIO()
+    _seed()
+    call_command("agreement", "--project", PROJECT_NAME, "--json", stdout=out)
+    report = json.loads(out.getvalue())
+    history = next(b for b in report["batches"] if b["batch"] == HISTORY_BATCH_NAME)
+    assert history["judgments"] == Judgment.objects.filter(batch_id=history["batch_id"]).count()
+    assert history["annotator_count"] == len(SIM_ANNOTATORS)
+    assert 0.4 < history["cohen_kappa"] < 0.9  # mostly agreeing, not perfectly
+    left = {a["username"]: a["left_share"] for a in history["annotators"]}
+    assert max(left, key=left.get) == "sim-ann4"  # the one who leans left shows it
+
+    client = Client()
+    client.force_login(get_user_model().objects.get(username="lead"))
+    project = Project.objects.get(name=PROJECT_NAME)
+    html = client.get(f"/lead/projects/{project.pk}/").content.decode()
+    assert 'id="not-computed"' not in html
+    row = re.search(rf'<tr[^>]*data-batch="{history["batch_id"]}">(.*?)</tr>', html, re.S).group(1)
+    assert HISTORY_BATCH_NAME in row
+    assert f">{history['judgments']:,}<" in row
+    assert f">{history['cohen_kappa']:.2f}<" in row
+
+
+@pytest.mark.django_db
+def test_demo_model_builds_a_loadable_model_once(settings, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    settings.VAR_DIR = str(tmp_path)
+    out = StringIO()
+    call_command("demo_model", stdout=out)
+    path = tmp_path / "models" / "tiny-demo"
+    assert out.getvalue().strip() == f"Base model for demo runs: {path}"
+    model = AutoModelForCausalLM.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    prompt = demo_lines()[0].get("prompt") or demo_lines()[0]["messages"][0]["content"]
+    ids = tokenizer(prompt)["input_ids"]
+    assert tokenizer.unk_token_id not in ids and len(ids) < len(prompt)  # the tokenizer was fitted to demo text
+    assert model(**tokenizer(prompt, return_tensors="pt")).logits.shape[-1] == len(tokenizer)
+
+    stamp = (path / "model.safetensors").stat().st_mtime_ns
+    again = StringIO()
+    call_command("demo_model", stdout=again)
+    assert "(already there)" in again.getvalue()
+    assert (path / "model.safetensors").stat().st_mtime_ns == stamp
+    assert sorted(p.name for p in path.parent.iterdir()) == ["tiny-demo"]  # no scratch folder left behind
+
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "config.json").write_text("{}")
+    with pytest.raises(CommandError, match="not a complete model"):
+        call_command("demo_model", "--out", str(tmp_path / "half"), stdout=StringIO())
