@@ -2,34 +2,17 @@
 a run, PPO from a reward model), its refusals with nothing queued, the run page with lineage, cancelling; and who
 may do what (ML engineers of the project start and cancel; leads look; annotators see nothing)."""
 
-from pathlib import Path
-
 import pytest
 from django.test import Client
 from django.utils import timezone
 
 from rewards.selectors import dataset_files
-from tests.trainer.runs_fixtures import finished_reward_model, make_snapshot
+from tests.trainer.runs_fixtures import finished_reward_model
 from trainer.models import Kind, RunMetric, Status, TrainingRun
-from trainer.tasks import run_training_task
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("artifacts")]
 START = "/admin/trainer/trainingrun/start/"
 CHANGELIST = "/admin/trainer/trainingrun/"
-
-
-@pytest.fixture(autouse=True)
-def artifacts(settings, tmp_path) -> Path:
-    settings.ARTIFACTS_DIR = str(tmp_path / "artifacts")
-    Path(settings.ARTIFACTS_DIR).mkdir()
-    return Path(settings.ARTIFACTS_DIR)
-
-
-@pytest.fixture
-def sent(monkeypatch) -> list[list]:
-    calls = []
-    monkeypatch.setattr(run_training_task, "apply_async", lambda args=None, **options: calls.append(args))
-    return calls
 
 
 def staff_client(user) -> Client:
@@ -48,11 +31,6 @@ def mle_admin(ml_engineer):
 @pytest.fixture
 def lead_admin(lead):
     return staff_client(lead)
-
-
-@pytest.fixture
-def snapshot(project):
-    return make_snapshot(project)
 
 
 def post_start(client, snapshot, *, query="", **fields):

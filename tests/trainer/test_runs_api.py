@@ -3,7 +3,6 @@ snapshots, reading runs and their metrics, cancelling. The task is never run her
 what is checked is whether it was sent, and with what."""
 
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -18,15 +17,8 @@ from trainer import configs
 from trainer.models import Kind, RunMetric, Status, TrainingRun
 from trainer.tasks import mark_lost_runs_task, run_training_task
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("artifacts")]
 RUNS = "/api/v1/runs/"
-
-
-@pytest.fixture(autouse=True)
-def artifacts(settings, tmp_path) -> Path:
-    settings.ARTIFACTS_DIR = str(tmp_path / "artifacts")
-    Path(settings.ARTIFACTS_DIR).mkdir()
-    return Path(settings.ARTIFACTS_DIR)
 
 
 @pytest.fixture
@@ -37,11 +29,6 @@ def sent(monkeypatch) -> list[dict]:
         run_training_task, "apply_async", lambda args=None, **options: calls.append({"args": args, **options})
     )
     return calls
-
-
-@pytest.fixture
-def snapshot(project):
-    return make_snapshot(project)
 
 
 def start(client, snapshot, *, kind="reward_model", config=None, **extra):

@@ -5,7 +5,6 @@ test_e2e_training.py; here the run's row is moved along by the test)."""
 import threading
 import time
 from io import StringIO
-from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -14,28 +13,8 @@ from django.db import connection
 from rewards.selectors import dataset_files
 from tests.trainer.runs_fixtures import finished_reward_model, make_snapshot
 from trainer.models import Status, TrainingRun
-from trainer.tasks import run_training_task
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def artifacts(settings, tmp_path) -> Path:
-    settings.ARTIFACTS_DIR = str(tmp_path / "artifacts")
-    Path(settings.ARTIFACTS_DIR).mkdir()
-    return Path(settings.ARTIFACTS_DIR)
-
-
-@pytest.fixture
-def sent(monkeypatch) -> list[list]:
-    calls = []
-    monkeypatch.setattr(run_training_task, "apply_async", lambda args=None, **options: calls.append(args))
-    return calls
-
-
-@pytest.fixture
-def snapshot(project):
-    return make_snapshot(project)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("artifacts")]
 
 
 def start_run(*args: str) -> str:

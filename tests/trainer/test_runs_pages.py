@@ -3,7 +3,6 @@ JavaScript and charts are exercised in Chromium by tests/e2e/test_run_page.py)."
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 from django.test import Client
@@ -11,14 +10,7 @@ from django.test import Client
 from tests.trainer.runs_fixtures import finished_reward_model, make_snapshot
 from trainer.models import TrainingRun
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def artifacts(settings, tmp_path) -> Path:
-    settings.ARTIFACTS_DIR = str(tmp_path / "artifacts")
-    Path(settings.ARTIFACTS_DIR).mkdir()
-    return Path(settings.ARTIFACTS_DIR)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("artifacts")]
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ RunCancelled on a cancel, past the time limit, or once the run was taken away (m
 
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -14,14 +13,7 @@ from trainer.progress import RunCancelled
 from trainer.services import execute
 from trainer.services.execute import Heartbeat, RunProgress
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def artifacts(settings, tmp_path) -> Path:
-    settings.ARTIFACTS_DIR = str(tmp_path / "artifacts")
-    Path(settings.ARTIFACTS_DIR).mkdir()
-    return Path(settings.ARTIFACTS_DIR)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("artifacts")]
 
 
 @pytest.fixture
