@@ -27,7 +27,6 @@ from annotation.models import Batch
 from rewards.models import DatasetSnapshot
 from tests.factories import BatchFactory, ItemFactory
 from tests.rewards.judging import judge
-from tests.trainer.ppo.token_reward import sft_tiny_model
 from tests.trainer.test_e2e_training import RUNS, api_start, final_run
 from trainer.models import Status
 
@@ -57,11 +56,6 @@ PPO_CONFIG = {
 # KL to the reference per response: at the end (measured 1.86-2.39; 8.0 without the penalty), and at every step.
 KL_FINAL_BOUND = 4.0
 KL_STEP_BOUND = 6.0
-
-
-@pytest.fixture(scope="module")
-def sft_policy_dir(tiny_model_dir, tmp_path_factory) -> Path:
-    return sft_tiny_model(tiny_model_dir, tmp_path_factory.mktemp("e2e-sft-policy"))
 
 
 def judged_poem_batch(project) -> Batch:

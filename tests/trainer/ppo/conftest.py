@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.trainer.ppo.token_reward import build_token_reward_model, sft_tiny_model
+from tests.trainer.ppo.token_reward import build_token_reward_model
 
 
 @contextlib.contextmanager
@@ -26,12 +26,6 @@ def _one_torch_thread():
 def one_torch_thread():
     with _one_torch_thread():
         yield
-
-
-@pytest.fixture(scope="session")
-def sft_policy_dir(tiny_model_dir, tmp_path_factory) -> Path:
-    with _one_torch_thread():
-        return sft_tiny_model(tiny_model_dir, tmp_path_factory.mktemp("ppo-sft-policy"))
 
 
 @pytest.fixture(scope="session")
