@@ -79,15 +79,16 @@ def _next(session: AnnotationSession) -> Assignment | None:
     item = (_lease_gold(session) if want_gold else None) or _lease_regular(session, now)
     if item is None:
         return None
-    assignment = Assignment.objects.create(
-        session=session,
-        item=item,
-        annotator_id=session.annotator_id,
-        left_is_a=_crypto.random() < 0.5,
-        leased_at=now,
-        lease_expires_at=now + timedelta(minutes=project.lease_minutes),
+    assignment = rows.insert(
+        Assignment(
+            session=session,
+            item=item,
+            annotator_id=session.annotator_id,
+            left_is_a=_crypto.random() < 0.5,
+            leased_at=now,
+            lease_expires_at=now + timedelta(minutes=project.lease_minutes),
+        )
     )
-    assignment.item = item
     return assignment
 
 

@@ -76,19 +76,21 @@ def judgment_submit(
         raise OverlapFull("This item already has all the judgments it needs.")
 
     seconds = (now - assignment.leased_at).total_seconds()
-    judgment = Judgment.objects.create(
-        assignment=assignment,
-        item=item,
-        batch_id=item.batch_id,
-        annotator=annotator,
-        choice=canonical,
-        shown_left="a" if assignment.left_is_a else "b",
-        dimensions=canonical_dims,
-        justification=justification,
-        seconds=seconds,
-        too_fast=seconds < project.min_seconds_per_judgment,
-        is_gold=bool(item.gold),
-        gold_correct=gold_matches(gold=item.gold, choice=canonical) if item.gold else None,
+    judgment = rows.insert(
+        Judgment(
+            assignment=assignment,
+            item=item,
+            batch_id=item.batch_id,
+            annotator=annotator,
+            choice=canonical,
+            shown_left="a" if assignment.left_is_a else "b",
+            dimensions=canonical_dims,
+            justification=justification,
+            seconds=seconds,
+            too_fast=seconds < project.min_seconds_per_judgment,
+            is_gold=bool(item.gold),
+            gold_correct=gold_matches(gold=item.gold, choice=canonical) if item.gold else None,
+        )
     )
     Assignment.objects.filter(pk=assignment.pk).update(judged_at=now)
     _count_task(session_id=assignment.session_id, now=now)
