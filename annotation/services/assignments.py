@@ -138,12 +138,13 @@ def _lease_in_batch(session: AnnotationSession, batch: Batch, now: datetime) -> 
         "limit": _CANDIDATES,
     }
     for attempt in range(_TRIES):
-        locked = list(Item.objects.raw(_QUEUE_SQL + (_SKIP_LOCKED if skip_locked else ""), params))
+        found = rows.fetch(_QUEUE_SQL + (_SKIP_LOCKED if skip_locked else ""), params)
+        locked = [rows.instance(Item, row, "item") for row in found]
         if locked:
             item = _first_with_free_slot(locked, session.project.overlap, now)
             if item is not None:
                 return item
-        elif not skip_locked or not list(Item.objects.raw(_QUEUE_SQL, {**params, "limit": 1})):
+        elif not skip_locked or not rows.fetch(_QUEUE_SQL, {**params, "limit": 1}):
             return None  # nothing free, not even behind someone else's lock
         time.sleep(0.002 * (attempt + 1))  # the free rows are locked by requests about to commit
     return None
@@ -190,8 +191,8 @@ LIMIT 1
 # The batch's regular items with a free slot that the annotator has not seen, closest to complete first.
 # judgment_count - extra_judgments (models.ITEM_QUEUE_KEY) is the item_queue index's key: the index gives this
 # order and starts at the items one judgment short, so a request reads the head of the queue, not the batch.
-_QUEUE_SQL = """
-SELECT item.* FROM annotation_item item
+_QUEUE_SQL = f"""
+SELECT {rows.columns(Item, "item")} FROM annotation_item item
 WHERE item.batch_id = %(batch)s AND item.gold = ''
   AND item.judgment_count - item.extra_judgments < %(overlap)s
   AND NOT EXISTS (
@@ -203,7 +204,7 @@ WHERE item.batch_id = %(batch)s AND item.gold = ''
   ) < %(overlap)s
 ORDER BY item.judgment_count - item.extra_judgments DESC, item.id
 LIMIT %(limit)s
-"""
+"""  # noqa: S608 (column names from the model, no input)
 _SKIP_LOCKED = "FOR UPDATE OF item SKIP LOCKED"
 
 _RECOUNT_SQL = (
