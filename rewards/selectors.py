@@ -354,6 +354,64 @@ def batch_item_votes_iter(*, batch: Batch, chunk_size: int = 2_000) -> Iterator[
         last_pk = items[-1].pk
 
 
+_EXPORT_COLUMNS = (
+    "i.id, i.external_id, i.prompt, i.messages, i.response_a_text, i.response_a_model, i.response_b_text, "
+    "i.response_b_model, i.gold, COALESCE(v.a, 0), COALESCE(v.b, 0), COALESCE(v.tie, 0), COALESCE(v.both_bad, 0)"
+)
+_EXPORT_TYPES = ("int8", "text", "text", "text", "text", "text", "text", "text", "text", "int8", "int8", "int8", "int8")
+_VOTE_COUNTS = """
+    SELECT item_id,
+        SUM(CASE WHEN choice = 'a' THEN 1 ELSE 0 END) AS a,
+        SUM(CASE WHEN choice = 'b' THEN 1 ELSE 0 END) AS b,
+        SUM(CASE WHEN choice = 'tie' THEN 1 ELSE 0 END) AS tie,
+        SUM(CASE WHEN choice = 'both_bad' THEN 1 ELSE 0 END) AS both_bad
+    FROM {judgment} WHERE batch_id = {batch} {where} GROUP BY item_id
+"""
+# PostgreSQL: the whole batch in one COPY, planned as a merge join of the items' primary key scan with the vote
+# counts grouped along the judgments' item index (no sort, no hash table): the server streams rows while the
+# client writes, on the other core.
+_EXPORT_COPY_SQL = f"""
+    COPY (
+        SELECT {_EXPORT_COLUMNS} FROM {{item}} i LEFT JOIN ({_VOTE_COUNTS}) v ON v.item_id = i.id
+        WHERE i.batch_id = {{batch}} ORDER BY i.id
+    ) TO STDOUT
+"""  # noqa: S608
+# Other databases: keyset chunks, each one query (the chunk's items joined with their counts).
+_EXPORT_CHUNK_SQL = f"""
+    WITH i AS (
+        SELECT id, external_id, prompt, messages, response_a_text, response_a_model, response_b_text,
+            response_b_model, gold
+        FROM {{item}} WHERE batch_id = %s AND id > %s ORDER BY id LIMIT %s
+    )
+    SELECT {_EXPORT_COLUMNS} FROM i LEFT JOIN ({_VOTE_COUNTS}) v ON v.item_id = i.id ORDER BY i.id
+"""  # noqa: S608
+
+
+def batch_export_rows(*, batch: Batch, chunk_size: int = 2_000) -> Iterator[tuple]:
+    """batch_item_votes_iter as plain tuples, for the export's writer: (id, external id, prompt, messages as JSON
+    text or None, response A text, A model, response B text, B model, gold, votes a, b, tie, both_bad), items in
+    id order, memory flat whatever the batch size. Read through a raw cursor (no model or converter per row): on
+    PostgreSQL one streamed COPY of the whole batch, elsewhere one query per `chunk_size` items (keyset on the
+    id). The SQL holds table names and the batch's integer id only."""
+    names = {"item": Item._meta.db_table, "judgment": Judgment._meta.db_table, "batch": int(batch.pk)}
+    if connection.vendor == "postgresql":
+        with connection.cursor() as wrapper, wrapper.cursor.copy(_EXPORT_COPY_SQL.format(**names, where="")) as copy:
+            copy.set_types(list(_EXPORT_TYPES))
+            yield from copy.rows()
+        return
+    # The chunk's votes by a range scan of the judgments' item index, not one probe per item.
+    sql = _EXPORT_CHUNK_SQL.format(**names, where="AND item_id > %s AND item_id <= (SELECT MAX(id) FROM i)")
+    last_pk = 0
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute(sql, [batch.pk, last_pk, chunk_size, last_pk])
+            rows = cursor.fetchall()
+            if not rows:
+                return
+            yield from rows
+            last_pk = rows[-1][0]
+
+
 def closed_batches(*, project: Project) -> list[Batch]:
     """The project's closed batches, oldest first: what a dataset is made from when no batch is named."""
     return list(

@@ -33,16 +33,24 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
 
 from annotation.models import Batch, Project
+from annotation.rules import vote_decision
 from rewards.errors import BatchNotClosed, DatasetError, DatasetTampered, NoBatches, NoPairs, UnknownBatch
 from rewards.models import DatasetSnapshot
-from rewards.selectors import DATASET_FILE_NAMES, batches_have_messages, closed_batches, dataset_files
-from rewards.services.pairs import iter_decisions
+from rewards.selectors import (
+    DATASET_FILE_NAMES,
+    batch_export_rows,
+    batches_have_messages,
+    closed_batches,
+    dataset_files,
+)
+from rewards.services.pairs import reliability_weighted_votes
 
 VALIDATION_FRACTION_MAX = 0.5
 SEED_MAX = 2**63 - 1
@@ -89,7 +97,9 @@ def dataset_create(
     try:
         written = _write_pairs(
             directory=tmp,
-            decisions=iter_decisions(batch_ids=[b.pk for b in batches], weighting=weighting, chunk_size=chunk_size),
+            batches=batches,
+            weighting=weighting,
+            chunk_size=chunk_size,
             conversational=conversational,
             validation_fraction=validation_fraction,
             seed=seed,
@@ -224,13 +234,29 @@ class _Sink:
         self.handle = open(path, "wb", buffering=1 << 20)  # noqa: SIM115 closed by close()
         self.digest = hashlib.sha256()
         self.lines = 0
+        self.pending: list[str] = []
 
     def write(self, line: bytes) -> None:
         self.handle.write(line)
         self.digest.update(line)
         self.lines += 1
 
+    def add(self, line: str) -> None:
+        """Queue one line (text ending in a newline): encoded, written and hashed a thousand at a time."""
+        self.pending.append(line)
+        if len(self.pending) >= 1_000:
+            self.flush_pending()
+
+    def flush_pending(self) -> None:
+        if self.pending:
+            data = "".join(self.pending).encode()
+            self.handle.write(data)
+            self.digest.update(data)
+            self.lines += len(self.pending)
+            self.pending.clear()
+
     def close(self) -> str:
+        self.flush_pending()
         self.handle.flush()
         os.fsync(self.handle.fileno())
         self.handle.close()
@@ -266,46 +292,101 @@ class _Extremes:
             self.train_low = (score, group)
 
 
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # one encoder, not one per json.dumps
-
-
-def _dumps(row: dict) -> bytes:
-    return (_ENCODER.encode(row) + "\n").encode()
-
-
-def _conversational(row: dict) -> dict:
-    if isinstance(row["prompt"], str):
-        row["prompt"] = [{"role": "user", "content": row["prompt"]}]
-        row["chosen"] = [{"role": "assistant", "content": row["chosen"]}]
-        row["rejected"] = [{"role": "assistant", "content": row["rejected"]}]
-    return row
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # a messages prompt, re-encoded compactly
+_GROUP_CACHE_SIZE = 10_000  # prompts remembered (score, group): repeats of a recent prompt skip the hash
+_DECISION_CACHE_SIZE = 100_000  # vote tuples remembered; counts repeat, Dawid-Skene weights rarely do
 
 
 def _write_pairs(
     *,
     directory: Path,
-    decisions: Iterable[tuple[bool, dict]],
+    batches: Sequence[Batch],
+    weighting: str,
+    chunk_size: int,
     conversational: bool,
     validation_fraction: float,
     seed: int,
 ) -> _Written:
+    """Each batch's items (oldest batch first, items in id order) as JSON lines, written straight from the rows
+    batch_export_rows reads. The lines are those of rewards.services.pairs.iter_decisions encoded with _ENCODER
+    (the same keys in the same order, the same number formats: tests pin the bytes), but built from pre-encoded
+    pieces instead of a dict per item: the per-batch parts once, a vote tuple's decision and its encoded tail
+    once per distinct tuple, the split score once per recently seen prompt."""
     sinks = {name: _Sink(directory / DATASET_FILE_NAMES[name]) for name in ("train", "validation", "excluded")}
     reasons: Counter = Counter()
     extremes = _Extremes()
     seed_bytes = seed.to_bytes(8, "big")
+    groups: dict[str | tuple, tuple[float, bytes, bool]] = {}
+    train, validation_sink, excluded = sinks["train"], sinks["validation"], sinks["excluded"]
     try:
-        for is_pair, row in decisions:
-            if not is_pair:
-                reasons[row["reason"]] += 1
-                sinks["excluded"].write(_dumps(row))
-                continue
-            if conversational:
-                row = _conversational(row)
-            group = prompt_group(row["prompt"])
-            score = _score(seed_bytes, group)
-            validation = score < validation_fraction
-            extremes.see(score, group, validation)
-            sinks["validation" if validation else "train"].write(_dumps(row))
+        for batch in sorted(batches, key=lambda b: (b.created_at, b.pk)):  # iter_decisions' order
+            weighted = reliability_weighted_votes(batch) if weighting == DatasetSnapshot.Weighting.DAWID_SKENE else None
+            overlap, min_agreement = batch.project.overlap, batch.project.min_agreement
+            tie_rule = batch.criteria_version.tie_rule
+            common = (
+                f',"batch":{encode_basestring(batch.name)},"criteria_version":{batch.criteria_version.number},"votes":'
+            )
+            decisions: dict[tuple, tuple] = {}
+            for pk, external_id, prompt, messages, a_text, a_model, b_text, b_model, gold, *votes in batch_export_rows(
+                batch=batch, chunk_size=chunk_size
+            ):
+                votes = tuple(votes)
+                head = f'"item_id":{encode_basestring(external_id or str(pk))},"item_pk":{pk}{common}'
+                if gold or sum(votes) < overlap:
+                    reason = "gold" if gold else "incomplete"
+                    reasons[reason] += 1
+                    excluded.add(
+                        f'{{{head}{_votes_json(votes)},"reason":"{reason}","models":'
+                        f'{{"a":{encode_basestring(a_model)},"b":{encode_basestring(b_model)}}}}}\n'
+                    )
+                    continue
+                counted = votes
+                if weighted is not None:
+                    weights = weighted.get(pk)
+                    counted = votes if weights is None else tuple(weights.values())
+                key = (votes, counted)
+                decided = decisions.get(key)
+                if decided is None:
+                    if len(decisions) >= _DECISION_CACHE_SIZE:
+                        decisions.clear()
+                    decided = decisions[key] = _decided(votes, counted, weighted is not None, tie_rule, min_agreement)
+                chosen, reason, votes_json, scores = decided
+                if chosen is None:
+                    reasons[reason] += 1
+                    excluded.add(
+                        f'{{{head}{votes_json},"reason":{encode_basestring(reason)},"models":'
+                        f'{{"a":{encode_basestring(a_model)},"b":{encode_basestring(b_model)}}}{scores}}}\n'
+                    )
+                    continue
+                winner, loser = (a_text, b_text) if chosen == "a" else (b_text, a_text)
+                if messages is not None:
+                    messages = json.loads(messages) if isinstance(messages, str) else messages
+                if messages:
+                    prompt_json = _ENCODER.encode(messages)
+                    group_key = (prompt_json,)  # a tuple: never equal to a text prompt's key
+                else:
+                    group_key = prompt
+                    prompt_json = encode_basestring(prompt)
+                    if conversational:
+                        prompt_json = f'[{{"role":"user","content":{prompt_json}}}]'
+                if messages or conversational:
+                    winner_json = f'[{{"role":"assistant","content":{encode_basestring(winner)}}}]'
+                    loser_json = f'[{{"role":"assistant","content":{encode_basestring(loser)}}}]'
+                else:
+                    winner_json, loser_json = encode_basestring(winner), encode_basestring(loser)
+                split = groups.get(group_key)
+                if split is None:
+                    if len(groups) >= _GROUP_CACHE_SIZE:
+                        groups.clear()
+                    group = _text_group(prompt) if not messages else prompt_group(messages)
+                    score = _score(seed_bytes, group)
+                    split = groups[group_key] = (score, group, score < validation_fraction)
+                    # Idempotent for a (score, group) already seen, so once per cache miss is enough.
+                    extremes.see(*split)
+                (validation_sink if split[2] else train).add(
+                    f'{{"prompt":{prompt_json},"chosen":{winner_json},"rejected":{loser_json},{head}'
+                    f"{votes_json}{scores}}}\n"
+                )
     finally:
         sha256 = {name: sink.close() for name, sink in sinks.items()}
     counts = {name: sink.lines for name, sink in sinks.items()}
@@ -315,6 +396,26 @@ def _write_pairs(
         elif not counts["train"]:
             counts, sha256 = _move_group(directory, extremes.validation_high[1], "validation", "train", counts, sha256)
     return _Written(counts=counts, reasons=reasons, sha256=sha256)
+
+
+def _votes_json(votes: tuple) -> str:
+    return '{"a":%r,"b":%r,"tie":%r,"both_bad":%r}' % votes  # noqa: UP031 four numbers, as _ENCODER writes them
+
+
+def _decided(votes: tuple, counted: tuple, weighted: bool, tie_rule: str, min_agreement: float) -> tuple:
+    """One vote tuple's decision: (chosen side or None, reason, the encoded votes, the encoded scores)."""
+    a, b, tie, both_bad = counted
+    decision = vote_decision(a=a, b=b, tie=tie, both_bad=both_bad, tie_rule=tie_rule, min_agreement=min_agreement)
+    scores = f',"agreement":{round(decision.agreement, 6)!r},"margin":{round(decision.margin, 6)!r}'
+    if weighted:
+        scores += ',"weighted_votes":' + _votes_json(tuple(round(value, 6) for value in counted))
+    return decision.chosen, decision.reason, _votes_json(votes), scores
+
+
+def _text_group(prompt: str) -> bytes:
+    """prompt_group of a text prompt, without building its message."""
+    text = prompt if prompt.isascii() else unicodedata.normalize("NFKC", prompt)
+    return ("user\x1f" + " ".join(text.casefold().split())).encode()
 
 
 def _move_group(

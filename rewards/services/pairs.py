@@ -53,7 +53,7 @@ def iter_decisions(
         raise ValueError(f"unknown weighting {weighting!r}")
     batches = Batch.objects.filter(pk__in=list(batch_ids)).select_related("project", "criteria_version")
     for batch in batches.order_by("created_at", "pk"):
-        weighted = _reliability_weighted_votes(batch) if weighting == "dawid_skene" else {}
+        weighted = reliability_weighted_votes(batch) if weighting == "dawid_skene" else {}
         entries = (
             batch_item_votes(batch=batch)
             if chunk_size is None
@@ -126,7 +126,7 @@ def split_items(*, batch_ids: Iterable[int]) -> list[dict]:
     return rows
 
 
-def _reliability_weighted_votes(batch: Batch) -> dict[int, dict[str, float]]:
+def reliability_weighted_votes(batch: Batch) -> dict[int, dict[str, float]]:
     current = batch_judgments(batch=batch)
     judgments = current.judgments
     if not judgments.size:

@@ -7,12 +7,13 @@ sha256 the snapshot stores is checked against the file it names.
 """
 
 import hashlib
+import json
 import re
 from pathlib import Path
 
 import pytest
 
-from rewards.selectors import dataset_files
+from rewards.selectors import batch_export_rows, batch_item_votes_iter, dataset_files
 from rewards.services.datasets import dataset_create
 from tests.rewards.test_datasets import make_batch
 
@@ -78,3 +79,17 @@ def test_export_bytes_match_the_golden_files(project, settings, tmp_path, case, 
         data = files[name].read_bytes()
         assert hashlib.sha256(data).hexdigest() == snapshot.sha256[name]
         assert _normalised(data, first_pk) == (GOLDEN / case / f"{name}.jsonl").read_bytes(), f"{case}/{name}"
+
+
+@pytest.mark.parametrize("chunk_size", [1, 4, 2_000])
+def test_export_rows_are_the_items_with_their_votes(project, chunk_size):
+    """The raw reader behind the writer (a COPY on PostgreSQL, keyset chunks elsewhere) returns what the ORM
+    reads: every item of the batch once, in id order, with its vote counts, and nothing of another batch."""
+    batch = make_batch(project, _items(chat=True), name="rows")
+    make_batch(project, _items(chat=False), name="other")
+    expected = [(*entry.item, *entry.votes.values()) for entry in batch_item_votes_iter(batch=batch, chunk_size=2_000)]
+    rows = [
+        (*row[:3], json.loads(row[3]) if row[3] is not None else None, *row[4:])
+        for row in batch_export_rows(batch=batch, chunk_size=chunk_size)
+    ]
+    assert rows == expected and len(rows) == 30
