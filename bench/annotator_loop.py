@@ -7,7 +7,8 @@ the CPU seconds each of them used, so the figures can be read for what they are.
 
     .venv/bin/python bench/annotator_loop.py                          # 1, 10 and 50 annotators, flat out
     .venv/bin/python bench/annotator_loop.py --annotators 50 --rate 300   # 50 annotators offering 300 judgments/s
-    .venv/bin/python bench/annotator_loop.py --annotators 50 --profile /tmp/loop.prof  # cProfile one worker
+    .venv/bin/python bench/annotator_loop.py --annotators 50 --worker-class sync --workers 4 --threads 1 \
+        --profile /tmp/loop.prof                                          # cProfile each worker (CPU time)
 
 The database (default postgres://postgres@127.0.0.1:5432/tandem_loadbench) is dropped and made afresh.
 """
@@ -409,7 +410,12 @@ def main() -> None:
     parser.add_argument("--worker-class", default="gthread")
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--database-url", default=DEFAULT_DB)
-    parser.add_argument("--profile", default="", help="cProfile one gunicorn worker into this file")
+    parser.add_argument(
+        "--profile",
+        default="",
+        help="cProfile each gunicorn worker into FILE.<pid>; with --worker-class sync, as cProfile sees only the "
+        "thread it started in (under gthread it sees the accept loop, not the requests)",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON line per load instead of the table")
     parser.add_argument(
         "--max-load",
