@@ -13,14 +13,13 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 
 from frontend.csp import strict_csp
 from trainer.models import Status, TrainingRun
-from trainer.selectors import run_can_start, run_can_view, run_list
+from trainer.selectors import id_from_query, run_can_start, run_can_view, run_list
 
 
 @strict_csp
 @login_required
 def run_list_view(request):
-    project_id = request.GET.get("project", "")
-    runs = run_list(user=request.user, project_id=int(project_id) if project_id.isdigit() else None)
+    runs = run_list(user=request.user, project_id=id_from_query(request.GET.get("project")))
     return render(request, "frontend/runs/list.html", {"runs": runs[:200]})
 
 

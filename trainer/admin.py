@@ -26,6 +26,7 @@ from trainer.models import NEEDS_REWARD_MODEL, Kind, RunMetric, Status, Training
 from trainer.selectors import (
     START_ROLES,
     VIEW_ROLES,
+    id_from_query,
     projects_where,
     run_can_start,
     run_can_view,
@@ -261,8 +262,8 @@ class TrainingRunAdmin(admin.ModelAdmin):
     def _start_initial(self, request: HttpRequest) -> dict:
         """From the query string: ?snapshot=ID, ?like=RUN (same kind, data and settings), ?reward_model=RUN&kind=."""
         params, initial = request.GET, {}
-        if params.get("like", "").isdigit():
-            like = runs_visible_to(user=request.user).filter(pk=params["like"]).first()
+        if id_from_query(params.get("like")):
+            like = runs_visible_to(user=request.user).filter(pk=id_from_query(params["like"])).first()
             if like is not None:
                 initial.update(
                     kind=like.kind,
@@ -272,8 +273,8 @@ class TrainingRunAdmin(admin.ModelAdmin):
                     settings=_settings_text(like.kind, like.config),
                     like=like.pk,
                 )
-        if params.get("reward_model", "").isdigit():
-            reward_model = runs_visible_to(user=request.user).filter(pk=params["reward_model"]).first()
+        if id_from_query(params.get("reward_model")):
+            reward_model = runs_visible_to(user=request.user).filter(pk=id_from_query(params["reward_model"])).first()
             if reward_model is not None:
                 initial.update(
                     reward_model=reward_model.pk,
@@ -281,8 +282,8 @@ class TrainingRunAdmin(admin.ModelAdmin):
                     kind=Kind.PPO,
                     base_model=reward_model.config.get("base_model", ""),
                 )
-        if params.get("snapshot", "").isdigit():
-            initial["snapshot"] = int(params["snapshot"])
+        if id_from_query(params.get("snapshot")):
+            initial["snapshot"] = id_from_query(params["snapshot"])
         if params.get("kind") in KINDS:
             initial["kind"] = params["kind"]
         return initial
@@ -290,7 +291,11 @@ class TrainingRunAdmin(admin.ModelAdmin):
     def _start(self, request: HttpRequest, form: RunStartForm) -> TrainingRun | None:
         data = form.cleaned_data
         like_id = request.GET.get("like", "")
-        based_on = runs_visible_to(user=request.user).filter(pk=like_id).first() if like_id.isdigit() else None
+        based_on = (
+            runs_visible_to(user=request.user).filter(pk=id_from_query(like_id)).first()
+            if id_from_query(like_id)
+            else None
+        )
         try:
             return run_start(
                 kind=data["kind"],

@@ -94,21 +94,24 @@ class RunListCreateApi(APIView):
             help_text="Settings for trainer.configs.validate_config; base_model is required.",
         )
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("project", int, description="Only this project's runs."),
-            OpenApiParameter("status", str, enum=Status.values),
-            OpenApiParameter("kind", str, enum=Kind.values),
-        ],
-        responses=RunListOutputSerializer(many=True),
-    )
+    class FilterSerializer(serializers.Serializer):
+        project = serializers.IntegerField(
+            min_value=1, max_value=MAX_ID, required=False, help_text="Only this project's runs."
+        )
+        status = serializers.ChoiceField(choices=Status.choices, required=False)
+        kind = serializers.ChoiceField(choices=Kind.choices, required=False)
+
+    @extend_schema(parameters=[FilterSerializer], responses=RunListOutputSerializer(many=True))
     def get(self, request):
-        params = request.query_params
-        project_id = None
-        if params.get("project"):
-            project_id = serializers.IntegerField(min_value=1, max_value=MAX_ID).run_validation(params["project"])
+        # Every filter is validated (400 with the field), never handed to the database as it came.
+        query = self.FilterSerializer(data={k: v for k, v in request.query_params.items() if v != ""})
+        query.is_valid(raise_exception=True)
+        filters = query.validated_data
         runs = run_list(
-            user=request.user, project_id=project_id, status=params.get("status", ""), kind=params.get("kind", "")
+            user=request.user,
+            project_id=filters.get("project"),
+            status=filters.get("status", ""),
+            kind=filters.get("kind", ""),
         )
         return Response(RunListOutputSerializer(runs[:500], many=True).data)
 

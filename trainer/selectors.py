@@ -116,3 +116,12 @@ def run_metrics_summary(*, run: TrainingRun) -> list[dict]:
             .first()
         )
     return list(summary.values())
+
+
+def id_from_query(value: str | None) -> int | None:
+    """A database id from a query-string value, or None when it is not one: ASCII digits within a bigint (a page's
+    ?project=, ?like=: a bad value means "no filter", never an overflow in the database driver)."""
+    if not value or not value.isascii() or not value.isdigit():
+        return None
+    number = int(value)
+    return number if 0 < number < 2**63 else None

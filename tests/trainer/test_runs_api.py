@@ -274,6 +274,9 @@ def test_list_filters(ml_engineer_client, run, snapshot):
     assert [r["status"] for r in ml_engineer_client.get(RUNS, {"status": "succeeded"}).json()] == ["succeeded"]
     assert ml_engineer_client.get(RUNS, {"project": run.project_id + 1000}).json() == []
     assert ml_engineer_client.get(RUNS, {"project": "x"}).status_code == 400
+    for bad in ({"status": "nope"}, {"kind": "ppo\x00"}, {"status": "\x00"}):  # NUL: PostgreSQL refuses it in text
+        refused = ml_engineer_client.get(RUNS, bad)
+        assert refused.status_code == 400 and refused.json()["code"] == "invalid", bad
 
 
 def test_metrics_after_a_step_for_the_live_charts(ml_engineer_client, run):

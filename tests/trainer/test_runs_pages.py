@@ -74,3 +74,15 @@ def test_the_list_shows_the_runs_a_user_may_see(run, ml_engineer, annotator):
     html = browser_for(ml_engineer).get("/runs/", {"project": run.project_id}).content.decode()
     assert f'href="/runs/{run.pk}/"' in html
     assert f'href="/runs/{run.pk}/"' not in browser_for(annotator).get("/runs/").content.decode()
+
+
+@pytest.mark.parametrize("value", ["99999999999999999999", "²", "-1", "x"])
+def test_odd_query_ids_are_ignored_not_a_server_error(value, ml_engineer, run):
+    """?project= on the run list and ?like=/?snapshot=/?reward_model= on the start form: not an id, no filter."""
+    client = Client()
+    ml_engineer.is_staff = True
+    ml_engineer.save(update_fields=["is_staff"])
+    client.force_login(ml_engineer)
+    assert client.get("/runs/", {"project": value}).status_code == 200
+    for name in ("like", "snapshot", "reward_model"):
+        assert client.get("/admin/trainer/trainingrun/start/", {name: value}).status_code == 200
