@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import os
 from io import StringIO
 from pathlib import Path
 
@@ -13,7 +14,19 @@ from django.test import override_settings
 from annotation.models import Batch, ImportRecord, Item, Project
 from tests.factories import ProjectFactory
 
-HH_FILE = Path(__file__).resolve().parents[3] / "shared" / "data" / "hh-rlhf-harmless-base-test-part1.jsonl.gz"
+HH_NAME = "hh-rlhf-harmless-base-test-part1.jsonl.gz"
+# ../shared beside the checkout, else TANDEM_SHARED_DIR, else the shared folder of the machines Tandem is built on.
+HH_FILE = next(
+    (
+        path
+        for folder in (
+            Path(__file__).resolve().parents[3] / "shared",
+            Path(os.environ.get("TANDEM_SHARED_DIR", "/work/shared")),
+        )
+        if (path := folder / "data" / HH_NAME).exists()
+    ),
+    Path(__file__).resolve().parents[3] / "shared" / "data" / HH_NAME,
+)
 HH_ASSISTANT = "\n\nAssistant:"
 
 needs_hh = pytest.mark.skipif(not HH_FILE.exists(), reason=f"{HH_FILE} is missing (../shared is not checked out)")
