@@ -401,6 +401,8 @@ def main() -> None:
     rebuild = args.rebuild or not database_built(args.postgres_url)
     if rebuild:
         fresh_database(args.postgres_url)
+    else:  # a kept database gets the migrations added since it was built
+        subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "-v0"], env=dict(os.environ), check=True)
     import django
 
     django.setup()
