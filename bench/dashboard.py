@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -25,21 +24,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+from _postgres import bench_environment, fresh_database  # bench/_postgres.py
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DEFAULT_PG = "postgres://postgres@127.0.0.1:5432/tandem_bench_dashboard"
 LABELS = ("a", "b", "tie", "both_bad")
-
-
-def fresh_database(database_url: str) -> None:
-    import psycopg
-
-    base, dbname = database_url.rsplit("/", 1)
-    with psycopg.connect(base + "/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{dbname}"')
-    subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "-v0"], env=dict(os.environ), check=True)
 
 
 def _copy(cursor, table: str, columns: list[str], rows) -> None:
@@ -296,14 +286,7 @@ def main() -> None:
     parser.add_argument("--workdir", default="/tmp/tandem-bench-dashboard")
     args = parser.parse_args()
 
-    os.environ.update(
-        DATABASE_URL=args.postgres_url,
-        DJANGO_SETTINGS_MODULE="config.settings.local",
-        TANDEM_VAR_DIR=str(Path(args.workdir) / "var"),
-        DEBUG="False",
-        LOG_LEVEL="WARNING",
-        ALLOWED_HOSTS="testserver,localhost",
-    )
+    bench_environment(database_url=args.postgres_url, workdir=args.workdir)
     if not args.reuse:
         fresh_database(args.postgres_url)
     import django

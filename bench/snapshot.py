@@ -25,16 +25,15 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
-import os
 import pstats
 import statistics
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from _postgres import bench_environment, fresh_database, migrate  # bench/_postgres.py
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -91,16 +90,6 @@ def database_built(database_url: str) -> bool:
     except psycopg.Error:
         return False
     return found is not None
-
-
-def fresh_database(database_url: str) -> None:
-    import psycopg
-
-    base, dbname = database_url.rsplit("/", 1)
-    with psycopg.connect(base + "/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{dbname}"')
-    subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "-v0"], env=dict(os.environ), check=True)
 
 
 def _copy_frame(cursor, table: str, columns: dict[str, object], n: int) -> None:
@@ -390,19 +379,12 @@ def main() -> None:
     parser.add_argument("--workdir", default="/tmp/tandem-bench-snapshot")
     args = parser.parse_args()
 
-    os.environ.update(
-        DATABASE_URL=args.postgres_url,
-        DJANGO_SETTINGS_MODULE="config.settings.local",
-        TANDEM_VAR_DIR=str(Path(args.workdir) / "var"),
-        DEBUG="False",
-        LOG_LEVEL="WARNING",
-        ALLOWED_HOSTS="testserver,localhost",
-    )
+    bench_environment(database_url=args.postgres_url, workdir=args.workdir)
     rebuild = args.rebuild or not database_built(args.postgres_url)
     if rebuild:
         fresh_database(args.postgres_url)
     else:  # a kept database gets the migrations added since it was built
-        subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "-v0"], env=dict(os.environ), check=True)
+        migrate()
     import django
 
     django.setup()
