@@ -1,16 +1,18 @@
 """The assignment engine: lease the next item to an annotator, never past the item's overlap.
 
-Guarantees live in the database. On PostgreSQL, candidate items are locked with FOR UPDATE SKIP LOCKED and
-their open leases recounted under the lock, so two annotators cannot both take an item's last slot; on SQLite
-every write transaction is IMMEDIATE, which serialises this path. A unique (item, annotator) constraint stops
-one annotator seeing an item twice. An expired lease simply stops counting: no periodic job has to free it.
+Guarantees live in the database. On PostgreSQL the whole step is one call of tandem_lease_next
+(annotation/sql/annotator_loop_v1.sql): the session row locked, candidate items locked with FOR UPDATE SKIP LOCKED
+and their open leases recounted under the lock, so two annotators cannot both take an item's last slot. On SQLite
+the same steps run here in Python, in a transaction that is IMMEDIATE, which serialises this path. A unique
+(item, annotator) constraint stops one annotator seeing an item twice. An expired lease simply stops counting: no
+periodic job has to free it. The random draws are made here, with a cryptographic RNG, on both.
 """
 
 import random
 import time
+import uuid
 from datetime import datetime, timedelta
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
@@ -25,34 +27,71 @@ _crypto = random.SystemRandom()
 _CANDIDATES = 4
 # Tries before answering "nothing left" while every candidate is locked by someone else (a batch's last items).
 _TRIES = 5
+_TASK_LIMIT = "You have reached this session's task limit."
+_TIME_LIMIT = "This session's time is up."
 
 
-@transaction.atomic
 def assignment_next(*, session: AnnotationSession) -> Assignment | None:
     """The session's open lease if it has one, else a new lease, else None when nothing is left.
 
     Raises SessionLimit when the session's tasks or minutes are used up.
     """
-    return _next(_locked_session(pk=session.pk))
+    return _next_for(session_id=session.pk, annotator_id=session.annotator_id)[1]
 
 
-@transaction.atomic
-def assignment_next_for(*, session_id: int, annotator: AbstractBaseUser) -> tuple[AnnotationSession, Assignment | None]:
-    """assignment_next for the annotator's session with this id (NotFound otherwise), in one query fewer."""
+def assignment_next_for(*, session_id: int, annotator) -> tuple[AnnotationSession, Assignment | None]:
+    """assignment_next for the annotator's session with this id (NotFound otherwise).
+
+    The session comes back with its project; on PostgreSQL its counts are as they were when the call began.
+    """
     # The ORM answers "no rows" for an id past the column's range; the SQL below would overflow the driver.
-    session = _locked_session(pk=session_id, annotator=annotator) if -(2**63) <= session_id < 2**63 else None
-    if session is None:
+    if not -(2**63) <= session_id < 2**63:
         raise NotFound("No such session.")
-    return session, _next(session)
+    return _next_for(session_id=session_id, annotator_id=annotator.pk)
 
 
-def _locked_session(*, pk: int, annotator: AbstractBaseUser | None = None) -> AnnotationSession | None:
+def _next_for(*, session_id: int, annotator_id: int) -> tuple[AnnotationSession, Assignment | None]:
+    if connection.vendor == "postgresql":
+        return _next_in_one_statement(session_id=session_id, annotator_id=annotator_id)
+    with transaction.atomic():
+        session = _locked_session(pk=session_id, annotator_id=annotator_id)
+        if session is None:
+            raise NotFound("No such session.")
+        return session, _next(session)
+
+
+def _next_in_one_statement(*, session_id: int, annotator_id: int) -> tuple[AnnotationSession, Assignment | None]:
+    """tandem_lease_next, with the session, project, item, batch and criteria read in the same statement."""
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    draws = [_crypto.random(), _crypto.random(), _crypto.random() < 0.5, uuid.uuid4()]
+    found = rows.fetch(_LEASE_NEXT_SQL, [session_id, annotator_id, now, *draws, _CANDIDATES, _TRIES, session_id])
+    row = found[0]
+    status = row["lease__status"]
+    if status == "not_found":
+        raise NotFound("No such session.")
+    if status == "task_limit":
+        raise SessionLimit(_TASK_LIMIT)
+    if status == "time_limit":
+        raise SessionLimit(_TIME_LIMIT)
+    session = rows.instance(AnnotationSession, row, "session")
+    session.project = rows.instance(Project, row, "project")
+    if status == "empty":
+        return session, None
+    assignment = rows.instance(Assignment, row, "assignment")
+    item = rows.instance(Item, row, "item")
+    item.batch = rows.instance(Batch, row, "batch")
+    item.batch.criteria_version = rows.instance(CriteriaVersion, row, "criteria")
+    assignment.session, assignment.item = session, item
+    return session, assignment
+
+
+def _locked_session(*, pk: int, annotator_id: int | None = None) -> AnnotationSession | None:
     """The session with its project; its row locked, so one request at a time per session keeps "one open lease
     per session" true under concurrent tabs. Only the session's row: locking the project's too would serialise
     every annotator of the project."""
     sql, params = _SESSION_SQL, [pk]
-    if annotator is not None:
-        sql, params = sql + " AND session.annotator_id = %s", [pk, annotator.pk]
+    if annotator_id is not None:
+        sql, params = sql + " AND session.annotator_id = %s", [pk, annotator_id]
     if connection.features.has_select_for_update_of:
         sql += " FOR UPDATE OF session"
     found = rows.fetch(sql, params)
@@ -66,12 +105,12 @@ def _locked_session(*, pk: int, annotator: AbstractBaseUser | None = None) -> An
 def _next(session: AnnotationSession) -> Assignment | None:
     now = timezone.now()
     if session.tasks_done >= session.max_tasks:
-        raise SessionLimit("You have reached this session's task limit.")
+        raise SessionLimit(_TASK_LIMIT)
     open_lease = _open_lease(session, now)
     if open_lease is not None and open_lease.item.batch.status == Batch.Status.OPEN:
         return open_lease  # a reload gets the same item, even in the session's last minute
     if now >= session.expires_at:
-        raise SessionLimit("This session's time is up.")
+        raise SessionLimit(_TIME_LIMIT)
 
     project = session.project
     want_gold = project.gold_rate > 0 and _crypto.random() < project.gold_rate
@@ -164,6 +203,24 @@ def _first_with_free_slot(items: list[Item], overlap: int, now: datetime) -> Ite
             return item
     return None
 
+
+# The columns of tandem_lease_next's answer, joined to what the page shows. The joined rows already existed when the
+# statement began, so its snapshot sees them; the new assignment it does not, hence the function's own columns.
+_LEASE_NEXT_SQL = f"""
+SELECT lease.status AS lease__status,
+       lease.assignment_id AS assignment__id, session.id AS assignment__session_id,
+       lease.item_id AS assignment__item_id, session.annotator_id AS assignment__annotator_id,
+       lease.left_is_a AS assignment__left_is_a, lease.leased_at AS assignment__leased_at,
+       lease.lease_expires_at AS assignment__lease_expires_at, NULL::timestamptz AS assignment__judged_at,
+       {rows.columns(AnnotationSession, "session")}, {rows.columns(Project, "project")},
+       {rows.columns(Item, "item")}, {rows.columns(Batch, "batch")}, {rows.columns(CriteriaVersion, "criteria")}
+FROM tandem_lease_next(%s, %s, %s, %s, %s, %s, %s, %s, %s) lease
+LEFT JOIN annotation_annotationsession session ON session.id = %s
+LEFT JOIN annotation_project project ON project.id = session.project_id
+LEFT JOIN annotation_item item ON item.id = lease.item_id
+LEFT JOIN annotation_batch batch ON batch.id = item.batch_id
+LEFT JOIN annotation_criteriaversion criteria ON criteria.id = batch.criteria_version_id
+"""  # noqa: S608 (column names from the models, no input)
 
 # The hot path's reads are written out in SQL: building the equivalent ORM queries cost more CPU than running
 # them (about 3 ms of the 4 a `next` spent in Python, measured under bench/annotator_loop.py). Both PostgreSQL

@@ -1,5 +1,6 @@
 """Judgments: idempotent submit, canonical A/B storage, the overlap cap held by a conditional UPDATE."""
 
+import json
 import uuid
 
 from django.conf import settings
@@ -29,7 +30,6 @@ def judgment_choices(*, project) -> list[str]:
     ]
 
 
-@transaction.atomic
 def judgment_submit(
     *,
     assignment_id: uuid.UUID,
@@ -42,63 +42,152 @@ def judgment_submit(
 
     The same request again returns the stored judgment (created False); a different one raises
     JudgmentConflict. An expired lease, a closed batch or an item already at its overlap raise 410 errors.
+    On PostgreSQL the writes are one call of tandem_record_judgment (annotation/sql/annotator_loop_v1.sql), after
+    one read; on SQLite the same steps run here, in a serialised transaction.
     """
+    submit = _submit_in_one_statement if connection.vendor == "postgresql" else _submit_serialised
+    judgment, created = submit(
+        assignment_id=assignment_id,
+        annotator=annotator,
+        choice=choice,
+        dimensions=dimensions or {},
+        justification=justification,
+    )
+    if created and judgment.pk % max(1, settings.TANDEM_SNAPSHOT_EVERY_N_JUDGMENTS) == 0:
+        judgment_recorded.send(sender=Judgment, judgment=judgment)
+    return judgment, created
+
+
+@transaction.atomic
+def _submit_serialised(*, assignment_id, annotator, choice, dimensions, justification) -> tuple[Judgment, bool]:
     assignment = _locked_assignment(assignment_id=assignment_id, annotator_id=annotator.pk)
     if assignment is None:
-        raise NotFound("No such assignment.")
+        raise NotFound(_NOT_FOUND)
     item = assignment.item
     project = item.project
     canonical, canonical_dims, justification = _validated(
-        assignment=assignment, choice=choice, dimensions=dimensions or {}, justification=justification
+        assignment=assignment, choice=choice, dimensions=dimensions, justification=justification
     )
-
     # The locked row is the latest version (FOR UPDATE waits for a concurrent submit and re-reads), so judged_at
     # says whether a judgment exists: a first submit, the common case, needs no query to find out.
-    existing = Judgment.objects.filter(assignment=assignment).first() if assignment.judged_at else None
-    if existing is not None:
-        same = (existing.choice, existing.dimensions, existing.justification) == (
-            canonical,
-            canonical_dims,
-            justification,
-        )
-        if same:
-            return existing, False
-        raise JudgmentConflict("This assignment already has a different judgment.")
+    if assignment.judged_at:
+        return _stored(assignment, canonical, canonical_dims, justification), False
 
     now = timezone.now()
     if now > assignment.lease_expires_at:
-        raise LeaseExpired("The lease on this item expired; it went back to the pool.")
+        raise LeaseExpired(_LEASE_EXPIRED)
     if item.batch.status != Batch.Status.OPEN:
-        raise BatchClosed("This batch was closed.")
+        raise BatchClosed(_BATCH_CLOSED)
     # Gold items have no overlap cap.
     counts = _count_judgment(item_id=item.pk, overlap=None if item.gold else project.overlap)
     if counts is None:
-        raise OverlapFull("This item already has all the judgments it needs.")
+        raise OverlapFull(_OVERLAP_FULL)
 
-    seconds = (now - assignment.leased_at).total_seconds()
-    judgment = rows.insert(
-        Judgment(
-            assignment=assignment,
-            item=item,
-            batch_id=item.batch_id,
-            annotator=annotator,
-            choice=canonical,
-            shown_left="a" if assignment.left_is_a else "b",
-            dimensions=canonical_dims,
-            justification=justification,
-            seconds=seconds,
-            too_fast=seconds < project.min_seconds_per_judgment,
-            is_gold=bool(item.gold),
-            gold_correct=gold_matches(gold=item.gold, choice=canonical) if item.gold else None,
-        )
-    )
+    judgment = rows.insert(_new_judgment(assignment, annotator, canonical, canonical_dims, justification, now))
     Assignment.objects.filter(pk=assignment.pk).update(judged_at=now)
     _count_task(session_id=assignment.session_id, now=now)
-    if not item.gold:
-        _maybe_extend_overlap(item=item, project=project, count=counts[0], extra=counts[1])
-    if judgment.pk % max(1, settings.TANDEM_SNAPSHOT_EVERY_N_JUDGMENTS) == 0:
-        judgment_recorded.send(sender=Judgment, judgment=judgment)
+    if not item.gold and _completes(item=item, project=project, count=counts[0], extra=counts[1]):
+        votes = dict(Judgment.objects.filter(item_id=item.pk).values_list("choice").annotate(n=Count("pk")))
+        _maybe_extend_overlap(item=item, project=project, extra=counts[1], votes=votes)
     return judgment, True
+
+
+def _submit_in_one_statement(*, assignment_id, annotator, choice, dimensions, justification) -> tuple[Judgment, bool]:
+    """One read (the assignment and what validates the answer), then tandem_record_judgment: locks, checks and
+    the four writes in one statement, so no BEGIN and COMMIT of its own. The read is not locked: the function
+    re-checks, under the lock, everything the read could have seen go stale."""
+    assignment = _assignment(assignment_id=assignment_id, annotator_id=annotator.pk, lock=False)
+    if assignment is None:
+        raise NotFound(_NOT_FOUND)
+    item = assignment.item
+    project = item.project
+    canonical, canonical_dims, justification = _validated(
+        assignment=assignment, choice=choice, dimensions=dimensions, justification=justification
+    )
+    if assignment.judged_at:
+        return _stored(assignment, canonical, canonical_dims, justification), False
+
+    now = timezone.now()
+    if now > assignment.lease_expires_at:
+        raise LeaseExpired(_LEASE_EXPIRED)
+    if item.batch.status != Batch.Status.OPEN:
+        raise BatchClosed(_BATCH_CLOSED)
+    judgment = _new_judgment(assignment, annotator, canonical, canonical_dims, justification, now)
+    params = [
+        Assignment._meta.pk.get_db_prep_value(assignment.pk, connection),
+        annotator.pk,
+        connection.ops.adapt_datetimefield_value(now),
+        judgment.choice,
+        judgment.shown_left,
+        Judgment._meta.get_field("dimensions").get_db_prep_save(canonical_dims, connection),
+        justification,
+        judgment.seconds,
+        judgment.too_fast,
+        judgment.is_gold,
+        judgment.gold_correct,
+        None if item.gold else project.overlap,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_RECORD_JUDGMENT_SQL, params)
+        status, judgment_id, _count, extra, votes = cursor.fetchone()
+    if status != "created":
+        if status == "exists":  # a concurrent submit of the same assignment got there first
+            assignment.judged_at = now
+            return _stored(assignment, canonical, canonical_dims, justification), False
+        raise _REFUSALS[status]()
+    judgment.pk = judgment_id
+    judgment._state.adding, judgment._state.db = False, connection.alias
+    if votes is not None:
+        # The item is complete (the function read its votes under the count's row lock). Another judgment, if
+        # the votes split, is one more statement: extra_judgments moves only if no one moved it since.
+        # Django has psycopg hand jsonb over as text, for JSONField to decode.
+        _maybe_extend_overlap(item=item, project=project, extra=extra, votes=json.loads(votes))
+    return judgment, True
+
+
+_NOT_FOUND = "No such assignment."
+_LEASE_EXPIRED = "The lease on this item expired; it went back to the pool."
+_BATCH_CLOSED = "This batch was closed."
+_OVERLAP_FULL = "This item already has all the judgments it needs."
+_REFUSALS = {
+    "not_found": lambda: NotFound(_NOT_FOUND),
+    "lease_expired": lambda: LeaseExpired(_LEASE_EXPIRED),
+    "batch_closed": lambda: BatchClosed(_BATCH_CLOSED),
+    "overlap_full": lambda: OverlapFull(_OVERLAP_FULL),
+}
+_RECORD_JUDGMENT_SQL = "SELECT * FROM tandem_record_judgment(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+
+
+def _stored(assignment: Assignment, canonical: str, canonical_dims: dict, justification: str) -> Judgment:
+    """The assignment's stored judgment, if it is this one: a retried submit. A different answer is a conflict."""
+    existing = Judgment.objects.filter(assignment=assignment).first()
+    if existing is None:  # judged_at without a judgment: not something the loop leaves behind
+        raise JudgmentConflict("This assignment already has a different judgment.")
+    if (existing.choice, existing.dimensions, existing.justification) != (canonical, canonical_dims, justification):
+        raise JudgmentConflict("This assignment already has a different judgment.")
+    return existing
+
+
+def _new_judgment(
+    assignment: Assignment, annotator, canonical: str, canonical_dims: dict, justification: str, now
+) -> Judgment:
+    item, project = assignment.item, assignment.item.project
+    seconds = (now - assignment.leased_at).total_seconds()
+    return Judgment(
+        assignment=assignment,
+        item=item,
+        batch_id=item.batch_id,
+        annotator=annotator,
+        choice=canonical,
+        shown_left="a" if assignment.left_is_a else "b",
+        dimensions=canonical_dims,
+        justification=justification,
+        seconds=seconds,
+        too_fast=seconds < project.min_seconds_per_judgment,
+        is_gold=bool(item.gold),
+        gold_correct=gold_matches(gold=item.gold, choice=canonical) if item.gold else None,
+        created_at=now,
+    )
 
 
 _COUNT_SQL = (
@@ -122,16 +211,22 @@ def _count_judgment(*, item_id: int, overlap: int | None) -> tuple[int, int] | N
         return cursor.fetchone()
 
 
-def _maybe_extend_overlap(*, item: Item, project, count: int, extra: int) -> None:
-    """Adaptive overlap: an item whose votes split when it reaches its count asks for one more, up to max_overlap.
-
-    Runs only when the item completes (one judgment in `overlap`), under the row lock the count UPDATE took;
-    count and extra are the values that UPDATE left.
-    """
+def _completes(*, item: Item, project, count: int, extra: int) -> bool:
+    """Whether a regular item's count (after this judgment) reaches its overlap + extra judgments, below
+    max_overlap: only then can its votes ask for one more."""
     wanted = project.overlap + extra
-    if count < wanted or wanted >= project.max_overlap:
+    return count >= wanted and wanted < project.max_overlap
+
+
+def _maybe_extend_overlap(*, item: Item, project, extra: int, votes: dict[str, int]) -> None:
+    """Adaptive overlap: an item whose votes split when it completes asks for one more, up to max_overlap.
+
+    Runs only when the item completes (one judgment in `overlap`), with the item's votes by canonical choice and
+    the extra_judgments the count left. The UPDATE moves extra_judgments only from that value, so a second
+    completion seen twice cannot ask twice.
+    """
+    if project.overlap + extra >= project.max_overlap:
         return
-    votes = dict(Judgment.objects.filter(item_id=item.pk).values_list("choice").annotate(n=Count("pk")))
     decision = vote_decision(
         a=votes.get("a", 0),
         b=votes.get("b", 0),
@@ -141,7 +236,7 @@ def _maybe_extend_overlap(*, item: Item, project, count: int, extra: int) -> Non
         min_agreement=project.min_agreement,
     )
     if needs_another_judgment(decision):
-        Item.objects.filter(pk=item.pk).update(extra_judgments=F("extra_judgments") + 1)
+        Item.objects.filter(pk=item.pk, extra_judgments=extra).update(extra_judgments=F("extra_judgments") + 1)
 
 
 def _count_task(*, session_id: int, now) -> None:
@@ -183,7 +278,11 @@ def _locked_assignment(*, assignment_id, annotator_id: int) -> Assignment | None
 
     The related rows are not locked: what decides a submit on them is re-checked by the count UPDATE.
     """
-    sql = _ASSIGNMENT_SQL + (_LOCK_ASSIGNMENT if connection.features.has_select_for_update_of else "")
+    return _assignment(assignment_id=assignment_id, annotator_id=annotator_id, lock=True)
+
+
+def _assignment(*, assignment_id, annotator_id: int, lock: bool) -> Assignment | None:
+    sql = _ASSIGNMENT_SQL + (_LOCK_ASSIGNMENT if lock and connection.features.has_select_for_update_of else "")
     found = rows.fetch(sql, [Assignment._meta.pk.get_db_prep_value(assignment_id, connection), annotator_id])
     if not found:
         return None
