@@ -53,8 +53,12 @@ def superuser(db):
 
 
 def _client(user) -> APIClient:
+    """A client with the user's own DRF token, as API users and bench/annotator_loop.py call the API: real
+    authentication, so the annotator loop's fast path (annotation.annotator_fast_path) is what these tests reach."""
+    from rest_framework.authtoken.models import Token
+
     client = APIClient()
-    client.force_authenticate(user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
     return client
 
 

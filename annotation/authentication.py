@@ -14,14 +14,27 @@ class SqlTokenAuthentication(TokenAuthentication):
     the server's CPU per request, nearly all of it spent building the ORM query (bench/annotator_loop.py)."""
 
     def authenticate_credentials(self, key):
-        found = rows.fetch(_TOKEN_SQL, [key])
-        if not found:
+        token = _token(key)
+        if token is None:
             raise AuthenticationFailed(_("Invalid token."))
-        token = rows.instance(Token, found[0], "token")
-        token.user = rows.instance(get_user_model(), found[0], "owner")
         if not token.user.is_active:
             raise AuthenticationFailed(_("User inactive or deleted."))
         return token.user, token
+
+
+def user_for_token_key(key: str):
+    """The active user whose DRF token this is, or None where SqlTokenAuthentication would refuse it."""
+    token = _token(key)
+    return token.user if token is not None and token.user.is_active else None
+
+
+def _token(key: str) -> Token | None:
+    found = rows.fetch(_TOKEN_SQL, [key])
+    if not found:
+        return None
+    token = rows.instance(Token, found[0], "token")
+    token.user = rows.instance(get_user_model(), found[0], "owner")
+    return token
 
 
 _TOKEN_SQL = f"""

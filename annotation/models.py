@@ -266,7 +266,8 @@ class Assignment(models.Model):
         constraints = [models.UniqueConstraint(fields=["item", "annotator"], name="assignment_once_per_annotator")]
         indexes = [
             models.Index(fields=["item", "lease_expires_at"], name="assignment_active_lease"),
-            models.Index(fields=["session", "judged_at"], name="assignment_open_in_session"),
+            # Only the open leases: the "same item on reload" lookup reads one or two rows, however long the session.
+            models.Index(fields=["session"], condition=Q(judged_at__isnull=True), name="assignment_open_in_session"),
         ]
 
     def __str__(self) -> str:

@@ -1,6 +1,7 @@
 from django.urls import path
 
-from annotation import annotator_apis, apis
+from annotation import annotator_apis, annotator_fast_path, apis
+from annotation.annotator_fast_path import with_fast_path
 
 app_name = "annotation"
 urlpatterns = [
@@ -10,8 +11,15 @@ urlpatterns = [
     path("batches/<int:batch_id>/close/", apis.BatchCloseApi.as_view(), name="batch-close"),
     path("projects/<int:project_id>/sessions/", annotator_apis.SessionStartApi.as_view(), name="session-start"),
     path("sessions/<int:session_id>/", annotator_apis.SessionDetailApi.as_view(), name="session-detail"),
-    path("sessions/<int:session_id>/next/", annotator_apis.NextAssignmentApi.as_view(), name="session-next"),
+    # The annotator loop: a fast path for the common request, DRF's view for the rest (annotation.annotator_fast_path).
     path(
-        "assignments/<uuid:assignment_id>/judgment/", annotator_apis.JudgmentSubmitApi.as_view(), name="judgment-submit"
+        "sessions/<int:session_id>/next/",
+        with_fast_path(annotator_apis.NextAssignmentApi.as_view(), annotator_fast_path.next_assignment),
+        name="session-next",
+    ),
+    path(
+        "assignments/<uuid:assignment_id>/judgment/",
+        with_fast_path(annotator_apis.JudgmentSubmitApi.as_view(), annotator_fast_path.judgment),
+        name="judgment-submit",
     ),
 ]

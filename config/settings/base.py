@@ -77,6 +77,18 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    # Parameters bound by the server and statements prepared on a connection's fifth use: PostgreSQL then parses
+    # and plans the annotator loop's statements once per connection instead of on every request, which was over
+    # half of its CPU per statement (bench/annotator_loop.py). Behind a transaction-mode pooler that cannot keep
+    # prepared statements (PgBouncer before 1.21), set DATABASE_PREPARE_THRESHOLD to an empty value.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "server_side_binding": True,
+            "prepare_threshold": env.int("DATABASE_PREPARE_THRESHOLD", default=5)
+            if env.str("DATABASE_PREPARE_THRESHOLD", default="5")
+            else None,
+        }
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Auth -----------------------------------------------------------------------------
@@ -178,6 +190,9 @@ TANDEM_IMPORT_MAX_FILE_BYTES = env.int("TANDEM_IMPORT_MAX_FILE_BYTES", default=2
 TANDEM_IMPORT_MAX_TEXT_CHARS = env.int("TANDEM_IMPORT_MAX_TEXT_CHARS", default=100_000)
 TANDEM_IMPORT_CHUNK_SIZE = env.int("TANDEM_IMPORT_CHUNK_SIZE", default=2000)
 # Open batches get a fresh agreement snapshot every N judgments, or when the last one is this old and stale.
+# The annotator loop's `next` and judgment answered without DRF's request cycle for the common request
+# (annotation/annotator_fast_path.py); False sends every request through the DRF views.
+TANDEM_LOOP_FAST_PATH = env.bool("TANDEM_LOOP_FAST_PATH", default=True)
 TANDEM_SNAPSHOT_EVERY_N_JUDGMENTS = env.int("TANDEM_SNAPSHOT_EVERY_N_JUDGMENTS", default=500)
 TANDEM_SNAPSHOT_MAX_AGE_SECONDS = env.int("TANDEM_SNAPSHOT_MAX_AGE_SECONDS", default=300)
 # Older agreement snapshots of a batch beyond this many are deleted when a new one is stored.

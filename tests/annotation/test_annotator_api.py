@@ -12,6 +12,12 @@ from tests.factories import BatchFactory, ItemFactory, UserFactory
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True, params=["fast_path", "drf_views"])
+def loop_path(request, settings):
+    """Every contract test twice: through the annotator loop's fast path, and through the DRF views alone."""
+    settings.TANDEM_LOOP_FAST_PATH = request.param == "fast_path"
+
+
 @pytest.fixture
 def batch(project):
     return BatchFactory(project=project, name="b1")
