@@ -118,7 +118,7 @@ class NextAssignmentApi(APIView):
         }
     )
     def get(self, request, session_id: int):
-        session, assignment = assignment_next_for(session_id=session_id, annotator=request.user)
+        session, assignment = assignment_next_for(session_id=session_id, annotator_id=request.user.pk)
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(next_payload(assignment, session.project))
@@ -162,7 +162,7 @@ class JudgmentSubmitApi(APIView):
             serializer = self.InputSerializer(data=request.data)
             serializer.is_valid(raise_exception=True)
             validated = serializer.validated_data
-        judgment, created = judgment_submit(assignment_id=assignment_id, annotator=request.user, **validated)
+        judgment, created = judgment_submit(assignment_id=assignment_id, annotator_id=request.user.pk, **validated)
         return Response(_judgment_output(judgment), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 

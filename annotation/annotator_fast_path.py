@@ -26,7 +26,7 @@ from annotation.annotator_apis import (
     _plain_judgment,
     next_payload,
 )
-from annotation.authentication import user_for_token_key
+from annotation.authentication import user_id_for_token_key
 from annotation.errors import AnnotationError
 from annotation.services.assignments import assignment_next_for
 from annotation.services.judgments import judgment_submit
@@ -53,11 +53,11 @@ def with_fast_path(drf_view, fast):
 def next_assignment(request, *, session_id: int):
     if request.method != "GET" or not _negotiable(request):
         return None
-    user = _user(request)
-    if user is None:
+    annotator_id = _annotator_id(request)
+    if annotator_id is None:
         return None
     try:
-        session, assignment = assignment_next_for(session_id=session_id, annotator=user)
+        session, assignment = assignment_next_for(session_id=session_id, annotator_id=annotator_id)
     except AnnotationError as exc:
         return _error(exc, allow=_NEXT_ALLOW)
     if assignment is None:
@@ -78,11 +78,11 @@ def judgment(request, *, assignment_id):
     validated = _plain_judgment(data)
     if validated is None:
         return None
-    user = _user(request)
-    if user is None:
+    annotator_id = _annotator_id(request)
+    if annotator_id is None:
         return None
     try:
-        stored, created = judgment_submit(assignment_id=assignment_id, annotator=user, **validated)
+        stored, created = judgment_submit(assignment_id=assignment_id, annotator_id=annotator_id, **validated)
     except AnnotationError as exc:
         return _error(exc, allow=_JUDGMENT_ALLOW)
     return _respond(_judgment_output(stored), 201 if created else 200, allow=_JUDGMENT_ALLOW)
@@ -108,8 +108,8 @@ def _negotiable(request) -> bool:
     return accept is None or accept in ("*/*", "application/json")
 
 
-def _user(request):
-    """The user DRF's authentication classes would settle on, when that is certain without them; else None.
+def _annotator_id(request) -> int | None:
+    """The id of the user DRF's authentication classes would settle on, when that is certain without them.
 
     SqlTokenAuthentication comes first: an Authorization header of the form "Token <key>" decides, and any other
     form is DRF's to answer. Without the header, a logged-in, active session user (SessionAuthentication), with
@@ -120,7 +120,7 @@ def _user(request):
         parts = header.split()
         if len(parts) != 2 or parts[0].lower() != "token":
             return None
-        return user_for_token_key(parts[1])
+        return user_id_for_token_key(parts[1])
     user = request.user  # AuthenticationMiddleware's, from the session
     if not user.is_authenticated or not user.is_active:
         return None
@@ -129,7 +129,7 @@ def _user(request):
         check.process_request(request)
         if check.process_view(request, None, (), {}) is not None:
             return None  # DRF answers the 403
-    return user
+    return user.pk
 
 
 def _refuse_constant(name: str):

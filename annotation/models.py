@@ -129,8 +129,10 @@ ITEM_QUEUE_KEY = F("judgment_count") - F("extra_judgments")
 class Item(models.Model):
     """A prompt and two responses. A and B are canonical; which one is shown left is drawn per assignment."""
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items")
-    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="items")
+    # No single-column indexes on these two: item_unique_per_project leads with project and item_queue with batch,
+    # and every index is one more entry to write each time a judgment moves judgment_count.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items", db_index=False)
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="items", db_index=False)
     external_id = models.CharField(max_length=200, blank=True)
     # "id:<external id>" or "sha256:<content hash>": what makes a re-import skip the item.
     dedupe_key = models.CharField(max_length=220)
@@ -253,8 +255,10 @@ class Assignment(models.Model):
     """A lease of one item to one annotator, with the side A is shown on drawn at random."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    session = models.ForeignKey(AnnotationSession, on_delete=models.CASCADE, related_name="assignments")
-    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="assignments")
+    # Indexed by assignment_open_in_session (session first) and assignment_once_per_annotator (item first): a
+    # single-column index of their own would only be more to write, and gave the planner a worse choice to make.
+    session = models.ForeignKey(AnnotationSession, on_delete=models.CASCADE, related_name="assignments", db_index=False)
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="assignments", db_index=False)
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
     left_is_a = models.BooleanField()
     leased_at = models.DateTimeField()
@@ -266,8 +270,7 @@ class Assignment(models.Model):
         constraints = [models.UniqueConstraint(fields=["item", "annotator"], name="assignment_once_per_annotator")]
         indexes = [
             models.Index(fields=["item", "lease_expires_at"], name="assignment_active_lease"),
-            # Only the open leases: the "same item on reload" lookup reads one or two rows, however long the session.
-            models.Index(fields=["session"], condition=Q(judged_at__isnull=True), name="assignment_open_in_session"),
+            models.Index(fields=["session", "judged_at"], name="assignment_open_in_session"),
         ]
 
     def __str__(self) -> str:
@@ -277,8 +280,9 @@ class Assignment(models.Model):
 class Judgment(models.Model):
     assignment = models.OneToOneField(Assignment, on_delete=models.CASCADE, related_name="judgment")
     # Denormalised from the assignment so metrics read one table at a million rows.
-    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="judgments")
-    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="judgments")
+    # Indexed by judgment_once_per_annotator (item first) and judgment_batch_annotator (batch first).
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="judgments", db_index=False)
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="judgments", db_index=False)
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="judgments")
     choice = models.CharField(max_length=8, choices=Choice.choices)
     shown_left = models.CharField(

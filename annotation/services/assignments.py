@@ -39,15 +39,16 @@ def assignment_next(*, session: AnnotationSession) -> Assignment | None:
     return _next_for(session_id=session.pk, annotator_id=session.annotator_id)[1]
 
 
-def assignment_next_for(*, session_id: int, annotator) -> tuple[AnnotationSession, Assignment | None]:
-    """assignment_next for the annotator's session with this id (NotFound otherwise).
+def assignment_next_for(*, session_id: int, annotator_id: int) -> tuple[AnnotationSession, Assignment | None]:
+    """assignment_next for the session with this id of the annotator with this user id (NotFound otherwise).
 
-    The session comes back with its project; on PostgreSQL its counts are as they were when the call began.
+    The session comes back with its project. On PostgreSQL both hold only what the page shows (other fields load
+    if touched), and the session's counts are as they were when the call began.
     """
     # The ORM answers "no rows" for an id past the column's range; the SQL below would overflow the driver.
     if not -(2**63) <= session_id < 2**63:
         raise NotFound("No such session.")
-    return _next_for(session_id=session_id, annotator_id=annotator.pk)
+    return _next_for(session_id=session_id, annotator_id=annotator_id)
 
 
 def _next_for(*, session_id: int, annotator_id: int) -> tuple[AnnotationSession, Assignment | None]:
@@ -73,14 +74,14 @@ def _next_in_one_statement(*, session_id: int, annotator_id: int) -> tuple[Annot
         raise SessionLimit(_TASK_LIMIT)
     if status == "time_limit":
         raise SessionLimit(_TIME_LIMIT)
-    session = rows.instance(AnnotationSession, row, "session")
-    session.project = rows.instance(Project, row, "project")
+    session = rows.instance(AnnotationSession, row, "session", _SESSION_SHOWN)
+    session.project = rows.instance(Project, row, "project", _PROJECT_SHOWN)
     if status == "empty":
         return session, None
     assignment = rows.instance(Assignment, row, "assignment")
-    item = rows.instance(Item, row, "item")
-    item.batch = rows.instance(Batch, row, "batch")
-    item.batch.criteria_version = rows.instance(CriteriaVersion, row, "criteria")
+    item = rows.instance(Item, row, "item", _ITEM_SHOWN)
+    item.batch = rows.instance(Batch, row, "batch", _BATCH_SHOWN)
+    item.batch.criteria_version = rows.instance(CriteriaVersion, row, "criteria", _CRITERIA_SHOWN)
     assignment.session, assignment.item = session, item
     return session, assignment
 
@@ -204,6 +205,13 @@ def _first_with_free_slot(items: list[Item], overlap: int, now: datetime) -> Ite
     return None
 
 
+# What the page shows of a lease (annotation.annotator_apis.next_payload), read with it.
+_SESSION_SHOWN = ("id", "project_id", "annotator_id")
+_PROJECT_SHOWN = ("id", "allow_tie", "allow_both_bad", "require_justification")
+_ITEM_SHOWN = ("id", "project_id", "batch_id", "prompt", "messages", "response_a_text", "response_b_text")
+_BATCH_SHOWN = ("id", "criteria_version_id")
+_CRITERIA_SHOWN = ("id", "number", "dimensions")
+
 # The columns of tandem_lease_next's answer, joined to what the page shows. The joined rows already existed when the
 # statement began, so its snapshot sees them; the new assignment it does not, hence the function's own columns.
 _LEASE_NEXT_SQL = f"""
@@ -212,8 +220,9 @@ SELECT lease.status AS lease__status,
        lease.item_id AS assignment__item_id, session.annotator_id AS assignment__annotator_id,
        lease.left_is_a AS assignment__left_is_a, lease.leased_at AS assignment__leased_at,
        lease.lease_expires_at AS assignment__lease_expires_at, NULL::timestamptz AS assignment__judged_at,
-       {rows.columns(AnnotationSession, "session")}, {rows.columns(Project, "project")},
-       {rows.columns(Item, "item")}, {rows.columns(Batch, "batch")}, {rows.columns(CriteriaVersion, "criteria")}
+       {rows.columns(AnnotationSession, "session", _SESSION_SHOWN)}, {rows.columns(Project, "project", _PROJECT_SHOWN)},
+       {rows.columns(Item, "item", _ITEM_SHOWN)}, {rows.columns(Batch, "batch", _BATCH_SHOWN)},
+       {rows.columns(CriteriaVersion, "criteria", _CRITERIA_SHOWN)}
 FROM tandem_lease_next(%s, %s, %s, %s, %s, %s, %s, %s, %s) lease
 LEFT JOIN annotation_annotationsession session ON session.id = %s
 LEFT JOIN annotation_project project ON project.id = session.project_id

@@ -4,7 +4,6 @@ import json
 import uuid
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.db.models import Count, F
 from django.utils import timezone
@@ -33,12 +32,12 @@ def judgment_choices(*, project) -> list[str]:
 def judgment_submit(
     *,
     assignment_id: uuid.UUID,
-    annotator: AbstractBaseUser,
+    annotator_id: int,
     choice: str,
     dimensions: dict[str, str] | None = None,
     justification: str = "",
 ) -> tuple[Judgment, bool]:
-    """Stores the annotator's judgment on their assignment; (judgment, created).
+    """Stores the judgment of the annotator (by user id) on their assignment; (judgment, created).
 
     The same request again returns the stored judgment (created False); a different one raises
     JudgmentConflict. An expired lease, a closed batch or an item already at its overlap raise 410 errors.
@@ -48,7 +47,7 @@ def judgment_submit(
     submit = _submit_in_one_statement if connection.vendor == "postgresql" else _submit_serialised
     judgment, created = submit(
         assignment_id=assignment_id,
-        annotator=annotator,
+        annotator_id=annotator_id,
         choice=choice,
         dimensions=dimensions or {},
         justification=justification,
@@ -59,8 +58,8 @@ def judgment_submit(
 
 
 @transaction.atomic
-def _submit_serialised(*, assignment_id, annotator, choice, dimensions, justification) -> tuple[Judgment, bool]:
-    assignment = _locked_assignment(assignment_id=assignment_id, annotator_id=annotator.pk)
+def _submit_serialised(*, assignment_id, annotator_id, choice, dimensions, justification) -> tuple[Judgment, bool]:
+    assignment = _locked_assignment(assignment_id=assignment_id, annotator_id=annotator_id)
     if assignment is None:
         raise NotFound(_NOT_FOUND)
     item = assignment.item
@@ -83,7 +82,7 @@ def _submit_serialised(*, assignment_id, annotator, choice, dimensions, justific
     if counts is None:
         raise OverlapFull(_OVERLAP_FULL)
 
-    judgment = rows.insert(_new_judgment(assignment, annotator, canonical, canonical_dims, justification, now))
+    judgment = rows.insert(_new_judgment(assignment, canonical, canonical_dims, justification, now))
     Assignment.objects.filter(pk=assignment.pk).update(judged_at=now)
     _count_task(session_id=assignment.session_id, now=now)
     if not item.gold and _completes(item=item, project=project, count=counts[0], extra=counts[1]):
@@ -92,11 +91,13 @@ def _submit_serialised(*, assignment_id, annotator, choice, dimensions, justific
     return judgment, True
 
 
-def _submit_in_one_statement(*, assignment_id, annotator, choice, dimensions, justification) -> tuple[Judgment, bool]:
+def _submit_in_one_statement(
+    *, assignment_id, annotator_id, choice, dimensions, justification
+) -> tuple[Judgment, bool]:
     """One read (the assignment and what validates the answer), then tandem_record_judgment: locks, checks and
     the four writes in one statement, so no BEGIN and COMMIT of its own. The read is not locked: the function
     re-checks, under the lock, everything the read could have seen go stale."""
-    assignment = _assignment(assignment_id=assignment_id, annotator_id=annotator.pk, lock=False)
+    assignment = _assignment(assignment_id=assignment_id, annotator_id=annotator_id, lock=False)
     if assignment is None:
         raise NotFound(_NOT_FOUND)
     item = assignment.item
@@ -112,10 +113,10 @@ def _submit_in_one_statement(*, assignment_id, annotator, choice, dimensions, ju
         raise LeaseExpired(_LEASE_EXPIRED)
     if item.batch.status != Batch.Status.OPEN:
         raise BatchClosed(_BATCH_CLOSED)
-    judgment = _new_judgment(assignment, annotator, canonical, canonical_dims, justification, now)
+    judgment = _new_judgment(assignment, canonical, canonical_dims, justification, now)
     params = [
         Assignment._meta.pk.get_db_prep_value(assignment.pk, connection),
-        annotator.pk,
+        annotator_id,
         connection.ops.adapt_datetimefield_value(now),
         judgment.choice,
         judgment.shown_left,
@@ -168,16 +169,14 @@ def _stored(assignment: Assignment, canonical: str, canonical_dims: dict, justif
     return existing
 
 
-def _new_judgment(
-    assignment: Assignment, annotator, canonical: str, canonical_dims: dict, justification: str, now
-) -> Judgment:
+def _new_judgment(assignment: Assignment, canonical: str, canonical_dims: dict, justification: str, now) -> Judgment:
     item, project = assignment.item, assignment.item.project
     seconds = (now - assignment.leased_at).total_seconds()
     return Judgment(
         assignment=assignment,
         item=item,
         batch_id=item.batch_id,
-        annotator=annotator,
+        annotator_id=assignment.annotator_id,
         choice=canonical,
         shown_left="a" if assignment.left_is_a else "b",
         dimensions=canonical_dims,
@@ -252,10 +251,24 @@ def _count_task(*, session_id: int, now) -> None:
 # CASE expressions) cost more CPU than running them. PostgreSQL and SQLite both run these.
 
 # The assignment, to be locked, with its item (without the texts), batch, criteria version and project.
+# Only the columns a submit reads; the rest load if touched.
 _ITEM_FIELDS = ("id", "project_id", "batch_id", "gold", "judgment_count", "extra_judgments")
+_BATCH_FIELDS = ("id", "criteria_version_id", "status")
+_CRITERIA_FIELDS = ("id", "dimensions", "tie_rule")
+_PROJECT_FIELDS = (
+    "id",
+    "overlap",
+    "max_overlap",
+    "min_agreement",
+    "allow_tie",
+    "allow_both_bad",
+    "require_justification",
+    "min_seconds_per_judgment",
+)
 _ASSIGNMENT_SQL = f"""
 SELECT {rows.columns(Assignment, "assignment")}, {rows.columns(Item, "item", _ITEM_FIELDS)},
-       {rows.columns(Batch, "batch")}, {rows.columns(CriteriaVersion, "criteria")}, {rows.columns(Project, "project")}
+       {rows.columns(Batch, "batch", _BATCH_FIELDS)}, {rows.columns(CriteriaVersion, "criteria", _CRITERIA_FIELDS)},
+       {rows.columns(Project, "project", _PROJECT_FIELDS)}
 FROM annotation_assignment assignment
 JOIN annotation_item item ON item.id = assignment.item_id
 JOIN annotation_batch batch ON batch.id = item.batch_id
@@ -274,7 +287,8 @@ WHERE id = %s
 
 
 def _locked_assignment(*, assignment_id, annotator_id: int) -> Assignment | None:
-    """The annotator's assignment, row-locked, with its item (texts deferred), batch, criteria and project attached.
+    """The annotator's assignment, row-locked, with its item, batch, criteria and project attached (the columns a
+    submit reads; the others, the texts among them, load if touched).
 
     The related rows are not locked: what decides a submit on them is re-checked by the count UPDATE.
     """
@@ -289,9 +303,9 @@ def _assignment(*, assignment_id, annotator_id: int, lock: bool) -> Assignment |
     row = found[0]
     assignment = rows.instance(Assignment, row, "assignment")
     item = rows.instance(Item, row, "item", _ITEM_FIELDS)
-    batch = rows.instance(Batch, row, "batch")
-    batch.criteria_version = rows.instance(CriteriaVersion, row, "criteria")
-    item.batch, item.project, assignment.item = batch, rows.instance(Project, row, "project"), item
+    batch = rows.instance(Batch, row, "batch", _BATCH_FIELDS)
+    batch.criteria_version = rows.instance(CriteriaVersion, row, "criteria", _CRITERIA_FIELDS)
+    item.batch, item.project, assignment.item = batch, rows.instance(Project, row, "project", _PROJECT_FIELDS), item
     return assignment
 
 

@@ -6,9 +6,11 @@
 -- Python and comes in as an argument: the random draws (a cryptographic RNG), the canonical A/B choice, the gold
 -- match, the "too fast" flag, and whether a split item earns another judgment (from the votes returned here).
 --
--- "NOT EXISTS (... OFFSET 0)": without the OFFSET the planner turns "not seen by this annotator" into an anti join
--- that scans the annotator's whole history for every candidate (0.9 ms at 500 judgments, growing with the session);
--- with it, each candidate is one probe of the (item, annotator) unique index.
+-- "Not seen by this annotator" is written to be one probe of the (item, annotator) unique index per candidate,
+-- whatever the statistics say (a new annotator's rows are always newer than the last ANALYZE): OFFSET 0 keeps the
+-- planner from turning it into an anti join over the annotator's whole history, and "annotator_id + 0" from
+-- reading the annotator's assignments through their own index and filtering by item. Each of those plans scanned
+-- the annotator's history once per candidate: 0.9 ms per lease at 500 judgments, 40 ms at 2,000.
 --
 -- Under READ COMMITTED each statement of a volatile PL/pgSQL function takes a new snapshot, so a read that follows
 -- a row lock sees everything committed before the lock was granted, as the Python path's separate queries do.
@@ -85,7 +87,7 @@ BEGIN
             SELECT i.id FROM annotation_item i JOIN annotation_batch b ON b.id = i.batch_id
              WHERE i.project_id = v_project.id AND b.status = 'open' AND i.gold > ''
                AND NOT EXISTS (
-                   SELECT 1 FROM annotation_assignment seen WHERE seen.item_id = i.id AND seen.annotator_id = p_annotator_id
+                   SELECT 1 FROM annotation_assignment seen WHERE seen.item_id = i.id AND seen.annotator_id + 0 = p_annotator_id
                    OFFSET 0
                )
              LIMIT 500
@@ -114,8 +116,8 @@ BEGIN
                        AND i.judgment_count - i.extra_judgments < v_project.overlap
                        AND NOT EXISTS (
                            SELECT 1 FROM annotation_assignment seen
-                            WHERE seen.item_id = i.id AND seen.annotator_id = p_annotator_id
-                           OFFSET 0  -- a probe of the (item, annotator) unique index per candidate, not an anti join
+                            WHERE seen.item_id = i.id AND seen.annotator_id + 0 = p_annotator_id
+                           OFFSET 0
                        )
                        AND i.judgment_count - i.extra_judgments + (
                            SELECT count(*) FROM annotation_assignment lease
@@ -140,8 +142,8 @@ BEGIN
                        AND i.judgment_count - i.extra_judgments < v_project.overlap
                        AND NOT EXISTS (
                            SELECT 1 FROM annotation_assignment seen
-                            WHERE seen.item_id = i.id AND seen.annotator_id = p_annotator_id
-                           OFFSET 0  -- a probe of the (item, annotator) unique index per candidate, not an anti join
+                            WHERE seen.item_id = i.id AND seen.annotator_id + 0 = p_annotator_id
+                           OFFSET 0
                        )
                        AND i.judgment_count - i.extra_judgments + (
                            SELECT count(*) FROM annotation_assignment lease

@@ -90,7 +90,7 @@ def world(db):
             assignment = assignment_next(session=session)
             judgment_submit(
                 assignment_id=assignment.pk,
-                annotator=other,
+                annotator_id=other.pk,
                 choice=["left", "right", "tie"][n],
                 justification=f"{OTHER_JUSTIFICATION} {n}",
             )

@@ -158,7 +158,7 @@ def test_the_lease_statement_loads_instances_as_the_orm_does(annotator, project)
         return [(f.attname, getattr(instance, f.attname)) for f in type(instance)._meta.concrete_fields]
 
     for _ in ("new lease", "reload"):
-        session, leased = assignment_next_for(session_id=session_id, annotator=annotator)
+        session, leased = assignment_next_for(session_id=session_id, annotator_id=annotator.pk)
         stored = Assignment.objects.select_related("session__project", "item__batch__criteria_version").get(
             pk=leased.pk
         )
