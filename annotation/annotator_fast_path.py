@@ -26,8 +26,8 @@ from annotation.annotator_apis import (
     _plain_judgment,
     next_payload,
 )
-from annotation.authentication import user_id_for_token_key
-from annotation.errors import AnnotationError
+from annotation.authentication import TokenKey
+from annotation.errors import AnnotationError, NotFound
 from annotation.services.assignments import assignment_next_for
 from annotation.services.judgments import judgment_submit
 
@@ -58,6 +58,8 @@ def next_assignment(request, *, session_id: int):
         return None
     try:
         session, assignment = assignment_next_for(session_id=session_id, annotator_id=annotator_id)
+    except NotFound:
+        return None  # DRF tells a bad token (401) from someone else's session (404)
     except AnnotationError as exc:
         return _error(exc, allow=_NEXT_ALLOW)
     if assignment is None:
@@ -83,6 +85,8 @@ def judgment(request, *, assignment_id):
         return None
     try:
         stored, created = judgment_submit(assignment_id=assignment_id, annotator_id=annotator_id, **validated)
+    except NotFound:
+        return None  # DRF tells a bad token (401) from someone else's assignment (404)
     except AnnotationError as exc:
         return _error(exc, allow=_JUDGMENT_ALLOW)
     return _respond(_judgment_output(stored), 201 if created else 200, allow=_JUDGMENT_ALLOW)
@@ -108,8 +112,9 @@ def _negotiable(request) -> bool:
     return accept is None or accept in ("*/*", "application/json")
 
 
-def _annotator_id(request) -> int | None:
-    """The id of the user DRF's authentication classes would settle on, when that is certain without them.
+def _annotator_id(request) -> int | TokenKey | None:
+    """The user DRF's authentication classes would settle on, when that is certain without them: their id, or the
+    TokenKey that the services resolve to it (so a bad key shows as NotFound). None hands the request to DRF.
 
     SqlTokenAuthentication comes first: an Authorization header of the form "Token <key>" decides, and any other
     form is DRF's to answer. Without the header, a logged-in, active session user (SessionAuthentication), with
@@ -120,7 +125,7 @@ def _annotator_id(request) -> int | None:
         parts = header.split()
         if len(parts) != 2 or parts[0].lower() != "token":
             return None
-        return user_id_for_token_key(parts[1])
+        return TokenKey(parts[1])
     user = request.user  # AuthenticationMiddleware's, from the session
     if not user.is_authenticated or not user.is_active:
         return None
