@@ -5,13 +5,8 @@ from annotation.annotator_fast_path import with_fast_path
 
 app_name = "annotation"
 urlpatterns = [
-    path("projects/", apis.ProjectListApi.as_view(), name="project-list"),
-    path("projects/<int:project_id>/members/", apis.MemberAddApi.as_view(), name="member-add"),
-    path("projects/<int:project_id>/imports/", apis.ItemImportApi.as_view(), name="item-import"),
-    path("batches/<int:batch_id>/close/", apis.BatchCloseApi.as_view(), name="batch-close"),
-    path("projects/<int:project_id>/sessions/", annotator_apis.SessionStartApi.as_view(), name="session-start"),
-    path("sessions/<int:session_id>/", annotator_apis.SessionDetailApi.as_view(), name="session-detail"),
-    # The annotator loop: a fast path for the common request, DRF's view for the rest (annotation.annotator_fast_path).
+    # The annotator loop, first (the most requested): a fast path for the common request, DRF's view for the rest
+    # (annotation.annotator_fast_path).
     path(
         "sessions/<int:session_id>/next/",
         with_fast_path(annotator_apis.NextAssignmentApi.as_view(), annotator_fast_path.next_assignment),
@@ -22,4 +17,10 @@ urlpatterns = [
         with_fast_path(annotator_apis.JudgmentSubmitApi.as_view(), annotator_fast_path.judgment),
         name="judgment-submit",
     ),
+    path("projects/", apis.ProjectListApi.as_view(), name="project-list"),
+    path("projects/<int:project_id>/members/", apis.MemberAddApi.as_view(), name="member-add"),
+    path("projects/<int:project_id>/imports/", apis.ItemImportApi.as_view(), name="item-import"),
+    path("batches/<int:batch_id>/close/", apis.BatchCloseApi.as_view(), name="batch-close"),
+    path("projects/<int:project_id>/sessions/", annotator_apis.SessionStartApi.as_view(), name="session-start"),
+    path("sessions/<int:session_id>/", annotator_apis.SessionDetailApi.as_view(), name="session-detail"),
 ]
