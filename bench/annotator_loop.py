@@ -177,7 +177,12 @@ def stop(server: subprocess.Popen) -> None:
 
 
 def cpu_seconds(root_pid: int | None = None, name: str | None = None) -> float:
-    """utime + stime of a process tree (root_pid) or of every process with this command name, from /proc."""
+    """utime + stime of a process tree (root_pid) or of every process with this command name, from /proc.
+
+    By name, the CPU of processes that have exited counts too, through their parents' cutime + cstime: PostgreSQL
+    backends come and go (gunicorn's connections are closed after CONN_MAX_AGE), and a live-only sum went
+    backwards when one exited during a load.
+    """
     tick = os.sysconf("SC_CLK_TCK")
     stats = {}
     for entry in Path("/proc").iterdir():
@@ -188,13 +193,18 @@ def cpu_seconds(root_pid: int | None = None, name: str | None = None) -> float:
                 continue
             comm = raw[raw.index("(") + 1 : raw.rindex(")")]
             fields = raw[raw.rindex(")") + 2 :].split()
-            stats[int(entry.name)] = (comm, int(fields[1]), int(fields[11]) + int(fields[12]))
+            own, children = int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
+            stats[int(entry.name)] = (comm, int(fields[1]), own, children)
     if name is not None:
-        return sum(t for comm, _ppid, t in stats.values() if comm == name) / tick
-    tree, total, grew = {root_pid}, 0, True
+        named = {pid for pid, (comm, *_rest) in stats.items() if comm == name}
+        total = sum(stats[pid][2] for pid in named)
+        # The top of each tree of them (the postmaster) holds the CPU of its exited children.
+        total += sum(stats[pid][3] for pid in named if stats[pid][1] not in named)
+        return total / tick
+    tree, grew = {root_pid}, True
     while grew:
         grew = False
-        for pid, (_comm, ppid, _t) in stats.items():
+        for pid, (_comm, ppid, _own, _children) in stats.items():
             if ppid in tree and pid not in tree:
                 tree.add(pid)
                 grew = True
@@ -383,6 +393,7 @@ def one_load(n: int, port: int, server: subprocess.Popen, args) -> dict:
     problems = integrity_problems(project_id, samples.answered) + samples.unexpected[:20]
     stored = sum(1 for _a, _j, status in samples.answered if status == 201)
     gunicorn_cpu = cpu_seconds(root_pid=server.pid) - cpu_before[0]
+    postgres_cpu = cpu_seconds(name="postgres") - cpu_before[1]
     result = {
         "annotators": n,
         "rate_offered": args.rate or None,
@@ -399,12 +410,13 @@ def one_load(n: int, port: int, server: subprocess.Popen, args) -> dict:
         # CPU seconds over the whole load (warm-up included), per stored judgment of the whole load.
         "cpu_s": {
             "gunicorn": round(gunicorn_cpu, 1),
-            "postgres_all": round(cpu_seconds(name="postgres") - cpu_before[1], 1),
+            "postgres_all": round(postgres_cpu, 1),
             "client": round(client_cpu, 1),
             "wall": round(wall, 1),
         },
         # Robust to others' load on a shared machine, unlike the rates: what the server spent per judgment stored.
         "gunicorn_cpu_ms_per_judgment": round(1000 * gunicorn_cpu / stored, 2) if stored else None,
+        "postgres_cpu_ms_per_judgment": round(1000 * postgres_cpu / stored, 2) if stored else None,
         "client_cpu_ms_per_judgment": round(1000 * client_cpu / stored, 2) if stored else None,
         "load_average_before": load_before,
         "integrity": problems or "ok",
@@ -477,8 +489,8 @@ def _row(r: dict) -> str:
         f"{r['next_p50']:.1f}/{r['next_p95']:.1f}/{r['next_p99']:.1f} ms | judgment "
         f"{r['judgment_p50']:.1f}/{r['judgment_p95']:.1f}/{r['judgment_p99']:.1f} ms | "
         f"cpu s gunicorn {cpu['gunicorn']} postgres {cpu['postgres_all']} client {cpu['client']} "
-        f"in {cpu['wall']} s (per judgment: gunicorn {r['gunicorn_cpu_ms_per_judgment']} ms, client "
-        f"{r['client_cpu_ms_per_judgment']} ms) | load {r['load_average_before']:.1f} | integrity {r['integrity']}"
+        f"in {cpu['wall']} s (per judgment: gunicorn {r['gunicorn_cpu_ms_per_judgment']} ms, postgres "
+        f"{r['postgres_cpu_ms_per_judgment']} ms, client {r['client_cpu_ms_per_judgment']} ms) | load {r['load_average_before']:.1f} | integrity {r['integrity']}"
         + (f" | exhausted {r['exhausted']}" if r["exhausted"] else "")
     )
 
