@@ -2,6 +2,7 @@
 
 import hashlib
 import hmac
+import re
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404
@@ -130,7 +131,9 @@ class JudgmentSubmitApi(APIView):
         dimensions = serializers.DictField(
             child=serializers.ChoiceField(choices=DIMENSION_CHOICES), required=False, default=dict
         )
-        justification = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+        justification = serializers.CharField(
+            required=False, allow_blank=True, default="", max_length=5000
+        )  # _JUSTIFICATION_MAX
 
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
@@ -167,7 +170,8 @@ class JudgmentSubmitApi(APIView):
 
 
 # The judgment endpoint is half the annotator loop's requests. Serializers copy their fields on every use, which
-# cost more CPU than the checks: the common body (a JSON object with a choice and maybe dimensions) is checked here,
+# cost more CPU than the checks: the common body (a JSON object with a choice, maybe dimensions and a justification,
+# as the page sends it) is checked here,
 # giving what InputSerializer's validated_data would, and the answer is OutputSerializer's, field by field.
 # tests/annotation/test_annotator_api.py holds both to the serializers' contract.
 _CREATED_AT = serializers.DateTimeField()
@@ -176,14 +180,25 @@ _ASSIGNMENT_ID = serializers.UUIDField()
 
 def _plain_judgment(data) -> dict | None:
     """InputSerializer's validated_data for a plain valid body, or None to let the serializer decide."""
-    if type(data) is not dict or not data.keys() <= {"choice", "dimensions"}:
+    if type(data) is not dict or not data.keys() <= {"choice", "dimensions", "justification"}:
         return None
     choice, dimensions = data.get("choice"), data.get("dimensions", {})
     if type(choice) is not str or choice not in SIDE_CHOICES or type(dimensions) is not dict:
         return None
     if any(type(v) is not str or v not in DIMENSION_CHOICES for v in dimensions.values()):
         return None
-    return {"choice": choice, "dimensions": dict(dimensions), "justification": ""}
+    justification = data.get("justification", "")
+    if type(justification) is not str:
+        return None
+    # As the serializer's CharField: trimmed, at most 5,000 characters, no NUL and no lone surrogates.
+    justification = justification.strip()
+    if len(justification) > _JUSTIFICATION_MAX or "\x00" in justification or _SURROGATE.search(justification):
+        return None
+    return {"choice": choice, "dimensions": dict(dimensions), "justification": justification}
+
+
+_JUSTIFICATION_MAX = 5000
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _judgment_output(judgment) -> dict:

@@ -19,9 +19,17 @@ BODIES = [
     {"choice": "both_bad"},
     {"choice": "left", "dimensions": {}},
     {"choice": "right", "dimensions": {"honesty": "left", "clarity": "tie"}},
-    # Everything below is the serializer's to decide: valid or not, the fast path must step aside.
+    # The page's body: a justification, often empty.
     {"choice": "left", "justification": "clearer"},
     {"choice": "left", "justification": ""},
+    {"choice": "tie", "dimensions": {"honesty": "right"}, "justification": "  both fine \n"},
+    {"choice": "left", "justification": "é" * 5000},
+    # Everything below is the serializer's to decide: valid or not, the fast path must step aside.
+    {"choice": "left", "justification": "x" * 5001},
+    {"choice": "left", "justification": "a\x00b"},
+    {"choice": "left", "justification": "\ud800"},
+    {"choice": "left", "justification": 5},
+    {"choice": "left", "justification": None},
     {"choice": "left", "extra": 1},
     {"choice": "LEFT"},
     {"choice": 1},
@@ -46,7 +54,7 @@ def test_fast_path_accepts_only_what_the_serializer_accepts_and_gives_the_same_d
         assert serializer.is_valid(), serializer.errors
         assert fast == dict(serializer.validated_data)
     # The plain bodies of the page and the benchmark do take the fast path.
-    assert (fast is not None) == (body in BODIES[:6])
+    assert (fast is not None) == (body in BODIES[:10])
 
 
 @pytest.mark.django_db
