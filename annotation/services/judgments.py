@@ -67,30 +67,19 @@ def judgment_submit(
 
 @transaction.atomic
 def _submit_serialised(*, assignment_id, annotator_id, choice, dimensions, justification) -> tuple[Judgment, bool]:
-    assignment = _locked_assignment(assignment_id=assignment_id, annotator_id=annotator_id)
-    if assignment is None:
-        raise NotFound(_NOT_FOUND)
-    item = assignment.item
-    project = item.project
-    canonical, canonical_dims, justification = _validated(
-        assignment=assignment, choice=choice, dimensions=dimensions, justification=justification
-    )
     # The locked row is the latest version (FOR UPDATE waits for a concurrent submit and re-reads), so judged_at
     # says whether a judgment exists: a first submit, the common case, needs no query to find out.
-    if assignment.judged_at:
-        return _stored(assignment, canonical, canonical_dims, justification), False
-
-    now = timezone.now()
-    if now > assignment.lease_expires_at:
-        raise LeaseExpired(_LEASE_EXPIRED)
-    if item.batch.status != Batch.Status.OPEN:
-        raise BatchClosed(_BATCH_CLOSED)
+    assignment = _locked_assignment(assignment_id=assignment_id, annotator_id=annotator_id)
+    judgment, new = _first_checks(assignment, choice=choice, dimensions=dimensions, justification=justification)
+    if not new:
+        return judgment, False
+    item, project, now = assignment.item, assignment.item.project, judgment.created_at
     # Gold items have no overlap cap.
     counts = _count_judgment(item_id=item.pk, overlap=None if item.gold else project.overlap)
     if counts is None:
         raise OverlapFull(_OVERLAP_FULL)
 
-    judgment = rows.insert(_new_judgment(assignment, canonical, canonical_dims, justification, now))
+    judgment = rows.insert(judgment)
     Assignment.objects.filter(pk=assignment.pk).update(judged_at=now)
     _count_task(session_id=assignment.session_id, now=now)
     if not item.gold and _completes(item=item, project=project, count=counts[0], extra=counts[1]):
@@ -106,30 +95,18 @@ def _submit_in_one_statement(
     the four writes in one statement, so no BEGIN and COMMIT of its own. The read is not locked: the function
     re-checks, under the lock, everything the read could have seen go stale."""
     assignment = _assignment(assignment_id=assignment_id, annotator_id=annotator_id, lock=False)
-    if assignment is None:
-        raise NotFound(_NOT_FOUND)
-    item = assignment.item
-    project = item.project
-    canonical, canonical_dims, justification = _validated(
-        assignment=assignment, choice=choice, dimensions=dimensions, justification=justification
-    )
-    if assignment.judged_at:
-        return _stored(assignment, canonical, canonical_dims, justification), False
-
-    now = timezone.now()
-    if now > assignment.lease_expires_at:
-        raise LeaseExpired(_LEASE_EXPIRED)
-    if item.batch.status != Batch.Status.OPEN:
-        raise BatchClosed(_BATCH_CLOSED)
-    judgment = _new_judgment(assignment, canonical, canonical_dims, justification, now)
+    judgment, new = _first_checks(assignment, choice=choice, dimensions=dimensions, justification=justification)
+    if not new:
+        return judgment, False
+    item, project, now = assignment.item, assignment.item.project, judgment.created_at
     params = [
         Assignment._meta.pk.get_db_prep_value(assignment.pk, connection),
         assignment.annotator_id,
         connection.ops.adapt_datetimefield_value(now),
         judgment.choice,
         judgment.shown_left,
-        Judgment._meta.get_field("dimensions").get_db_prep_save(canonical_dims, connection),
-        justification,
+        Judgment._meta.get_field("dimensions").get_db_prep_save(judgment.dimensions, connection),
+        judgment.justification,
         judgment.seconds,
         judgment.too_fast,
         judgment.is_gold,
@@ -141,8 +118,7 @@ def _submit_in_one_statement(
         status, judgment_id, _count, extra, votes = cursor.fetchone()
     if status != "created":
         if status == "exists":  # a concurrent submit of the same assignment got there first
-            assignment.judged_at = now
-            return _stored(assignment, canonical, canonical_dims, justification), False
+            return _stored(assignment, judgment.choice, judgment.dimensions, judgment.justification), False
         raise _REFUSALS[status]()
     judgment.pk = judgment_id
     judgment._state.adding, judgment._state.db = False, connection.alias
@@ -165,6 +141,27 @@ _REFUSALS = {
     "overlap_full": lambda: OverlapFull(_OVERLAP_FULL),
 }
 _RECORD_JUDGMENT_SQL = "SELECT * FROM tandem_record_judgment(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+
+
+def _first_checks(assignment: Assignment | None, *, choice, dimensions, justification) -> tuple[Judgment, bool]:
+    """What both paths check before they write: the assignment is the annotator's, the answer fits its criteria and
+    project, and, for a first submit, the lease is live and the batch open.
+
+    (the stored judgment, False) for a retried submit; else (the new judgment, unsaved, True). Raises otherwise.
+    """
+    if assignment is None:
+        raise NotFound(_NOT_FOUND)
+    canonical, canonical_dims, justification = _validated(
+        assignment=assignment, choice=choice, dimensions=dimensions, justification=justification
+    )
+    if assignment.judged_at:
+        return _stored(assignment, canonical, canonical_dims, justification), False
+    now = timezone.now()
+    if now > assignment.lease_expires_at:
+        raise LeaseExpired(_LEASE_EXPIRED)
+    if assignment.item.batch.status != Batch.Status.OPEN:
+        raise BatchClosed(_BATCH_CLOSED)
+    return _new_judgment(assignment, canonical, canonical_dims, justification, now), True
 
 
 def _stored(assignment: Assignment, canonical: str, canonical_dims: dict, justification: str) -> Judgment:
