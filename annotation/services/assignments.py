@@ -223,7 +223,7 @@ _CRITERIA_SHOWN = ("id", "number", "dimensions")
 
 # The columns of tandem_lease_next's answer, joined to what the page shows. The joined rows already existed when the
 # statement began, so its snapshot sees them; the new assignment it does not, hence the function's own columns.
-_LEASE_NEXT_SQL = f"""
+_LEASE_NEXT_TEMPLATE = f"""
 SELECT lease.status AS lease__status,
        lease.assignment_id AS assignment__id, session.id AS assignment__session_id,
        lease.item_id AS assignment__item_id, session.annotator_id AS assignment__annotator_id,
@@ -240,7 +240,7 @@ LEFT JOIN annotation_batch batch ON batch.id = item.batch_id
 LEFT JOIN annotation_criteriaversion criteria ON criteria.id = batch.criteria_version_id
 """  # noqa: S608 (column names from the models, no input)
 # By annotator id, or by token (annotation.authentication.annotator_sql): one statement text, prepared, for each.
-_LEASE_NEXT_SQL = {fragment: _LEASE_NEXT_SQL.replace("{annotator}", fragment) for fragment in ANNOTATOR_SQL}
+_LEASE_NEXT_SQL = {fragment: _LEASE_NEXT_TEMPLATE.replace("{annotator}", fragment) for fragment in ANNOTATOR_SQL}
 
 # The hot path's reads are written out in SQL: building the equivalent ORM queries cost more CPU than running
 # them (about 3 ms of the 4 a `next` spent in Python, measured under bench/annotator_loop.py). Both PostgreSQL

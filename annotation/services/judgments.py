@@ -270,7 +270,7 @@ _PROJECT_FIELDS = (
     "require_justification",
     "min_seconds_per_judgment",
 )
-_ASSIGNMENT_SQL = f"""
+_ASSIGNMENT_TEMPLATE = f"""
 SELECT {rows.columns(Assignment, "assignment")}, {rows.columns(Item, "item", _ITEM_FIELDS)},
        {rows.columns(Batch, "batch", _BATCH_FIELDS)}, {rows.columns(CriteriaVersion, "criteria", _CRITERIA_FIELDS)},
        {rows.columns(Project, "project", _PROJECT_FIELDS)}
@@ -282,7 +282,7 @@ JOIN annotation_project project ON project.id = item.project_id
 WHERE assignment.id = %s AND assignment.annotator_id = {{annotator}}
 """  # noqa: S608 (column names from the models, no input)
 # By annotator id, or by token (annotation.authentication.annotator_sql).
-_ASSIGNMENT_SQL = {fragment: _ASSIGNMENT_SQL.replace("{annotator}", fragment) for fragment in ANNOTATOR_SQL}
+_ASSIGNMENT_SQL = {fragment: _ASSIGNMENT_TEMPLATE.replace("{annotator}", fragment) for fragment in ANNOTATOR_SQL}
 _LOCK_ASSIGNMENT = "FOR UPDATE OF assignment"
 
 _COUNT_TASK_SQL = """
