@@ -1,8 +1,10 @@
-"""Admin for the annotation domain. Criteria versions are read-only once made; imports go through the service."""
+"""Admin for the annotation domain, scoped per project (core.admin). Criteria versions are read-only once made;
+imports and memberships go through their services."""
 
 from django import forms
 from django.contrib import admin, messages
-from django.shortcuts import get_object_or_404, redirect
+from django.contrib.auth import get_user_model
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path
 
@@ -19,25 +21,60 @@ from annotation.models import (
 )
 from annotation.services import ImportRejected, criteria_version_create, items_import, project_create
 from annotation.services.batches import batch_close
+from annotation.services.members import MemberError, member_add, member_remove
 from annotation.services.projects import DEFAULT_CRITERIA
+from core.admin import NOBODY, ProjectScopedAdmin, ProjectScopedInline, project_action
+from core.authz import Action, check, may
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipForm(forms.ModelForm):
+    """A member is named by username, as in the API and `add_members`: no list of every user on the instance."""
+
+    username = forms.CharField(max_length=150)
+
+    class Meta:
+        model = Membership
+        fields = ["role"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["username"].initial = self.instance.user.get_username()
+            self.fields["username"].disabled = True  # a membership changes role; another user is another row
+
+    def clean_username(self) -> str:
+        username = self.cleaned_data["username"]
+        if not get_user_model().objects.filter(username=username).exists():
+            raise forms.ValidationError(f"No user named {username!r}.")
+        return username
+
+
+def _membership_save(*, project: Project, form: MembershipForm) -> Membership:
+    try:
+        membership, _ = member_add(
+            project=project, username=form.cleaned_data["username"], role=form.cleaned_data["role"]
+        )
+    except MemberError as exc:  # the form checked the user exists; this is a race with a deletion
+        raise forms.ValidationError(str(exc)) from exc
+    return membership
+
+
+class MembershipInline(ProjectScopedInline, admin.TabularInline):
     model = Membership
+    form = MembershipForm
+    fields = ["username", "role"]
     extra = 1
-    autocomplete_fields = ["user"]
+    view_action = change_action = add_action = delete_action = Action.MANAGE_MEMBERS
 
 
-class CriteriaVersionInline(admin.TabularInline):
+class CriteriaVersionInline(ProjectScopedInline, admin.TabularInline):
     model = CriteriaVersion
     extra = 0
     fields = ["number", "tie_rule", "created_at", "created_by"]
     readonly_fields = fields
     can_delete = False
     show_change_link = True
-
-    def has_add_permission(self, request, obj=None):
-        return False
+    view_action = Action.VIEW_PROJECT
 
 
 class ImportItemsForm(forms.Form):
@@ -47,11 +84,38 @@ class ImportItemsForm(forms.Form):
 
 
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
+class ProjectAdmin(ProjectScopedAdmin):
     list_display = ["name", "overlap", "gold_rate", "session_minutes", "session_max_tasks", "created_at"]
     search_fields = ["name"]
     inlines = [MembershipInline, CriteriaVersionInline]
     change_form_template = "admin/annotation/project/change_form.html"
+    project_path = "pk"
+    view_action = Action.VIEW_PROJECT
+    change_action = Action.CHANGE_PROJECT
+    # add_action None: new projects are made by superusers (or `import_items`), who then name their leads.
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not Membership:
+            return super().save_formset(request, form, formset, change)
+        # Memberships go through the service, so that groups and the staff flag follow the role in one transaction.
+        project = form.instance
+        # What Django's change message reads from a saved formset.
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        for member_form in formset.forms:
+            if not member_form.has_changed() and member_form not in formset.deleted_forms:
+                continue
+            if member_form in formset.deleted_forms:
+                if member_form.instance.pk:
+                    member_remove(project=project, username=member_form.instance.user.get_username())
+                    formset.deleted_objects.append(member_form.instance)
+            elif member_form.cleaned_data.get("username"):
+                created = not member_form.instance.pk
+                saved = _membership_save(project=project, form=member_form)
+                if created:
+                    formset.new_objects.append(saved)
+                else:
+                    formset.changed_objects.append((saved, member_form.changed_data))
+        return None
 
     def save_model(self, request, obj, form, change):
         if change:
@@ -66,7 +130,7 @@ class ProjectAdmin(admin.ModelAdmin):
     def get_urls(self):
         own = [
             path(
-                "<int:project_id>/import/",
+                "<id:project_id>/import/",
                 self.admin_site.admin_view(self.import_view),
                 name="annotation_project_import",
             )
@@ -75,8 +139,7 @@ class ProjectAdmin(admin.ModelAdmin):
 
     def import_view(self, request, project_id: int):
         project = get_object_or_404(Project, pk=project_id)
-        if not self.has_change_permission(request, project):
-            return redirect("admin:index")
+        check(user=request.user, action=Action.IMPORT_ITEMS, project=project, what="import items")
         form = ImportItemsForm(request.POST or None, request.FILES or None)
         report = None
         if request.method == "POST" and form.is_valid():
@@ -108,9 +171,11 @@ class ProjectAdmin(admin.ModelAdmin):
 
 
 @admin.register(CriteriaVersion)
-class CriteriaVersionAdmin(admin.ModelAdmin):
+class CriteriaVersionAdmin(ProjectScopedAdmin):
+    view_action = Action.VIEW_PROJECT
+    add_action = delete_action = Action.CHANGE_PROJECT
+    # change_action None: a version is immutable; a change is a new version.
     list_display = ["project", "number", "tie_rule", "created_at", "created_by"]
-    list_filter = ["project"]
     fields = [
         "project",
         "number",
@@ -132,6 +197,10 @@ class CriteriaVersionAdmin(admin.ModelAdmin):
         # A new version starts from the project's current one, so editing means "copy and change".
         initial = super().get_changeform_initial_data(request)
         project_id = initial.get("project")
+        if not (isinstance(project_id, str) and project_id.isdigit() and len(project_id) <= 18):
+            project_id = None
+        elif not may(user=request.user, action=Action.CHANGE_PROJECT, project=int(project_id)):
+            project_id = None  # another project's criteria are not a starting point to hand out
         current = (
             CriteriaVersion.objects.filter(project_id=project_id).order_by("-number").first() if project_id else None
         )
@@ -149,13 +218,17 @@ class CriteriaVersionAdmin(admin.ModelAdmin):
         obj._state.adding = False
 
     def has_delete_permission(self, request, obj=None):
-        return obj is not None and not obj.batches.exists()
+        # Without a row (Django asks before it looks one up) the answer is the role's, so that a missing id and
+        # another project's read alike; a version that batches pin is never deleted.
+        return super().has_delete_permission(request, obj) and (obj is None or not obj.batches.exists())
 
 
 @admin.register(Batch)
-class BatchAdmin(admin.ModelAdmin):
+class BatchAdmin(ProjectScopedAdmin):
+    view_action = Action.VIEW_PROJECT
+    add_action = change_action = Action.MANAGE_BATCHES
     list_display = ["name", "project", "status", "criteria_version", "created_at", "closed_at"]
-    list_filter = ["project", "status"]
+    list_filter = ["status"]
     search_fields = ["name", "project__name"]
     readonly_fields = ["criteria_version", "created_at", "closed_at"]
     actions = ["close_batches"]
@@ -175,7 +248,10 @@ class BatchAdmin(admin.ModelAdmin):
             closed, _ = batch_close(batch=obj, user=request.user)
             obj.status, obj.closed_at = closed.status, closed.closed_at
 
-    @admin.action(description="Close the selected batches (no more assignments; final agreement snapshot)")
+    @project_action(
+        action=Action.MANAGE_BATCHES,
+        description="Close the selected batches (no more assignments; final agreement snapshot)",
+    )
     def close_batches(self, request, queryset):
         closed = [batch.name for batch in queryset if batch_close(batch=batch, user=request.user)[1]]
         already = queryset.count() - len(closed)
@@ -186,9 +262,12 @@ class BatchAdmin(admin.ModelAdmin):
 
 
 @admin.register(Item)
-class ItemAdmin(admin.ModelAdmin):
+class ItemAdmin(ProjectScopedAdmin):
+    """Items unblinded (model names, gold): only roles that may see them, in their projects; read-only here."""
+
+    view_action = Action.VIEW_ITEMS
     list_display = ["id", "external_id", "batch", "stratum", "category", "gold", "response_a_model", "response_b_model"]
-    list_filter = ["project", "batch", "stratum", "gold"]
+    list_filter = ["stratum", "gold"]
     search_fields = ["external_id", "prompt", "category"]
     raw_id_fields = ["batch", "project"]
     readonly_fields = ["dedupe_key", "created_at"]
@@ -196,47 +275,64 @@ class ItemAdmin(admin.ModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(ProjectScopedAdmin):
+    """Adding, changing and removing go through the membership services (groups and staff flag follow)."""
+
+    view_action = add_action = change_action = delete_action = Action.MANAGE_MEMBERS
+    form = MembershipForm
     list_display = ["user", "project", "role", "created_at"]
-    list_filter = ["project", "role"]
+    list_filter = ["role"]
     search_fields = ["user__username", "project__name"]
-    autocomplete_fields = ["user"]
+
+    def get_fields(self, request, obj=None):
+        return ["username", "role"] if obj is not None else ["project", "username", "role"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["fields"] = ["project", "role"]
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        project = obj.project if change else form.cleaned_data["project"]
+        saved = _membership_save(project=project, form=form)
+        obj.pk, obj.user, obj.project = saved.pk, saved.user, saved.project
+        obj._state.adding = False
+
+    def delete_model(self, request, obj):
+        member_remove(project=obj.project, username=obj.user.get_username())
+
+    def delete_queryset(self, request, queryset):
+        for membership in queryset.select_related("project", "user"):
+            self.delete_model(request, membership)
 
 
 @admin.register(ImportRecord)
-class ImportRecordAdmin(admin.ModelAdmin):
+class ImportRecordAdmin(ProjectScopedAdmin):
+    view_action = Action.IMPORT_ITEMS
+    add_action = change_action = NOBODY  # written by the import service
     list_display = ["created_at", "project", "batch", "filename", "status", "lines", "created", "skipped", "seconds"]
-    list_filter = ["project", "status"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
+    list_filter = ["status"]
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Sessions, leases and judgments are written by the annotator loop only; the admin shows them."""
+class ReadOnlyAdmin(ProjectScopedAdmin):
+    """Sessions, leases and judgments are written by the annotator loop only; the admin shows them to the roles
+    that may see votes (leads), in their projects."""
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
+    view_action = Action.VIEW_JUDGMENTS
+    add_action = change_action = NOBODY
 
 
 @admin.register(AnnotationSession)
 class AnnotationSessionAdmin(ReadOnlyAdmin):
     list_display = ["annotator", "project", "started_at", "expires_at", "tasks_done", "max_tasks", "ended_at"]
-    list_filter = ["project"]
     search_fields = ["annotator__username"]
     date_hierarchy = "started_at"
 
 
 @admin.register(Assignment)
 class AssignmentAdmin(ReadOnlyAdmin):
+    project_path = "item__project"
     list_display = ["id", "item", "annotator", "left_is_a", "leased_at", "lease_expires_at", "judged_at"]
-    list_filter = ["item__project"]
     search_fields = ["annotator__username", "item__external_id"]
     raw_id_fields = ["item", "session"]
     show_full_result_count = False
@@ -244,6 +340,7 @@ class AssignmentAdmin(ReadOnlyAdmin):
 
 @admin.register(Judgment)
 class JudgmentAdmin(ReadOnlyAdmin):
+    project_path = "batch__project"
     list_display = [
         "created_at",
         "annotator",
@@ -256,7 +353,7 @@ class JudgmentAdmin(ReadOnlyAdmin):
         "is_gold",
         "gold_correct",
     ]
-    list_filter = ["batch__project", "batch", "choice", "too_fast", "is_gold", "gold_correct"]
+    list_filter = ["choice", "too_fast", "is_gold", "gold_correct"]
     search_fields = ["annotator__username", "item__external_id"]
     raw_id_fields = ["item", "assignment"]
     show_full_result_count = False

@@ -13,10 +13,12 @@ Set TANDEM_LOOP_FAST_PATH=False to send every request through DRF.
 
 import functools
 import json
+import time
 
 from django.conf import settings
 from django.http import HttpResponse
 from rest_framework.authentication import CSRFCheck
+from rest_framework.exceptions import ParseError, Throttled
 from rest_framework.utils.encoders import JSONEncoder
 
 from annotation.annotator_apis import (
@@ -26,10 +28,13 @@ from annotation.annotator_apis import (
     _plain_judgment,
     next_payload,
 )
-from annotation.authentication import TokenKey
+from annotation.authentication import TokenKey, user_id_for_token_key
 from annotation.errors import AnnotationError, NotFound
 from annotation.services.assignments import assignment_next_for
 from annotation.services.judgments import judgment_submit
+from core.lockout import token_lockout_wait
+from core.parsers import loads as json_loads
+from core.throttling import client_address, fast_path_wait
 
 
 def with_fast_path(drf_view, fast):
@@ -56,6 +61,9 @@ def next_assignment(request, *, session_id: int):
     annotator_id = _annotator_id(request)
     if annotator_id is None:
         return None
+    throttled = _throttled(request, annotator_id, view=NextAssignmentApi, allow=_NEXT_ALLOW)
+    if throttled is not None:
+        return throttled
     try:
         session, assignment = assignment_next_for(session_id=session_id, annotator_id=annotator_id)
     except NotFound:
@@ -74,8 +82,10 @@ def judgment(request, *, assignment_id):
     if charset is not None and charset.lower() not in ("utf-8", "utf8"):
         return None
     try:
-        data = json.loads(request.body, parse_constant=_refuse_constant)
-    except ValueError:  # JSONDecodeError, UnicodeDecodeError, NaN or Infinity: DRF words the 400
+        # The API's own JSON limits (depth, NUL, lone surrogates): a body they refuse goes to DRF, whose parser
+        # (the same function) words the 400.
+        data = json_loads(request.body)
+    except ParseError:  # malformed, not UTF-8, NaN or Infinity, too deep, unstorable text
         return None
     validated = _plain_judgment(data)
     if validated is None:
@@ -83,6 +93,9 @@ def judgment(request, *, assignment_id):
     annotator_id = _annotator_id(request)
     if annotator_id is None:
         return None
+    throttled = _throttled(request, annotator_id, view=JudgmentSubmitApi, allow=_JUDGMENT_ALLOW)
+    if throttled is not None:
+        return throttled
     try:
         stored, created = judgment_submit(assignment_id=assignment_id, annotator_id=annotator_id, **validated)
     except NotFound:
@@ -125,6 +138,8 @@ def _annotator_id(request) -> int | TokenKey | None:
         parts = header.split()
         if len(parts) != 2 or parts[0].lower() != "token":
             return None
+        if settings.AXES_ENABLED and token_lockout_wait(client_address(request)) is not None:
+            return None  # a locked-out address: DRF's authentication answers the 429 before looking at the key
         return TokenKey(parts[1])
     user = request.user  # AuthenticationMiddleware's, from the session
     if not user.is_authenticated or not user.is_active:
@@ -137,8 +152,43 @@ def _annotator_id(request) -> int | TokenKey | None:
     return user.pk
 
 
-def _refuse_constant(name: str):
-    raise ValueError(f"{name} is not valid JSON")
+def _throttled(request, annotator_id: "int | TokenKey", *, view, allow: str) -> HttpResponse | None:
+    """The DRF view's throttles, run as its check_throttles would (core.throttling.fast_path_wait: same classes,
+    same cache keys, the request counted once): the 429 it would answer, or None to go on."""
+    if not settings.TANDEM_THROTTLE_ENABLED:
+        return None
+    user_id = _token_owner(annotator_id) if isinstance(annotator_id, TokenKey) else annotator_id
+    if user_id is None:
+        return None  # no active owner: the service reads the key as nobody and DRF answers the 401, unthrottled
+    refused, wait = fast_path_wait(request, user_id=user_id, view=view)
+    if not refused:
+        return None
+    exc = Throttled(wait)
+    response = _respond({"code": exc.default_code, "detail": str(exc.detail)}, exc.status_code, allow=allow)
+    if exc.wait:
+        response["Retry-After"] = str(int(exc.wait))  # as DRF writes it ("%d")
+    return response
+
+
+# Token key -> (owner's user id, until when). The throttle counts per user, and needs the id before the service's
+# statement resolves the key; a query per request for it would undo part of the fast path. Only the throttle reads
+# this: who may act is still decided by the service's own lookup, so a stale entry can at most count a minute of
+# requests against the key's previous owner.
+_TOKEN_OWNERS: dict[str, tuple[int, float]] = {}
+_TOKEN_OWNER_SECONDS = 60.0
+
+
+def _token_owner(key: TokenKey) -> int | None:
+    now = time.monotonic()
+    known = _TOKEN_OWNERS.get(key)
+    if known is not None and known[1] > now:
+        return known[0]
+    owner = user_id_for_token_key(key)
+    if owner is not None:
+        if len(_TOKEN_OWNERS) >= 10_000:
+            _TOKEN_OWNERS.clear()
+        _TOKEN_OWNERS[key] = (owner, now + _TOKEN_OWNER_SECONDS)
+    return owner
 
 
 def _error(exc: AnnotationError, *, allow: str) -> HttpResponse:

@@ -3,15 +3,16 @@
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation.models import Batch, Project, Role
-from annotation.permissions import project_for_role
 from annotation.selectors import project_list_for, project_role_for
-from annotation.services import ImportRejected, items_import, member_add
+from annotation.services import ImportRejected, items_import, member_add, member_remove
 from annotation.services.batches import batch_close
 from annotation.services.members import MemberError
+from core.authz import Action, check, project_for
 
 
 class ProjectListApi(APIView):
@@ -43,7 +44,7 @@ class MemberAddApi(APIView):
 
     @extend_schema(request=InputSerializer, responses={200: OutputSerializer, 201: OutputSerializer})
     def post(self, request, project_id: int):
-        project = project_for_role(request=request, project_id=project_id, roles=(Role.LEAD,))
+        project = project_for(user=request.user, action=Action.MANAGE_MEMBERS, project_id=project_id)
         data = self._validated(request)
         try:
             membership, created = member_add(project=project, **data)
@@ -59,10 +60,26 @@ class MemberAddApi(APIView):
         return serializer.validated_data
 
 
+class MemberDetailApi(APIView):
+    """Remove a member: their groups and staff flag follow at once (annotation.services.members)."""
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request, project_id: int, username: str):
+        project = project_for(user=request.user, action=Action.MANAGE_MEMBERS, project_id=project_id)
+        try:
+            removed = member_remove(project=project, username=username)
+        except MemberError as exc:
+            raise NotFound(str(exc)) from exc
+        if not removed:
+            raise NotFound(f"{username} is not a member of this project.")
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
 ImportReportSerializer = inline_serializer(
     name="ImportReport",
     fields={
         "ok": serializers.BooleanField(),
+        "code": serializers.CharField(),
         "project": serializers.CharField(),
         "batch": serializers.CharField(),
         "filename": serializers.CharField(),
@@ -80,6 +97,8 @@ ImportReportSerializer = inline_serializer(
 
 
 class ItemImportApi(APIView):
+    throttle_scope = "import"  # TANDEM_THROTTLE_HEAVY per user (core/throttling.py)
+
     class InputSerializer(serializers.Serializer):
         file = serializers.FileField(
             help_text="JSONL (or .jsonl.gz): the import format, or HH-RLHF chosen/rejected lines."
@@ -92,7 +111,7 @@ class ItemImportApi(APIView):
         responses={201: ImportReportSerializer, 400: ImportReportSerializer},
     )
     def post(self, request, project_id: int):
-        project = project_for_role(request=request, project_id=project_id, roles=(Role.LEAD,))
+        project = project_for(user=request.user, action=Action.IMPORT_ITEMS, project_id=project_id)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         upload = serializer.validated_data["file"]
@@ -124,6 +143,6 @@ class BatchCloseApi(APIView):
     @extend_schema(request=None, responses={200: OutputSerializer})
     def post(self, request, batch_id: int):
         batch = get_object_or_404(Batch.objects.only("id", "project_id"), pk=batch_id)
-        project_for_role(request=request, project_id=batch.project_id, roles=(Role.LEAD,))
+        check(user=request.user, action=Action.MANAGE_BATCHES, project=batch.project_id, what="close batches")
         closed, _ = batch_close(batch=batch, user=request.user)
         return Response(self.OutputSerializer(closed).data)

@@ -8,11 +8,31 @@ from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import AuthenticationFailed
 
 from annotation.services import rows
+from core.lockout import TokenLockedOut, token_failure_record, token_lockout_wait
+from core.throttling import client_address
 
 
 class SqlTokenAuthentication(TokenAuthentication):
     """DRF's token authentication with its lookup written in SQL (the project's default). On the annotator loop the lookup was a fifth of
-    the server's CPU per request, nearly all of it spent building the ORM query (bench/annotator_loop.py)."""
+    the server's CPU per request, nearly all of it spent building the ORM query (bench/annotator_loop.py).
+
+    Failed token authentications are counted per client address; an address past the limit is answered 429 before
+    any token is looked at (core.lockout)."""
+
+    def authenticate(self, request):
+        address = client_address(request)
+        wait = token_lockout_wait(address)
+        if wait is not None and self.keyword_in(request):
+            raise TokenLockedOut(wait)
+        try:
+            return super().authenticate(request)
+        except AuthenticationFailed:
+            token_failure_record(address)
+            raise
+
+    def keyword_in(self, request) -> bool:
+        auth = request.META.get("HTTP_AUTHORIZATION", "").split()
+        return bool(auth) and auth[0].lower() == self.keyword.lower()
 
     def authenticate_credentials(self, key):
         token = _token(key)

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import random
+import re
 from dataclasses import dataclass
 
 STRATA = ("usage", "synthetic", "adversarial")
@@ -14,6 +15,10 @@ MAX_EXTERNAL_ID = 200
 MAX_SHORT_FIELD = 200
 
 _sides = random.SystemRandom()
+# Text no database column can store: NUL (PostgreSQL refuses it in text and jsonb) and UTF-16 surrogates not part
+# of a pair (no UTF-8 encoder takes them). json.loads lets both through: "\u0000", "\ud800", and raw surrogate bytes,
+# since it decodes bytes with surrogatepass.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 class LineInvalid(ValueError):
@@ -50,8 +55,29 @@ def parse_line(raw: bytes, *, max_chars: int, keep_hh_gold: bool = False) -> Par
         item = _parse_standard(data, max_chars=max_chars)
     if item.response_a_text.strip() == item.response_b_text.strip():
         raise LineInvalid("identical responses: response A and response B are the same text")
+    # In bytes that parsed, a \u escape or a raw surrogate (ED A0..BF ..) are the only ways to write NUL or a
+    # surrogate, so most lines skip the check.
+    if not isinstance(raw, bytes | bytearray) or b"\\u" in raw or b"\xed" in raw:
+        _check_storable(item)
     item.dedupe_key = f"id:{item.external_id}" if item.external_id else f"sha256:{content_hash(item)}"
     return item
+
+
+def _check_storable(item: ParsedItem) -> None:
+    fields = [
+        ("id", item.external_id),
+        ("prompt", item.prompt),
+        ("response_a.text", item.response_a_text),
+        ("response_a.model", item.response_a_model),
+        ("response_b.text", item.response_b_text),
+        ("response_b.model", item.response_b_model),
+        ("category", item.category),
+        *((f"messages[{i}].content", m["content"]) for i, m in enumerate(item.messages or [])),
+    ]
+    for name, value in fields:
+        if match := _UNSTORABLE.search(value):
+            what = "a NUL character (\\u0000)" if match.group() == "\x00" else "a lone surrogate (invalid Unicode)"
+            raise LineInvalid(f"{name} contains {what}, which cannot be stored as text")
 
 
 def content_hash(item: ParsedItem) -> str:

@@ -6,11 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
-
-class Role(models.TextChoices):
-    ANNOTATOR = "annotator", "Annotator"
-    LEAD = "lead", "Annotation lead"
-    ML_ENGINEER = "ml_engineer", "ML engineer"
+from core.authz import Role
 
 
 class Stratum(models.TextChoices):
@@ -121,8 +117,9 @@ class Batch(models.Model):
 
 
 # How far an item has come toward the judgments it wants, as one expression: with the project's overlap a constant,
-# "judgment_count < overlap + extra_judgments" becomes "ITEM_QUEUE_KEY < overlap", which the item_queue index
-# answers in "closest to complete first" order.
+# "judgment_count < overlap + extra_judgments" becomes "ITEM_QUEUE_KEY < overlap", a range of the item_queue index.
+# The index is not the serving order (that would tell a late annotator which items others disagreed on, issue 11):
+# the engine reads the span of ids still short of judgments from it and draws items from that span at random.
 ITEM_QUEUE_KEY = F("judgment_count") - F("extra_judgments")
 
 
@@ -159,8 +156,8 @@ class Item(models.Model):
                 condition=Q(prompt__gt="") | Q(messages__isnull=False), name="item_has_prompt_or_messages"
             ),
         ]
-        # The assignment engine's queue (services/assignments.py): one batch's regular items, closest to complete
-        # first. A request reads a few entries at the head instead of sorting the batch.
+        # One batch's regular items by how far they have come: the engine (services/assignments.py) reads the span
+        # of ids still short of judgments from it, and the dashboard counts those items, without reading the batch.
         indexes = [models.Index(F("batch"), F("gold"), ITEM_QUEUE_KEY.desc(), F("id"), name="item_queue")]
 
     def __str__(self) -> str:

@@ -1,17 +1,15 @@
 """What each role's Django group may do in the admin site, declared by each app for its own models.
 
 Leads and ML engineers work in the admin (leads import, add members and close batches; ML engineers make dataset
-snapshots and start runs), so member_add makes them staff, and their groups hold the model permissions each app
-declares here. Permissions exist only after migrate has run (Django creates them in post_migrate), so every app
+snapshots and start runs), so the membership services make them staff, and their groups hold the model permissions
+each app declares here. The groups mirror roles for Django's own views; which rows and actions a user reaches in a
+project is decided by core.authz, never by these global permissions alone. Permissions exist only after migrate has run (Django creates them in post_migrate), so every app
 grants its own from its AppConfig.ready() through post_migrate: annotation knows nothing of the apps above it.
 """
 
 from collections.abc import Mapping, Sequence
 
 from django.db.models.signals import post_migrate
-
-# The roles that use the admin site.
-STAFF_ROLES = ("lead", "ml_engineer")
 
 
 def grant_on_migrate(app_config, grants: Mapping[str, Sequence[str]]) -> None:

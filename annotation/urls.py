@@ -1,5 +1,6 @@
 from django.urls import path
 
+import core.converters  # noqa: F401 - registers the <id:...> path converter used below
 from annotation import annotator_apis, annotator_fast_path, apis
 from annotation.annotator_fast_path import with_fast_path
 
@@ -8,7 +9,7 @@ urlpatterns = [
     # The annotator loop, first (the most requested): a fast path for the common request, DRF's view for the rest
     # (annotation.annotator_fast_path).
     path(
-        "sessions/<int:session_id>/next/",
+        "sessions/<id:session_id>/next/",
         with_fast_path(annotator_apis.NextAssignmentApi.as_view(), annotator_fast_path.next_assignment),
         name="session-next",
     ),
@@ -18,9 +19,10 @@ urlpatterns = [
         name="judgment-submit",
     ),
     path("projects/", apis.ProjectListApi.as_view(), name="project-list"),
-    path("projects/<int:project_id>/members/", apis.MemberAddApi.as_view(), name="member-add"),
-    path("projects/<int:project_id>/imports/", apis.ItemImportApi.as_view(), name="item-import"),
-    path("batches/<int:batch_id>/close/", apis.BatchCloseApi.as_view(), name="batch-close"),
-    path("projects/<int:project_id>/sessions/", annotator_apis.SessionStartApi.as_view(), name="session-start"),
-    path("sessions/<int:session_id>/", annotator_apis.SessionDetailApi.as_view(), name="session-detail"),
+    path("projects/<id:project_id>/members/", apis.MemberAddApi.as_view(), name="member-add"),
+    path("projects/<id:project_id>/members/<str:username>/", apis.MemberDetailApi.as_view(), name="member-detail"),
+    path("projects/<id:project_id>/imports/", apis.ItemImportApi.as_view(), name="item-import"),
+    path("batches/<id:batch_id>/close/", apis.BatchCloseApi.as_view(), name="batch-close"),
+    path("projects/<id:project_id>/sessions/", annotator_apis.SessionStartApi.as_view(), name="session-start"),
+    path("sessions/<id:session_id>/", annotator_apis.SessionDetailApi.as_view(), name="session-detail"),
 ]

@@ -9,6 +9,7 @@ the CPU seconds each of them used, so the figures can be read for what they are.
     .venv/bin/python bench/annotator_loop.py --annotators 50 --rate 300   # 50 annotators offering 300 judgments/s
     .venv/bin/python bench/annotator_loop.py --annotators 50 --worker-class sync --workers 4 --threads 1 \
         --profile /tmp/loop.prof                                          # cProfile each worker (CPU time)
+    .venv/bin/python bench/annotator_loop.py --annotators 50 --throttle off,on,off,on   # API throttling's cost
 
 The database (default postgres://postgres@127.0.0.1:5432/tandem_loadbench) is dropped and made afresh.
 """
@@ -47,6 +48,9 @@ def _env(args) -> dict:
         LOG_LEVEL="ERROR",  # 409/410 are expected answers; logging each one is not what is measured
         PYTHONPATH=str(ROOT),
     )
+    # --throttle: the server of the current pass runs with API throttling on or off (core/throttling.py).
+    if getattr(args, "throttle_now", None) is not None:
+        env["TANDEM_THROTTLE_ENABLED"] = "True" if args.throttle_now == "on" else "False"
     return env
 
 
@@ -419,6 +423,7 @@ def one_load(n: int, port: int, server: subprocess.Popen, args) -> dict:
         "postgres_cpu_ms_per_judgment": round(1000 * postgres_cpu / stored, 2) if stored else None,
         "client_cpu_ms_per_judgment": round(1000 * client_cpu / stored, 2) if stored else None,
         "load_average_before": load_before,
+        "throttle": args.throttle_now,
         "integrity": problems or "ok",
     }
     return result
@@ -447,6 +452,12 @@ def main() -> None:
     )
     parser.add_argument("--json", action="store_true", help="one JSON line per load instead of the table")
     parser.add_argument(
+        "--throttle",
+        default="on",
+        help="API throttling on the server: on (as in production), off, or passes such as off,on,off,on (a fresh "
+        "gunicorn per pass, each running every load); the end line compares the passes",
+    )
+    parser.add_argument(
         "--max-load",
         type=float,
         default=0,
@@ -463,27 +474,44 @@ def main() -> None:
 
     django.setup()
 
-    port = _free_port()
-    server = start_gunicorn(args, port)
     results = []
-    try:
-        for n in (int(x) for x in args.annotators.split(",")):
-            result = one_load(n, port, server, args)
-            results.append(result)
-            print(json.dumps(result) if args.json else _row(result), flush=True)
-    finally:
-        stop(server)
+    for state in args.throttle.split(","):
+        args.throttle_now = state
+        port = _free_port()
+        server = start_gunicorn(args, port)
+        try:
+            for n in (int(x) for x in args.annotators.split(",")):
+                result = one_load(n, port, server, args)
+                results.append(result)
+                print(json.dumps(result) if args.json else _row(result), flush=True)
+        finally:
+            stop(server)
     if not args.json:
         print()
         print(f"gunicorn {args.worker_class} x{args.workers} workers x{args.threads} threads; {os.cpu_count()} CPUs")
+        _compare_throttle(results)
     if any(r["integrity"] != "ok" for r in results):
         sys.exit(1)
+
+
+def _compare_throttle(results: list[dict]) -> None:
+    """Per load, judgments/s and gunicorn CPU per judgment with throttling on against off (means over the passes)."""
+    for n in sorted({r["annotators"] for r in results}):
+        by = {s: [r for r in results if r["annotators"] == n and r["throttle"] == s] for s in ("on", "off")}
+        if not by["on"] or not by["off"]:
+            continue
+        rate = {s: sum(r["judgments_per_s"] for r in rs) / len(rs) for s, rs in by.items()}
+        cpu = {s: sum(r["gunicorn_cpu_ms_per_judgment"] or 0 for r in rs) / len(rs) for s, rs in by.items()}
+        print(
+            f"{n} annotators, throttling on/off: {rate['on']:.1f} / {rate['off']:.1f} judgments/s "
+            f"(ratio {rate['on'] / rate['off']:.3f}); gunicorn CPU {cpu['on']:.2f} / {cpu['off']:.2f} ms per judgment"
+        )
 
 
 def _row(r: dict) -> str:
     cpu = r["cpu_s"]
     return (
-        f"{r['annotators']:>3} annotators"
+        f"[throttle {r['throttle']}] {r['annotators']:>3} annotators"
         + (f" @ {r['rate_offered']:.0f}/s offered" if r["rate_offered"] else "")
         + f": {r['judgments_per_s']:7.1f} judgments/s | next p50/p95/p99 "
         f"{r['next_p50']:.1f}/{r['next_p95']:.1f}/{r['next_p99']:.1f} ms | judgment "

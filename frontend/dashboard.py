@@ -17,8 +17,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, F, Func, IntegerField, JSONField, OuterRef, Subquery
 from django.urls import reverse
 
-from annotation.models import ITEM_QUEUE_KEY, Batch, Item, Membership, Project, Role
-from annotation.selectors import project_list_for, project_role_for
+from annotation.models import ITEM_QUEUE_KEY, Batch, Item, Membership, Project
+from core.authz import Action, projects_where
 from rewards.models import AgreementSnapshot
 from rewards.selectors import flag_rules_for, snapshot_summary, stored_split_items
 
@@ -133,17 +133,8 @@ def batch_progress(*, batches: list[Batch], overlap: int) -> dict[int, dict[str,
 
 
 def lead_projects_for(*, user: AbstractBaseUser) -> list[Project]:
-    """Projects whose dashboard the user may open: their lead memberships (every project for a superuser)."""
-    if not user.is_authenticated:
-        return []
-    if user.is_superuser:
-        return list(project_list_for(user=user))
-    return list(Project.objects.filter(memberships__user=user, memberships__role=Role.LEAD).order_by("name"))
-
-
-def is_lead(*, project: Project, user: AbstractBaseUser) -> bool:
-    """The API's rule (rewards.apis via annotation.permissions): lead membership, superusers count as leads."""
-    return project_role_for(project=project, user=user) == Role.LEAD
+    """Projects whose dashboard the user may open (core.authz: the lead API's rule)."""
+    return list(projects_where(user=user, action=Action.VIEW_AGREEMENT).order_by("name"))
 
 
 @dataclass(frozen=True)

@@ -7,35 +7,33 @@ engineers, through the API the page calls. The charts poll /api/v1/runs/<id>/met
 import json
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
-from frontend.csp import strict_csp
+from core.authz import Action, check
 from trainer.models import Status, TrainingRun
-from trainer.selectors import id_from_query, run_can_start, run_can_view, run_list
+from trainer.queue_state import run_queue_label, run_queue_state
+from trainer.selectors import id_from_query, run_can_start, run_list
 
 
-@strict_csp
 @login_required
 def run_list_view(request):
     runs = run_list(user=request.user, project_id=id_from_query(request.GET.get("project")))
     return render(request, "frontend/runs/list.html", {"runs": runs[:200]})
 
 
-@strict_csp
 @login_required
 @ensure_csrf_cookie  # the cancel button POSTs through the API with the cookie's token
 def run_view(request, run_id: int):
     run = get_object_or_404(
         TrainingRun.objects.select_related("project", "snapshot", "reward_model", "created_by"), pk=run_id
     )
-    if not run_can_view(user=request.user, project=run.project_id):
-        raise PermissionDenied("Only the project's ML engineers and leads can see its training runs.")
+    check(user=request.user, action=Action.VIEW_RUNS, project=run.project_id, what="see its training runs")
     lineage = run.lineage or {}
     # Before the run starts its lineage is empty: the snapshot says the same.
     batches = list(run.snapshot.batches.select_related("criteria_version").order_by("pk"))
     criteria = {b.criteria_version_id: b.criteria_version for b in batches}
+    queue = run_queue_state(run=run)
     page = {
         "id": run.pk,
         "status": run.status,
@@ -57,5 +55,8 @@ def run_view(request, run_id: int):
             "code": lineage.get("code") or {},
             "lineage_json": json.dumps(lineage, indent=2) if lineage else "",
             "show_admin_links": request.user.is_staff,
+            # Why a queued run is not running yet (waiting for the broker, with the last error, or for a worker).
+            "queue": queue,
+            "queue_label": run_queue_label(run=run, queue=queue),
         },
     )

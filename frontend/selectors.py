@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
 
-from annotation.models import Membership, Project
+from annotation.models import Membership
 from annotation.selectors import project_list_for
 from annotation.services.sessions import ANNOTATING_ROLES
 
@@ -34,9 +34,3 @@ def project_cards_for(*, user: AbstractBaseUser) -> list[ProjectCard]:
         )
         for project in project_list_for(user=user)
     ]
-
-
-def project_annotatable_by(*, project: Project, user: AbstractBaseUser) -> bool:
-    """The same rule session_start applies: an annotator or lead membership (superusers are no exception)."""
-    role = Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
-    return role in ANNOTATING_ROLES

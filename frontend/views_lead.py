@@ -8,14 +8,13 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.urls import reverse
 
 from annotation.models import Project
-from frontend.csp import strict_csp
+from core.authz import Action, project_for
 from frontend.dashboard import (
     annotator_page,
-    is_lead,
     lead_projects_for,
     project_dashboard,
     split_items_page,
@@ -26,10 +25,7 @@ SPLIT_ITEMS_PER_PAGE = 25
 
 
 def _lead_project(request, project_id: int) -> Project:
-    project = get_object_or_404(Project, pk=project_id)
-    if not is_lead(project=project, user=request.user):
-        raise PermissionDenied("Only a lead of this project can see its dashboard.")
-    return project
+    return project_for(user=request.user, action=Action.VIEW_AGREEMENT, project_id=project_id)
 
 
 def _csv_urls(project: Project) -> dict[str, str]:
@@ -41,7 +37,6 @@ def _csv_urls(project: Project) -> dict[str, str]:
     }
 
 
-@strict_csp
 @login_required
 def lead_home(request):
     projects = lead_projects_for(user=request.user)
@@ -50,7 +45,6 @@ def lead_home(request):
     return render(request, "frontend/lead/home.html", {"projects": projects})
 
 
-@strict_csp
 @login_required
 def project_dashboard_view(request, project_id: int):
     project = _lead_project(request, project_id)
@@ -58,7 +52,6 @@ def project_dashboard_view(request, project_id: int):
     return render(request, "frontend/lead/project.html", {"project": project, "csv": _csv_urls(project), **context})
 
 
-@strict_csp
 @login_required
 def annotator_view(request, project_id: int, user_id: int):
     project = _lead_project(request, project_id)
@@ -68,7 +61,6 @@ def annotator_view(request, project_id: int, user_id: int):
     return render(request, "frontend/lead/annotator.html", {"project": project, "csv": _csv_urls(project), **context})
 
 
-@strict_csp
 @login_required
 def split_items_view(request, project_id: int):
     project = _lead_project(request, project_id)

@@ -1,10 +1,9 @@
-"""Admin for rewards: snapshots are read-only records; flag rules are what a lead edits; the Batch changelist's
-action makes a dataset snapshot, which the admin shows read-only with its files."""
+"""Admin for rewards, scoped per project (core.admin): snapshots are read-only records; flag rules are what a lead
+edits; the Batch changelist's action makes a dataset snapshot, which the admin shows read-only with its files."""
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -13,8 +12,9 @@ from django.utils.html import format_html, format_html_join
 
 from annotation.admin import BatchAdmin as AnnotationBatchAdmin
 from annotation.errors import AnnotationError
-from annotation.models import Batch, Role
-from annotation.selectors import project_role_for
+from annotation.models import Batch
+from core.admin import NOBODY, ProjectScopedAdmin, project_action
+from core.authz import Action, check
 from rewards.errors import DatasetTampered
 from rewards.models import AgreementSnapshot, DatasetSnapshot, ProjectFlagRules
 from rewards.selectors import DATASET_FILE_NAMES, dataset_files
@@ -22,21 +22,19 @@ from rewards.services.datasets import VALIDATION_FRACTION_MAX, dataset_create, d
 
 
 @admin.register(AgreementSnapshot)
-class AgreementSnapshotAdmin(admin.ModelAdmin):
+class AgreementSnapshotAdmin(ProjectScopedAdmin):
+    project_path = "batch__project"
+    view_action = Action.VIEW_AGREEMENT
+    add_action = change_action = NOBODY  # computed by rewards' snapshot task
     list_display = ["batch", "computed_at", "judgment_count"]
-    list_filter = ["batch__project"]
     list_select_related = ["batch__project"]
     readonly_fields = ["batch", "computed_at", "judgment_count", "report"]
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(ProjectFlagRules)
-class ProjectFlagRulesAdmin(admin.ModelAdmin):
+class ProjectFlagRulesAdmin(ProjectScopedAdmin):
+    view_action = Action.VIEW_AGREEMENT
+    add_action = change_action = Action.CHANGE_PROJECT
     list_display = ["project", "updated_at"]
 
 
@@ -54,7 +52,7 @@ class DatasetSnapshotForm(forms.Form):
     seed = forms.IntegerField(min_value=0, initial=0, help_text="Same batches, rule and seed: the same split.")
 
 
-@admin.action(description="Make a dataset snapshot from the selected closed batches")
+@project_action(action=Action.MAKE_DATASET, description="Make a dataset snapshot from the selected closed batches")
 def make_dataset_snapshot(modeladmin, request, queryset):
     """Asks for the rule, fraction and seed on an intermediate page, then makes the snapshot and opens it."""
     batches = list(queryset.select_related("project").order_by("created_at", "pk"))
@@ -63,11 +61,6 @@ def make_dataset_snapshot(modeladmin, request, queryset):
         modeladmin.message_user(request, "Select batches of one project: a snapshot has one project.", messages.ERROR)
         return None
     project = projects.pop()
-    if project_role_for(project=project, user=request.user) not in (Role.LEAD, Role.ML_ENGINEER):
-        modeladmin.message_user(
-            request, f"Only a lead or ML engineer of {project.name} can make its datasets.", messages.ERROR
-        )
-        return None
     still_open = [b.name for b in batches if b.status != Batch.Status.CLOSED]
     if still_open:
         modeladmin.message_user(
@@ -115,8 +108,11 @@ admin.site.register(Batch, BatchAdmin)
 
 
 @admin.register(DatasetSnapshot)
-class DatasetSnapshotAdmin(admin.ModelAdmin):
+class DatasetSnapshotAdmin(ProjectScopedAdmin):
     """Read-only: a snapshot is made by the Batch action, the API or `manage.py export_pairs`, and never edited."""
+
+    view_action = Action.VIEW_DATASETS
+    add_action = change_action = delete_action = NOBODY
 
     list_display = [
         "id",
@@ -149,15 +145,6 @@ class DatasetSnapshotAdmin(admin.ModelAdmin):
         "created_at",
     ]
     readonly_fields = fields
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description="batches")
     def batch_links(self, snapshot):
@@ -193,7 +180,7 @@ class DatasetSnapshotAdmin(admin.ModelAdmin):
     def get_urls(self):
         own = [
             path(
-                "<int:snapshot_id>/files/<str:name>/",
+                "<id:snapshot_id>/files/<str:name>/",
                 self.admin_site.admin_view(self.file_view),
                 name="rewards_datasetsnapshot_file",
             )
@@ -202,10 +189,9 @@ class DatasetSnapshotAdmin(admin.ModelAdmin):
 
     def file_view(self, request, snapshot_id: int, name: str):
         snapshot = get_object_or_404(DatasetSnapshot, pk=snapshot_id)
+        check(user=request.user, action=Action.VIEW_DATASETS, project=snapshot.project_id, what="download datasets")
         if name not in DATASET_FILE_NAMES:
             raise Http404("No such file.")
-        if not self.has_view_permission(request, snapshot):
-            raise PermissionDenied
         try:
             dataset_verify(snapshot=snapshot, names=[name])
         except DatasetTampered as exc:

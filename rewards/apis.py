@@ -1,8 +1,5 @@
 """The lead's API: stored agreement snapshots per batch, per annotator, and the split-vote items; JSON or CSV."""
 
-import csv
-import io
-
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -11,8 +8,9 @@ from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRen
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation.models import Role
-from annotation.permissions import project_for_role
+from core.authz import Action, project_for
+from core.csv import rows_to_csv
+from core.ids import IdField
 from rewards.selectors import project_agreement, snapshot_summary, stored_split_items
 
 # Free-form JSON described as such (the rows' keys are documented on each view), so the schema names no guesses.
@@ -31,12 +29,11 @@ class CsvRenderer(BaseRenderer):
     def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
         if isinstance(data, dict):  # an error body
             data = [{"detail": data.get("detail", data)}]
-        buffer = io.StringIO()
-        if data:
-            writer = csv.DictWriter(buffer, fieldnames=list(data[0]), extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows({key: _cell(value) for key, value in row.items()} for row in data)
-        return buffer.getvalue().encode()
+        if not data:
+            return b""
+        # core.csv escapes text cells that a spreadsheet would run as a formula (justifications, names, ids).
+        rows = ({key: _cell(value) for key, value in row.items()} for row in data)
+        return rows_to_csv(rows, fieldnames=list(data[0])).encode()
 
 
 def _cell(value: object) -> object:
@@ -66,7 +63,7 @@ class ProjectAgreementApi(_LeadTableApi):
 
     @extend_schema(parameters=[FORMAT_PARAMETER], responses=TABLE_OBJECT)
     def get(self, request, project_id: int):
-        project = project_for_role(request=request, project_id=project_id, roles=(Role.LEAD,))
+        project = project_for(user=request.user, action=Action.VIEW_AGREEMENT, project_id=project_id)
         batches = [snapshot_summary(batch=b, snapshot=s) for b, s in project_agreement(project=project)]
         if not self._as_csv(request):
             return Response({"project_id": project.pk, "project": project.name, "batches": batches})
@@ -95,7 +92,7 @@ class ProjectAnnotatorAgreementApi(_LeadTableApi):
 
     @extend_schema(parameters=[FORMAT_PARAMETER], responses=TABLE_ROWS)
     def get(self, request, project_id: int):
-        project = project_for_role(request=request, project_id=project_id, roles=(Role.LEAD,))
+        project = project_for(user=request.user, action=Action.VIEW_AGREEMENT, project_id=project_id)
         rows = []
         for batch, snapshot in project_agreement(project=project):
             summary = snapshot_summary(batch=batch, snapshot=snapshot)
@@ -113,14 +110,14 @@ class SplitItemsApi(_LeadTableApi):
     (stored with the snapshot: never recounted on a request). ?batch=ID narrows to one batch."""
 
     class FilterSerializer(serializers.Serializer):
-        batch = serializers.IntegerField(required=False, min_value=1, help_text="Only this batch of the project.")
+        batch = IdField(required=False, help_text="Only this batch of the project.")
 
     @extend_schema(
         parameters=[FORMAT_PARAMETER, FilterSerializer],
         responses=TABLE_ROWS,
     )
     def get(self, request, project_id: int):
-        project = project_for_role(request=request, project_id=project_id, roles=(Role.LEAD,))
+        project = project_for(user=request.user, action=Action.VIEW_AGREEMENT, project_id=project_id)
         query = self.FilterSerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         batches = project.batches.all()

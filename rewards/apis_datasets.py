@@ -9,13 +9,11 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation.models import Role
-from annotation.permissions import project_for_role
+from core.authz import Action, check, project_for
+from core.ids import MAX_ID, IdListField
 from rewards.models import DatasetSnapshot
 from rewards.selectors import DATASET_FILE_NAMES, dataset_files, dataset_get, dataset_list
 from rewards.services.datasets import VALIDATION_FRACTION_MAX, dataset_create, dataset_verify
-
-DATASET_ROLES = (Role.LEAD, Role.ML_ENGINEER)
 
 ErrorSerializer = inline_serializer(
     name="DatasetError", fields={"code": serializers.CharField(), "detail": serializers.CharField()}
@@ -64,19 +62,20 @@ class DatasetOutputSerializer(serializers.ModelSerializer):
 
 
 class ProjectDatasetsApi(APIView):
+    throttle_scope = "snapshot"  # its POST: TANDEM_THROTTLE_HEAVY per user (core/throttling.py)
+
     class InputSerializer(serializers.Serializer):
-        batches = serializers.ListField(
-            child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
+        batches = IdListField(  # at most TANDEM_MAX_IDS_PER_REQUEST ids, each a bigint
             required=False,
             help_text="Ids of closed batches of this project; all closed batches when left out.",
         )
         weighting = serializers.ChoiceField(choices=DatasetSnapshot.Weighting.choices, default="vote")
         validation_fraction = serializers.FloatField(min_value=0.0, max_value=VALIDATION_FRACTION_MAX, default=0.1)
-        seed = serializers.IntegerField(min_value=0, max_value=2**63 - 1, default=0)
+        seed = serializers.IntegerField(min_value=0, max_value=MAX_ID, default=0)
 
     @extend_schema(responses=DatasetOutputSerializer(many=True))
     def get(self, request, project_id: int):
-        project = project_for_role(request=request, project_id=project_id, roles=DATASET_ROLES)
+        project = project_for(user=request.user, action=Action.VIEW_DATASETS, project_id=project_id)
         snapshots = dataset_list(project=project)
         return Response(DatasetOutputSerializer(snapshots, many=True, context={"request": request}).data)
 
@@ -85,7 +84,7 @@ class ProjectDatasetsApi(APIView):
         responses={201: DatasetOutputSerializer, 400: ErrorSerializer, 403: ErrorSerializer, 409: ErrorSerializer},
     )
     def post(self, request, project_id: int):
-        project = project_for_role(request=request, project_id=project_id, roles=DATASET_ROLES)
+        project = project_for(user=request.user, action=Action.MAKE_DATASET, project_id=project_id)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -107,7 +106,7 @@ def _snapshot_for(request, snapshot_id: int) -> DatasetSnapshot:
     snapshot = dataset_get(snapshot_id=snapshot_id)
     if snapshot is None:
         raise Http404("No such dataset snapshot.")
-    project_for_role(request=request, project_id=snapshot.project_id, roles=DATASET_ROLES)
+    check(user=request.user, action=Action.VIEW_DATASETS, project=snapshot.project_id, what="see datasets")
     return snapshot
 
 

@@ -1,21 +1,22 @@
 from django.urls import path
 
+import core.converters  # noqa: F401 - registers the <id:...> path converter used below
 from rewards import apis, apis_datasets
 
 app_name = "rewards"
 urlpatterns = [
-    path("projects/<int:project_id>/agreement/", apis.ProjectAgreementApi.as_view(), name="project-agreement"),
+    path("projects/<id:project_id>/agreement/", apis.ProjectAgreementApi.as_view(), name="project-agreement"),
     path(
-        "projects/<int:project_id>/agreement/annotators/",
+        "projects/<id:project_id>/agreement/annotators/",
         apis.ProjectAnnotatorAgreementApi.as_view(),
         name="project-agreement-annotators",
     ),
-    path("projects/<int:project_id>/split-items/", apis.SplitItemsApi.as_view(), name="split-items"),
+    path("projects/<id:project_id>/split-items/", apis.SplitItemsApi.as_view(), name="split-items"),
 ]
 
 # Dataset snapshots (rewards/apis_datasets.py).
 urlpatterns += [
-    path("projects/<int:project_id>/datasets/", apis_datasets.ProjectDatasetsApi.as_view(), name="project-datasets"),
-    path("datasets/<int:snapshot_id>/", apis_datasets.DatasetDetailApi.as_view(), name="dataset-detail"),
-    path("datasets/<int:snapshot_id>/files/<str:name>/", apis_datasets.DatasetFileApi.as_view(), name="dataset-file"),
+    path("projects/<id:project_id>/datasets/", apis_datasets.ProjectDatasetsApi.as_view(), name="project-datasets"),
+    path("datasets/<id:snapshot_id>/", apis_datasets.DatasetDetailApi.as_view(), name="dataset-detail"),
+    path("datasets/<id:snapshot_id>/files/<str:name>/", apis_datasets.DatasetFileApi.as_view(), name="dataset-file"),
 ]

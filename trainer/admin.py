@@ -1,8 +1,8 @@
 """Admin for runs: the list with status and progress, a read-only page with lineage, evaluation and metrics, a
 "start a run" form (from a snapshot, like a run, or PPO/RLOO from a reward model) and cancelling.
 
-Who may do what comes from project roles (trainer.selectors), not from Django model permissions: ML engineers
-of the project (and superusers) start and cancel; leads only look.
+Who may do what comes from project roles (core.authz through core.admin), not from Django model permissions: ML
+engineers of the project (and superusers) start and cancel; leads only look.
 """
 
 import json
@@ -18,21 +18,15 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from annotation.errors import AnnotationError
+from core.admin import NOBODY, ProjectScopedAdmin, project_action
+from core.authz import Action, check, projects_where
 from rewards.errors import DatasetTampered
 from rewards.models import DatasetSnapshot
+from trainer import admin_limits  # noqa: F401  (registers the superusers' admin of per-project run limits)
 from trainer.configs import KINDS, ConfigError, defaults, fields, parse_set_options
 from trainer.errors import InvalidRewardModel, RunNotCancellable
 from trainer.models import NEEDS_REWARD_MODEL, Kind, RunMetric, Status, TrainingRun
-from trainer.selectors import (
-    START_ROLES,
-    VIEW_ROLES,
-    id_from_query,
-    projects_where,
-    run_can_start,
-    run_can_view,
-    run_metrics_summary,
-    runs_visible_to,
-)
+from trainer.selectors import id_from_query, run_can_start, run_metrics_summary, runs_visible_to
 from trainer.services.runs import run_cancel, run_start
 
 
@@ -57,7 +51,11 @@ class RunStartForm(forms.Form):
         label="Reward model run",
         help_text="PPO and RLOO only: a succeeded reward-model run of the same project.",
     )
-    base_model = forms.CharField(max_length=500, help_text="A local folder or a hub id.")
+    base_model = forms.CharField(
+        max_length=500,
+        help_text="run:ID (a succeeded run of this project), a folder under the model roots, or a hub id where the "
+        "server allows them.",
+    )
     settings = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 8, "cols": 60, "spellcheck": "false"}),
@@ -66,7 +64,7 @@ class RunStartForm(forms.Form):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        projects = projects_where(user=user, roles=START_ROLES)
+        projects = projects_where(user=user, action=Action.START_RUNS)
         self.fields["snapshot"].queryset = DatasetSnapshot.objects.filter(project__in=projects).select_related(
             "project"
         )
@@ -90,7 +88,10 @@ FORM_FIELD_FOR_ERROR = {"kind": "kind", "base_model": "base_model"}
 
 
 @admin.register(TrainingRun)
-class TrainingRunAdmin(admin.ModelAdmin):
+class TrainingRunAdmin(ProjectScopedAdmin):
+    view_action = Action.VIEW_RUNS
+    # Runs are started through the start form, which validates and queues them, and never edited or deleted.
+    add_action = change_action = delete_action = NOBODY
     list_display = [
         "id",
         "kind",
@@ -133,29 +134,8 @@ class TrainingRunAdmin(admin.ModelAdmin):
     ]
     readonly_fields = fields
 
-    # Roles, not model permissions, decide (see the module docstring).
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return request.user.is_active and request.user.is_staff and self._sees_any(request)
-
-    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
-        if not (request.user.is_active and request.user.is_staff):
-            return False
-        return run_can_view(user=request.user, project=obj.project_id) if obj else self._sees_any(request)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # runs are started through the start form, which validates and queues them
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
     def has_cancel_permission(self, request: HttpRequest) -> bool:
-        return projects_where(user=request.user, roles=START_ROLES).exists()
-
-    def _sees_any(self, request: HttpRequest) -> bool:
-        return projects_where(user=request.user, roles=VIEW_ROLES).exists()
+        return self._can(request, Action.START_RUNS)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[TrainingRun]:
         return runs_visible_to(user=request.user)
@@ -164,6 +144,10 @@ class TrainingRunAdmin(admin.ModelAdmin):
     def status_label(self, run: TrainingRun) -> str:
         if run.status == Status.RUNNING and run.cancel_requested:
             return "Running (cancel requested)"
+        if run.status == Status.QUEUED:  # why it is not running yet, from the task outbox
+            from trainer.queue_state import run_queue_label, run_queue_state
+
+            return run_queue_label(run=run, queue=run_queue_state(run=run))
         return run.get_status_display()
 
     @admin.display(description="progress")
@@ -183,7 +167,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
     def config_json(self, run: TrainingRun) -> str:
         return format_html("<pre>{}</pre>", json.dumps(run.config, indent=2))
 
-    @admin.action(description="Cancel the selected runs", permissions=["cancel"])
+    @project_action(action=Action.START_RUNS, description="Cancel the selected runs")
     def cancel_runs(self, request: HttpRequest, queryset: QuerySet[TrainingRun]) -> None:
         done, refused = 0, []
         for run in queryset:
@@ -201,7 +185,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
         own = [
             path("start/", self.admin_site.admin_view(self.start_view), name="trainer_trainingrun_start"),
             path(
-                "<int:run_id>/cancel/", self.admin_site.admin_view(self.cancel_view), name="trainer_trainingrun_cancel"
+                "<id:run_id>/cancel/", self.admin_site.admin_view(self.cancel_view), name="trainer_trainingrun_cancel"
             ),
         ]
         return own + super().get_urls()
@@ -227,10 +211,9 @@ class TrainingRunAdmin(admin.ModelAdmin):
 
     def cancel_view(self, request: HttpRequest, run_id: int):
         run = get_object_or_404(TrainingRun, pk=run_id)
+        check(user=request.user, action=Action.START_RUNS, project=run.project_id, what="cancel runs")
         if request.method != "POST":
             return HttpResponseRedirect(reverse("admin:trainer_trainingrun_change", args=[run.pk]))
-        if not run_can_start(user=request.user, project=run.project_id):
-            raise PermissionDenied
         try:
             run = run_cancel(run=run, user=request.user)
             done = "cancelled" if run.status == Status.CANCELLED else "asked to stop at its next step"

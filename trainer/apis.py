@@ -1,15 +1,16 @@
 """The runs API: start, list, read, follow (metrics) and cancel training runs. Views parse and delegate."""
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.authz import Action, check, role_of
 from rewards.models import DatasetSnapshot
 from trainer.models import Kind, Status, TrainingRun
-from trainer.selectors import run_can_view, run_list, run_metrics_after, runs_visible_to
+from trainer.queue_state import run_queue_state
+from trainer.selectors import run_list, run_metrics_after, runs_visible_to
 from trainer.services.runs import run_cancel, run_start
 
 MAX_ID = 2**63 - 1  # ids are bigints: a larger number is a 400, not an overflow in the database driver
@@ -21,6 +22,10 @@ class RunOutputSerializer(serializers.ModelSerializer):
     progress = serializers.FloatField(source="fraction_done", allow_null=True)
     eta_seconds = serializers.SerializerMethodField()
     page_url = serializers.SerializerMethodField()
+    queue_state = serializers.SerializerMethodField(
+        help_text="While queued: why it is not running yet (waiting_for_broker with the last error, or "
+        "waiting_for_worker), from the task outbox; null otherwise."
+    )
 
     class Meta:
         model = TrainingRun
@@ -51,6 +56,7 @@ class RunOutputSerializer(serializers.ModelSerializer):
             "evaluation",
             "lineage",
             "page_url",
+            "queue_state",
         ]
 
     def get_eta_seconds(self, run) -> float | None:
@@ -63,20 +69,41 @@ class RunOutputSerializer(serializers.ModelSerializer):
     def get_page_url(self, run) -> str:
         return f"/runs/{run.pk}/"
 
+    @extend_schema_field(
+        inline_serializer(
+            "RunQueueState",
+            fields={
+                "state": serializers.ChoiceField(
+                    choices=["waiting_for_broker", "waiting_for_worker", "failed_to_queue"]
+                ),
+                "attempts": serializers.IntegerField(),
+                "last_error": serializers.CharField(),
+                "since": serializers.DateTimeField(allow_null=True),
+            },
+            allow_null=True,
+        )
+    )
+    def get_queue_state(self, run) -> dict | None:
+        state = run_queue_state(run=run)
+        return None if state is None else dict(state)
+
 
 class RunListOutputSerializer(RunOutputSerializer):
+    queue_state = None  # it reads the outbox per queued run: on the detail only
+
     class Meta(RunOutputSerializer.Meta):
-        fields = [f for f in RunOutputSerializer.Meta.fields if f not in {"lineage", "config"}]
+        fields = [f for f in RunOutputSerializer.Meta.fields if f not in {"lineage", "config", "queue_state"}]
 
 
 def _visible_run(request, run_id: int) -> TrainingRun:
     run = get_object_or_404(TrainingRun.objects.select_related("project", "created_by"), pk=run_id)
-    if not run_can_view(user=request.user, project=run.project_id):
-        raise PermissionDenied("Only the project's ML engineers and leads can see its training runs.")
+    check(user=request.user, action=Action.VIEW_RUNS, project=run.project_id, what="see its training runs")
     return run
 
 
 class RunListCreateApi(APIView):
+    throttle_scope = "run"  # its POST: TANDEM_THROTTLE_HEAVY per user (core/throttling.py)
+
     class InputSerializer(serializers.Serializer):
         kind = serializers.ChoiceField(choices=Kind.choices)
         snapshot = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="Dataset snapshot id.")
@@ -91,7 +118,8 @@ class RunListCreateApi(APIView):
             min_value=1, max_value=MAX_ID, required=False, allow_null=True, help_text="The run this one repeats."
         )
         config = serializers.DictField(
-            help_text="Settings for trainer.configs.validate_config; base_model is required.",
+            help_text="Settings for trainer.configs.validate_config; base_model is required: run:ID (a succeeded run "
+            "of this project), a folder under the model roots, or a hub id where the server allows them.",
         )
 
     class FilterSerializer(serializers.Serializer):
@@ -134,11 +162,17 @@ class RunListCreateApi(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         snapshot = DatasetSnapshot.objects.filter(pk=data["snapshot"]).first()
-        if snapshot is None:
+        if snapshot is None or not (
+            request.user.is_superuser or role_of(user=request.user, project=snapshot.project_id)
+        ):
+            # Another project's snapshot reads exactly like a missing one (no existence oracle).
             raise serializers.ValidationError({"snapshot": [f"No dataset snapshot {data['snapshot']}."]})
         reward_model = based_on = None
         if data.get("reward_model_run") is not None:
-            reward_model = TrainingRun.objects.filter(pk=data["reward_model_run"]).first()
+            # Only the snapshot's project's runs can be named: another project's run reads like a missing one.
+            reward_model = TrainingRun.objects.filter(
+                pk=data["reward_model_run"], project_id=snapshot.project_id
+            ).first()
             if reward_model is None:
                 raise serializers.ValidationError({"reward_model_run": [f"No run {data['reward_model_run']}."]})
         if data.get("based_on") is not None:

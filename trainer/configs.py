@@ -42,6 +42,7 @@ class Field:
     min_exclusive: bool = False  # `min` itself is not allowed (learning rates, coefficients that must be > 0)
     nullable: bool = False
     required: bool = False
+    model: bool = False  # names a model to load: confined by trainer.model_paths before the run is queued
 
     def check(self, value: Any) -> tuple[Any, str | None]:
         """The value as stored (ints widened to float for float fields), or an error message."""
@@ -89,7 +90,15 @@ def _f(name, type_, default, help_, **kw) -> Field:
 
 
 _COMMON = [
-    _f("base_model", str, None, "Local folder or hub id of the model to start from.", required=True),
+    _f(
+        "base_model",
+        str,
+        None,
+        "The model to start from: run:ID (a succeeded run of this project), a folder under the model roots, or a "
+        "hub id where the server allows them.",
+        required=True,
+        model=True,
+    ),
     _f("learning_rate", float, 1e-5, "Peak learning rate (AdamW, linear decay).", min=0, min_exclusive=True, max=1),
     _f("epochs", int, 1, "Passes over the training split.", min=1, max=1000),
     _f("batch_size", int, 8, "Pairs (or prompts) per device per optimizer micro-step.", min=1, max=4096),
@@ -99,7 +108,15 @@ _COMMON = [
     _f("lora", bool, False, "Train LoRA adapters through peft instead of every weight."),
     _f("lora_r", int, 16, "LoRA rank.", min=1, max=1024),
     _f("lora_alpha", int, 32, "LoRA scaling (alpha).", min=1, max=4096),
-    _f("max_steps", int, None, "Stop after this many optimizer steps (empty: run every epoch).", min=1, nullable=True),
+    _f(
+        "max_steps",
+        int,
+        None,
+        "Stop after this many optimizer steps (empty: run every epoch).",
+        min=1,
+        max=10**7,
+        nullable=True,
+    ),
     _f("eval_batch_size", int, 8, "Batch size on the validation split.", min=1, max=4096),
     _f("time_limit_seconds", int, 86400, "The run is stopped after this long.", min=1, max=30 * 86400),
 ]
@@ -171,6 +188,45 @@ _BY_KIND: dict[str, list[Field]] = {
         _f("response_length", int, 53, "Tokens generated per completion.", min=1, max=8192),
     ],
 }
+
+
+# The sizes that multiply a run's work, each bounded per project (settings.TANDEM_RUN_LIMITS, trainer.models.
+# ProjectRunLimits): steps, passes, batch and sequence sizes, generated tokens, samples per prompt, wall-clock time.
+RUN_LIMIT_FIELDS = (
+    "time_limit_seconds",
+    "max_steps",
+    "epochs",
+    "batch_size",
+    "eval_batch_size",
+    "gradient_accumulation_steps",
+    "max_length",
+    "response_length",
+    "rollout_batch_size",
+    "mini_batch_size",
+    "ppo_epochs",
+    "num_generations",
+    "lora_r",
+)
+
+
+def limit_errors(config: dict, limits: dict[str, int]) -> dict[str, str]:
+    """The fields of a validated config over their limit, each with a message naming the limit."""
+    errors = {}
+    for name in RUN_LIMIT_FIELDS:
+        value, limit = config.get(name), limits.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and limit is not None and value > limit:
+            errors[name] = f"Must be at most {limit}: this project's run limit for {name} (a superuser can change it)."
+    return errors
+
+
+def hard_max(name: str) -> int:
+    """The largest value any kind accepts for `name`: no limit may be set above it."""
+    return max(int(spec[name].max) for spec in map(fields, KINDS) if name in spec and spec[name].max is not None)
+
+
+def model_fields(kind: str) -> list[str]:
+    """The fields of `kind` that name a model to load."""
+    return [name for name, field in fields(kind).items() if field.model]
 
 
 def fields(kind: str) -> dict[str, Field]:

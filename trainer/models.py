@@ -1,8 +1,11 @@
 """Training runs and their metrics. Status changes go through trainer.services, never through save()."""
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+
+from trainer.configs import RUN_LIMIT_FIELDS, hard_max
 
 
 class Kind(models.TextChoices):
@@ -127,3 +130,45 @@ class RunMetric(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}={self.value:g} at step {self.step}"
+
+
+def _limit(name: str, help_text: str) -> models.PositiveIntegerField:
+    return models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(hard_max(name))],
+        help_text=f"{help_text} Empty: the server's limit (TANDEM_RUN_LIMITS[{name!r}]).",
+    )
+
+
+class ProjectRunLimits(models.Model):
+    """One project's overrides of the server's run limits (settings.TANDEM_RUN_LIMITS), raised or lowered by a
+    superuser. Each field bounds the config field of the same name (trainer.configs.RUN_LIMIT_FIELDS); none may be
+    set above the config field's own hard bound."""
+
+    project = models.OneToOneField("annotation.Project", on_delete=models.CASCADE, related_name="run_limits")
+    time_limit_seconds = _limit("time_limit_seconds", "Longest wall-clock time of a run, in seconds.")
+    max_steps = _limit("max_steps", "Most optimizer steps.")
+    epochs = _limit("epochs", "Most passes over the training split.")
+    batch_size = _limit("batch_size", "Largest per-device batch.")
+    eval_batch_size = _limit("eval_batch_size", "Largest evaluation batch.")
+    gradient_accumulation_steps = _limit("gradient_accumulation_steps", "Most micro-steps per step.")
+    max_length = _limit("max_length", "Longest prompt + answer, in tokens.")
+    response_length = _limit("response_length", "Most tokens generated per PPO/RLOO sample.")
+    rollout_batch_size = _limit("rollout_batch_size", "Most prompts per PPO rollout.")
+    mini_batch_size = _limit("mini_batch_size", "Largest PPO minibatch.")
+    ppo_epochs = _limit("ppo_epochs", "Most PPO passes over each rollout.")
+    num_generations = _limit("num_generations", "Most RLOO completions per prompt.")
+    lora_r = _limit("lora_r", "Highest LoRA rank.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "project run limits"
+        verbose_name_plural = "project run limits"
+
+    def __str__(self) -> str:
+        return f"run limits of {self.project}"
+
+    def overrides(self) -> dict[str, int]:
+        """The limits set here (the others fall back to the server's)."""
+        return {name: getattr(self, name) for name in RUN_LIMIT_FIELDS if getattr(self, name) is not None}

@@ -6,50 +6,26 @@ from dataclasses import dataclass
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Max, Min, QuerySet
 
-from annotation.models import Membership, Project, Role
+from annotation.models import Project
+from core.authz import Action, may, projects_where
 from trainer.models import Kind, RunMetric, Status, TrainingRun
-
-# Roles on a project, read from Membership directly: unlike annotation's project_role_for, a superuser is not
-# a lead here but may do everything.
-START_ROLES = frozenset({Role.ML_ENGINEER})
-VIEW_ROLES = frozenset({Role.ML_ENGINEER, Role.LEAD})
-
-
-def _role(*, user: AbstractBaseUser, project_id: int) -> str | None:
-    if not user.is_authenticated:
-        return None
-    return Membership.objects.filter(project_id=project_id, user=user).values_list("role", flat=True).first()
 
 
 def run_can_start(*, user: AbstractBaseUser, project: Project | int) -> bool:
-    """Starting and cancelling runs: the project's ML engineers, and superusers."""
-    if not user.is_authenticated:
-        return False
-    project_id = project if isinstance(project, int) else project.pk
-    return user.is_superuser or _role(user=user, project_id=project_id) in START_ROLES
+    """Starting and cancelling runs: the project's ML engineers, and superusers (core.authz)."""
+    return may(user=user, action=Action.START_RUNS, project=project)
 
 
 def run_can_view(*, user: AbstractBaseUser, project: Project | int) -> bool:
-    """The run pages and the runs API: the project's ML engineers and leads, and superusers."""
-    if not user.is_authenticated:
-        return False
-    project_id = project if isinstance(project, int) else project.pk
-    return user.is_superuser or _role(user=user, project_id=project_id) in VIEW_ROLES
-
-
-def projects_where(*, user: AbstractBaseUser, roles: frozenset[str]) -> QuerySet[Project]:
-    if not user.is_authenticated:
-        return Project.objects.none()
-    if user.is_superuser:
-        return Project.objects.all()
-    return Project.objects.filter(memberships__user=user, memberships__role__in=roles).distinct()
+    """The run pages and the runs API: the project's ML engineers and leads, and superusers (core.authz)."""
+    return may(user=user, action=Action.VIEW_RUNS, project=project)
 
 
 def runs_visible_to(*, user: AbstractBaseUser) -> QuerySet[TrainingRun]:
     runs = TrainingRun.objects.select_related("project", "snapshot", "reward_model", "created_by")
     if user.is_superuser:
         return runs
-    return runs.filter(project__in=projects_where(user=user, roles=VIEW_ROLES))
+    return runs.filter(project__in=projects_where(user=user, action=Action.VIEW_RUNS))
 
 
 def run_list(

@@ -22,7 +22,8 @@ def run_training_task(self, run_id: int) -> str:
 
 @shared_task(name="trainer.mark_lost_runs", queue="default")
 def mark_lost_runs_task() -> list[int]:
-    """Periodic (beat): running runs whose heartbeat stopped become lost."""
-    from trainer.services.runs import runs_mark_lost
+    """Periodic (beat): running runs whose heartbeat stopped become lost; queued runs that no worker took are sent
+    once more, then failed (trainer.services.runs.runs_requeue_unclaimed)."""
+    from trainer.services.runs import runs_mark_lost, runs_requeue_unclaimed
 
-    return runs_mark_lost()
+    return runs_mark_lost() + runs_requeue_unclaimed()

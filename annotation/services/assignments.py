@@ -1,11 +1,17 @@
 """The assignment engine: lease the next item to an annotator, never past the item's overlap.
 
 Guarantees live in the database. On PostgreSQL the whole step is one call of tandem_lease_next
-(annotation/sql/annotator_loop_v1.sql): the session row locked, candidate items locked with FOR UPDATE SKIP LOCKED
+(annotation/sql/annotator_loop_v2.sql): the session row locked, candidate items locked with FOR UPDATE SKIP LOCKED
 and their open leases recounted under the lock, so two annotators cannot both take an item's last slot. On SQLite
 the same steps run here in Python, in a transaction that is IMMEDIATE, which serialises this path. A unique
 (item, annotator) constraint stops one annotator seeing an item twice. An expired lease simply stops counting: no
 periodic job has to free it. The random draws are made here, with a cryptographic RNG, on both.
+
+Serving order: within a batch, every item the annotator may take is equally likely, whatever its votes or progress
+(issue 11: "closest to complete first" served the items others had disagreed on first, since adaptive overlap
+leaves exactly those one judgment short). Ids are drawn uniformly from the span of the batch's ids still short of
+judgments, and the first draw that lands on an item the annotator may take wins; when every draw misses, one of the
+listed open items is taken from a drawn place. annotator_loop_v2.sql explains why no shared order can do this.
 """
 
 import random
@@ -28,6 +34,11 @@ _crypto = random.SystemRandom()
 _CANDIDATES = 4
 # Tries before answering "nothing left" while every candidate is locked by someone else (a batch's last items).
 _TRIES = 5
+# Uniform draws over a batch's span of ids per lease: with a share f of the span open to the annotator, all miss with
+# probability (1 - f) ** 32 (3 % at f = 0.1), and only then is the batch's open list read. Each draw is 62 bits, so
+# "draw % span" is uniform to within span / 2**62.
+_PROBES = 32
+_DRAW_BITS = 62
 _TASK_LIMIT = "You have reached this session's task limit."
 _TIME_LIMIT = "This session's time is up."
 
@@ -74,7 +85,8 @@ def _next_in_one_statement(*, session_id: int, annotator_id) -> tuple[Annotation
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     draws = [_crypto.random(), _crypto.random(), _crypto.random() < 0.5, uuid.uuid4()]
     annotator, param = annotator_sql(annotator_id)
-    found = rows.fetch(_LEASE_NEXT_SQL[annotator], [session_id, param, now, *draws, _CANDIDATES, _TRIES, session_id])
+    params = [session_id, param, now, *draws, _CANDIDATES, _TRIES, _order_draws(), session_id]
+    found = rows.fetch(_LEASE_NEXT_SQL[annotator], params)
     row = found[0]
     status = row["lease__status"]
     if status == "not_found":
@@ -93,6 +105,12 @@ def _next_in_one_statement(*, session_id: int, annotator_id) -> tuple[Annotation
     item.batch.criteria_version = rows.instance(CriteriaVersion, row, "criteria", _CRITERIA_SHOWN)
     assignment.session, assignment.item = session, item
     return session, assignment
+
+
+def _order_draws() -> list[int]:
+    """_PROBES uniform draws over a batch's span of ids, and one for a place in its open list: one RNG call."""
+    bits, mask = _crypto.getrandbits(_DRAW_BITS * (_PROBES + 1)), (1 << _DRAW_BITS) - 1
+    return [(bits >> (_DRAW_BITS * n)) & mask for n in range(_PROBES + 1)]
 
 
 def _locked_session(*, pk: int, annotator_id: int | None = None) -> AnnotationSession | None:
@@ -167,36 +185,56 @@ def _lease_gold(session: AnnotationSession) -> Item | None:
 
 def _lease_regular(session: AnnotationSession, now: datetime) -> Item | None:
     # Oldest open batch first, so batches finish one after another.
+    draws = _order_draws()
     for row in rows.fetch(_OPEN_BATCHES_SQL, [session.project_id, Batch.Status.OPEN.value]):
         batch = rows.instance(Batch, row, "batch")
         batch.criteria_version = rows.instance(CriteriaVersion, row, "criteria")
-        item = _lease_in_batch(session, batch, now)
+        item = _lease_in_batch(session, batch, now, draws)
         if item is not None:
             item.batch = batch
             return item
     return None
 
 
-def _lease_in_batch(session: AnnotationSession, batch: Batch, now: datetime) -> Item | None:
-    skip_locked = connection.features.has_select_for_update_skip_locked
+def _lease_in_batch(session: AnnotationSession, batch: Batch, now: datetime, draws: list[int]) -> Item | None:
+    """A uniform pick among the batch's items this annotator may take (the steps of tandem_lease_next)."""
+    lock = _SKIP_LOCKED if connection.features.has_select_for_update_skip_locked else ""
     params = {
         "batch": batch.pk,
         "annotator": session.annotator_id,
         "overlap": session.project.overlap,
         "now": connection.ops.adapt_datetimefield_value(now),
         "limit": _CANDIDATES,
+        **{f"d{n}": draw for n, draw in enumerate(draws[:_PROBES])},
     }
     for attempt in range(_TRIES):
-        found = rows.fetch(_QUEUE_SQL + (_SKIP_LOCKED if skip_locked else ""), params)
-        locked = [rows.instance(Item, row, "item") for row in found]
-        if locked:
-            item = _first_with_free_slot(locked, session.project.overlap, now)
-            if item is not None:
-                return item
-        elif not skip_locked or not rows.fetch(_QUEUE_SQL, {**params, "limit": 1}):
+        # Uniform draws over the span of ids short of judgments; the first that lands on an item to take wins.
+        item = _first_with_free_slot(_candidates(_PROBE_SQL + lock, params), session.project.overlap, now)
+        if item is not None:
+            return item
+        # Every draw missed: the open items, from a drawn place in their list onwards.
+        open_ids = [row[0] for row in _fetch_ids(_OPEN_SQL, params)]
+        if not open_ids:
             return None  # nothing free, not even behind someone else's lock
+        start = draws[_PROBES] % len(open_ids)
+        picks = (open_ids[start:] + open_ids[:start])[:_CANDIDATES]
+        picks += picks[-1:] * (_CANDIDATES - len(picks))  # the statement takes exactly _CANDIDATES ids
+        pick_params = {**params, **{f"c{n}": pk for n, pk in enumerate(picks)}}
+        item = _first_with_free_slot(_candidates(_PICK_SQL + lock, pick_params), session.project.overlap, now)
+        if item is not None:
+            return item
         time.sleep(0.002 * (attempt + 1))  # the free rows are locked by requests about to commit
     return None
+
+
+def _candidates(sql: str, params: dict) -> list[Item]:
+    return [rows.instance(Item, row, "item") for row in rows.fetch(sql, params)]
+
+
+def _fetch_ids(sql: str, params: dict) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 def _first_with_free_slot(items: list[Item], overlap: int, now: datetime) -> Item | None:
@@ -204,6 +242,8 @@ def _first_with_free_slot(items: list[Item], overlap: int, now: datetime) -> Ite
 
     The locked rows themselves are current (FOR UPDATE returns the latest version), so only leases need a recount.
     """
+    if not items:
+        return None
     ids = [i.pk for i in items] + [items[0].pk] * (_CANDIDATES - len(items))
     with connection.cursor() as cursor:
         cursor.execute(_RECOUNT_SQL, [*ids, connection.ops.adapt_datetimefield_value(now)])
@@ -232,7 +272,7 @@ SELECT lease.status AS lease__status,
        {rows.columns(AnnotationSession, "session", _SESSION_SHOWN)}, {rows.columns(Project, "project", _PROJECT_SHOWN)},
        {rows.columns(Item, "item", _ITEM_SHOWN)}, {rows.columns(Batch, "batch", _BATCH_SHOWN)},
        {rows.columns(CriteriaVersion, "criteria", _CRITERIA_SHOWN)}
-FROM tandem_lease_next(%s, {{annotator}}, %s, %s, %s, %s, %s, %s, %s) lease
+FROM tandem_lease_next(%s, {{annotator}}, %s, %s, %s, %s, %s, %s, %s, %s::bigint[]) lease
 LEFT JOIN annotation_annotationsession session ON session.id = %s
 LEFT JOIN annotation_project project ON project.id = session.project_id
 LEFT JOIN annotation_item item ON item.id = lease.item_id
@@ -265,12 +305,9 @@ WHERE session_id = %s AND judged_at IS NULL AND lease_expires_at > %s
 LIMIT 1
 """
 
-# The batch's regular items with a free slot that the annotator has not seen, closest to complete first.
-# judgment_count - extra_judgments (models.ITEM_QUEUE_KEY) is the item_queue index's key: the index gives this
-# order and starts at the items one judgment short, so a request reads the head of the queue, not the batch.
-_QUEUE_SQL = f"""
-SELECT {rows.columns(Item, "item")} FROM annotation_item item
-WHERE item.batch_id = %(batch)s AND item.gold = ''
+# An item of the batch that the annotator may take: regular, short of judgments, not seen by them, a slot free.
+_MAY_TAKE = """
+item.batch_id = %(batch)s AND item.gold = ''
   AND item.judgment_count - item.extra_judgments < %(overlap)s
   AND NOT EXISTS (
     SELECT 1 FROM annotation_assignment seen WHERE seen.item_id = item.id AND seen.annotator_id = %(annotator)s
@@ -279,7 +316,39 @@ WHERE item.batch_id = %(batch)s AND item.gold = ''
     SELECT COUNT(*) FROM annotation_assignment lease
     WHERE lease.item_id = item.id AND lease.judged_at IS NULL AND lease.lease_expires_at > %(now)s
   ) < %(overlap)s
-ORDER BY item.judgment_count - item.extra_judgments DESC, item.id
+"""
+# The draws over the span of the batch's ids short of judgments (the lowest and highest id under each queue key below
+# the overlap: two probes of the item_queue index per key, written as annotator_loop_v2.sql explains), in the order
+# drawn. judgment_count - extra_judgments is models.ITEM_QUEUE_KEY, the index's key. Integer arithmetic only, so PostgreSQL and SQLite land on the same ids.
+# CROSS JOIN keeps SQLite's planner from scanning the batch's queue and matching each item against the draws: the
+# draws are the outer loop, each one a primary-key lookup.
+_PROBE_SQL = f"""
+WITH RECURSIVE queue_key(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM queue_key WHERE k + 1 < %(overlap)s),
+span AS (
+  SELECT
+    MIN((SELECT i.id FROM annotation_item i
+         WHERE i.batch_id = %(batch)s AND i.gold = '' AND i.judgment_count - i.extra_judgments <= queue_key.k
+         ORDER BY i.judgment_count - i.extra_judgments DESC, i.id LIMIT 1)) AS lo,
+    MAX((SELECT i.id FROM annotation_item i
+         WHERE i.batch_id = %(batch)s AND i.gold = '' AND i.judgment_count - i.extra_judgments >= queue_key.k
+           AND i.judgment_count - i.extra_judgments < %(overlap)s
+         ORDER BY i.judgment_count - i.extra_judgments, i.id DESC LIMIT 1)) AS hi
+  FROM queue_key
+),
+probe(n, draw) AS (VALUES {", ".join(f"({n}, %(d{n})s)" for n in range(_PROBES))})
+SELECT {rows.columns(Item, "item")}
+FROM probe CROSS JOIN span CROSS JOIN annotation_item item
+WHERE item.id = span.lo + probe.draw %% (span.hi - span.lo + 1) AND {_MAY_TAKE}
+ORDER BY probe.n
+LIMIT %(limit)s
+"""  # noqa: S608 (column names from the model, no input)
+# The items the annotator may take, when every draw missed: their ids, then _PICK_SQL for those from the drawn place.
+_OPEN_SQL = f"SELECT item.id FROM annotation_item item WHERE {_MAY_TAKE} ORDER BY item.id"  # noqa: S608 (no input)
+_PICK_SQL = f"""
+WITH pick(n, id) AS (VALUES {", ".join(f"({n}, %(c{n})s)" for n in range(_CANDIDATES))})
+SELECT {rows.columns(Item, "item")} FROM pick CROSS JOIN annotation_item item
+WHERE item.id = pick.id AND {_MAY_TAKE}
+ORDER BY pick.n
 LIMIT %(limit)s
 """  # noqa: S608 (column names from the model, no input)
 _SKIP_LOCKED = "FOR UPDATE OF item SKIP LOCKED"

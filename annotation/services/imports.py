@@ -1,9 +1,9 @@
 """Item import: stream a JSONL file (plain or gzip), validate every line, insert in chunks, all or nothing."""
 
-import gzip
 import hashlib
 import io
 import time
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -36,6 +36,10 @@ class ImportReport:
     batch: str
     filename: str
     ok: bool = True
+    # Why a rejected file was refused, for API clients: import_bad_lines, or the file-wide limit it passed
+    # (import_too_large, import_compression_ratio, import_too_many_lines, import_time_budget, import_unreadable,
+    # import_batch_closed).
+    code: str = ""
     lines: int = 0
     created: int = 0
     skipped: int = 0
@@ -65,10 +69,6 @@ class ImportRejected(Exception):
         self.report = report
 
 
-class _FileTooLarge(Exception):
-    pass
-
-
 def items_import(
     *,
     project: Project,
@@ -90,15 +90,18 @@ def items_import(
     try:
         with transaction.atomic():
             _lock_project_imports(project)
+            # The budget bounds how long the lock is held, so it starts once the lock is ours.
+            deadline = time.monotonic() + settings.TANDEM_IMPORT_TIME_BUDGET_SECONDS
             batch, _ = batch_get_or_create(project=project, name=batch_name)
             if batch.status == Batch.Status.CLOSED:
+                report.code = "import_batch_closed"
                 _error(report, 0, f"batch {batch_name!r} is closed: import into an open batch")
                 raise _Rollback
             writer = _ItemWriter(project=project, batch=batch)
             chunk: list[ParsedItem] = []
             chunk_bytes = 0
             chunk_size = settings.TANDEM_IMPORT_CHUNK_SIZE
-            for lineno, raw in _lines(source, report):
+            for lineno, raw in _lines(source, report, deadline=deadline):
                 try:
                     item = parse_line(raw, max_chars=settings.TANDEM_IMPORT_MAX_TEXT_CHARS, keep_hh_gold=keep_hh_gold)
                 except LineInvalid as exc:
@@ -120,6 +123,7 @@ def items_import(
                 raise _Rollback
     except _Rollback:
         report.ok = False
+        report.code = report.code or "import_bad_lines"
         report.created = report.skipped = 0
         batch = Batch.objects.filter(pk=batch.pk).first() if batch else None
     report.strata = {name: strata[name] for name in (*STRATA, "unspecified") if strata[name]}
@@ -169,15 +173,21 @@ def stratum_mix_warnings(strata: dict[str, int]) -> list[str]:
     return warnings
 
 
-def _lines(source: BinaryIO, report: ImportReport) -> Iterator[tuple[int, bytes]]:
-    """Numbered non-blank lines, gunzipped if need be, never holding more than one line in memory."""
-    max_bytes = settings.TANDEM_IMPORT_MAX_FILE_BYTES
+def _lines(source: BinaryIO, report: ImportReport, *, deadline: float) -> Iterator[tuple[int, bytes]]:
+    """Numbered non-blank lines, gunzipped if need be, never holding more than one line in memory.
+
+    Stops at the first limit passed (size, compression ratio, line count, time), with one error for the file:
+    a hostile file is refused in the time it takes to read up to the limit, not to read it all.
+    """
+    max_bytes = min(settings.TANDEM_IMPORT_MAX_FILE_BYTES, settings.TANDEM_IMPORT_MAX_DECOMPRESSED_BYTES)
+    max_lines = settings.TANDEM_IMPORT_MAX_LINES
     # Room for the three text fields at the limit written as \uXXXX escapes (6 bytes a character), and more:
     # the cap only keeps one runaway line from filling memory.
     max_line = settings.TANDEM_IMPORT_MAX_TEXT_CHARS * 6 * 4 + 65_536
     stream = io.BufferedReader(source) if not hasattr(source, "peek") else source
     if stream.peek(2)[:2] == b"\x1f\x8b":
-        stream = io.BufferedReader(gzip.GzipFile(fileobj=stream))
+        inflater = _Inflater(stream, max_bytes=max_bytes, max_ratio=settings.TANDEM_IMPORT_MAX_COMPRESSION_RATIO)
+        stream = io.BufferedReader(inflater, buffer_size=_Inflater.CHUNK)
     total = 0
     lineno = 0
     try:
@@ -187,6 +197,12 @@ def _lines(source: BinaryIO, report: ImportReport) -> Iterator[tuple[int, bytes]
                 break
             lineno += 1
             total += len(raw)
+            if lineno > max_lines:
+                raise _LimitPassed(
+                    "import_too_many_lines", f"the file has more than the import limit of {max_lines:,} lines"
+                )
+            if not lineno & 0x3FF and time.monotonic() > deadline:
+                raise _time_budget_passed()
             if len(raw) > max_line and not raw.endswith(b"\n"):
                 while (rest := stream.readline(1 << 20)) and not rest.endswith(b"\n"):
                     total += len(rest)
@@ -198,18 +214,113 @@ def _lines(source: BinaryIO, report: ImportReport) -> Iterator[tuple[int, bytes]
             _check_size(total, max_bytes)
             if raw.strip():
                 yield lineno, raw
+                # Checked again after the caller's work on the line (parsing, inserting a chunk).
+                if time.monotonic() > deadline:
+                    raise _time_budget_passed()
         report.lines = lineno
-    except _FileTooLarge:
+    except _LimitPassed as exc:
         report.lines = lineno
-        _error(report, 0, f"the file is larger than the import limit of {max_bytes:,} bytes; nothing was read past it")
+        report.code = exc.code
+        _error(report, 0, exc.reason)
     except (OSError, EOFError) as exc:  # truncated or corrupt gzip
         report.lines = lineno
+        report.code = "import_unreadable"
         _error(report, lineno + 1, f"cannot read the file: {exc}")
+
+
+class _LimitPassed(Exception):
+    """The file as a whole passed an import limit: refused, with `code` for the API and `reason` for people."""
+
+    def __init__(self, code: str, reason: str):
+        super().__init__(reason)
+        self.code, self.reason = code, reason
 
 
 def _check_size(total: int, max_bytes: int) -> None:
     if total > max_bytes:
-        raise _FileTooLarge
+        raise _too_large(max_bytes)
+
+
+def _too_large(max_bytes: int) -> _LimitPassed:
+    return _LimitPassed(
+        "import_too_large",
+        f"the file is larger than the import limit of {max_bytes:,} bytes; nothing was read past it",
+    )
+
+
+def _time_budget_passed() -> _LimitPassed:
+    budget = settings.TANDEM_IMPORT_TIME_BUDGET_SECONDS
+    return _LimitPassed(
+        "import_time_budget",
+        f"the import took longer than its time budget of {budget:g} s; nothing was imported (split the file)",
+    )
+
+
+class _Inflater(io.RawIOBase):
+    """gunzip as a stream that counts bytes in and out, and stops at the first limit passed.
+
+    GzipFile reads its input 128 KiB at a time, so a count of the compressed bytes it took says little about
+    what a few bytes inflated to: a gzip of newlines (1,000 to 1) produced 128 MiB, and millions of blank lines to
+    loop over, before any ratio could be checked. Here compressed bytes go in small pieces and inflate into at
+    most CHUNK bytes at a time, so both counts stay exact and a bomb is refused after about one CHUNK.
+    Concatenated gzip members (`cat a.gz b.gz`) are read as one file, as gzip does.
+    """
+
+    CHUNK = 1 << 20  # bytes out per read; also the BufferedReader's buffer above it
+    FEED = 16 << 10  # compressed bytes in per step
+    # A small file inflating a lot is harmless: the ratio counts from this many bytes out, so it is checked on the
+    # first CHUNK, before any of its lines is read.
+    RATIO_FROM = 256 << 10
+
+    def __init__(self, source: BinaryIO, *, max_bytes: int, max_ratio: float):
+        super().__init__()
+        self._source, self._max_bytes, self._max_ratio = source, max_bytes, max_ratio
+        self._inflate = zlib.decompressobj(wbits=31)  # 31: a gzip header and trailer (CRC and length checked)
+        self._pending = b""
+        self.bytes_in = self.bytes_out = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        try:
+            return self._readinto(buffer)
+        except zlib.error as exc:
+            raise OSError(f"not a valid gzip file ({exc})") from None
+
+    def _readinto(self, buffer) -> int:
+        while True:
+            if self._inflate.eof:  # end of a member: another may follow
+                self._pending = self._inflate.unused_data + self._pending
+                if not self._pending and not self._feed():
+                    return 0
+                self._inflate = zlib.decompressobj(wbits=31)
+            if not self._pending and not self._feed():
+                raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+            out = self._inflate.decompress(self._pending, min(len(buffer), self.CHUNK))
+            self._pending = self._inflate.unconsumed_tail
+            if out:
+                self.bytes_out += len(out)
+                self._check()
+                buffer[: len(out)] = out
+                return len(out)
+
+    def _feed(self) -> bool:
+        self._pending = self._source.read(self.FEED)
+        self.bytes_in += len(self._pending)
+        return bool(self._pending)
+
+    def _check(self) -> None:
+        if self.bytes_out > self._max_bytes:
+            raise _too_large(self._max_bytes)
+        consumed = max(1, self.bytes_in - len(self._pending))
+        if self.bytes_out > self.RATIO_FROM and self.bytes_out / consumed > self._max_ratio:
+            raise _LimitPassed(
+                "import_compression_ratio",
+                f"the file inflates to over {self._max_ratio:g} times its compressed size "
+                f"({self.bytes_out:,} bytes from {consumed:,}); nothing was imported. If this is a real file, "
+                "upload it uncompressed",
+            )
 
 
 def _error(report: ImportReport, lineno: int, reason: str) -> None:

@@ -7,10 +7,11 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from annotation.errors import NotMember, OnBreak
-from annotation.models import AnnotationSession, Membership, Project, Role
+from annotation.errors import NotFound, NotMember, OnBreak
+from annotation.models import AnnotationSession, Membership, Project
+from core.authz import Action, roles_allowed
 
-ANNOTATING_ROLES = (Role.ANNOTATOR, Role.LEAD)
+ANNOTATING_ROLES = roles_allowed(Action.ANNOTATE)
 
 
 def session_is_over(*, session: AnnotationSession, now: datetime) -> bool:
@@ -25,10 +26,12 @@ def session_end_time(*, session: AnnotationSession) -> datetime:
 def session_start(*, project: Project, annotator: AbstractBaseUser) -> tuple[AnnotationSession, bool]:
     """The annotator's open session on the project, or a new one; (session, created).
 
-    Raises NotMember unless the user annotates on this project, and OnBreak while the break after their
-    last session runs.
+    Raises NotFound when the user has no role on the project (it looks like a missing one), NotMember when their
+    role does not annotate, and OnBreak while the break after their last session runs.
     """
     role = Membership.objects.filter(project=project, user=annotator).values_list("role", flat=True).first()
+    if role is None:
+        raise NotFound("Not found.")  # the words of a missing project's 404
     if role not in ANNOTATING_ROLES:
         raise NotMember("You are not an annotator on this project.")
     now = timezone.now()

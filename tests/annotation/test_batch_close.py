@@ -70,7 +70,8 @@ def test_snapshot_is_enqueued_after_the_close_commits(batch, lead, django_captur
     from rewards import tasks
 
     enqueued = []
-    monkeypatch.setattr(tasks.snapshot_batch_task, "delay", lambda batch_id: enqueued.append(batch_id))
+    # Sent through the task outbox (core.outbox), which calls apply_async once the transaction has committed.
+    monkeypatch.setattr(tasks.snapshot_batch_task, "apply_async", lambda args, kwargs, **opts: enqueued.append(*args))
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         batch_close(batch=batch, user=lead)
     assert enqueued == []  # nothing before the commit
@@ -91,9 +92,11 @@ def test_api_closes_for_the_lead_and_is_idempotent(batch, lead_client, sent):
 
 
 def test_api_refuses_everyone_else(batch, annotator_client, ml_engineer_client, stranger_client, anon_client):
-    for client in (annotator_client, ml_engineer_client, stranger_client):
+    for client in (annotator_client, ml_engineer_client):
         response = client.post(close_url(batch.pk))
         assert response.status_code == 403 and response.json()["code"] == "permission_denied"
+    # No role in the project: the batch reads as missing (no existence oracle).
+    assert stranger_client.post(close_url(batch.pk)).json() == stranger_client.post(close_url(999_999)).json()
     assert anon_client.post(close_url(batch.pk)).status_code in (401, 403)
     batch.refresh_from_db()
     assert batch.status == Batch.Status.OPEN
@@ -102,7 +105,7 @@ def test_api_refuses_everyone_else(batch, annotator_client, ml_engineer_client, 
 def test_api_404_and_a_lead_of_another_project(batch, lead_client):
     assert lead_client.post(close_url(999_999)).status_code == 404
     elsewhere = BatchFactory(project=ProjectFactory(name="Elsewhere"))
-    assert lead_client.post(close_url(elsewhere.pk)).status_code == 403
+    assert lead_client.post(close_url(elsewhere.pk)).status_code == 404
     assert lead_client.get(close_url(batch.pk)).status_code == 405
 
 

@@ -113,7 +113,7 @@ def walk_api(walker: Walker, world) -> list[dict]:
     served = []
     walker.call("projects", "get", "/api/v1/projects/", expect=200)
     walker.call("unknown project", "post", "/api/v1/projects/99999999/sessions/", expect=404)
-    walker.call("not a member", "post", f"/api/v1/projects/{world['other_project'].pk}/sessions/", expect=403)
+    walker.call("not a member", "post", f"/api/v1/projects/{world['other_project'].pk}/sessions/", expect=404)
     walker.call(
         "lead only: members",
         "post",

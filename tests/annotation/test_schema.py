@@ -27,6 +27,7 @@ EXAMPLES = 25
 
 
 def test_schema_loads_and_docs_render(client):
+    client.force_login(UserFactory())  # behind login by default (TANDEM_API_DOCS_PUBLIC; tests/core/test_headers.py)
     schema = client.get("/api/schema/")
     assert schema.status_code == 200
     assert b"/api/v1/sessions/{session_id}/next/" in schema.content
@@ -43,7 +44,8 @@ def test_ids_past_bigint_are_404_not_500(annotator_client):
 
 
 @pytest.fixture
-def api_schema(db):
+def api_schema(db, settings):
+    settings.TANDEM_API_DOCS_PUBLIC = True  # schemathesis reads the schema anonymously; the calls carry tokens
     # Like Django's test client: a request must not close the connection the test's transaction lives on.
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)

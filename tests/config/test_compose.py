@@ -84,6 +84,13 @@ def test_artifacts_volume_is_shared_at_artifacts_dir(compose):
         assert f"artifacts:{artifacts_dir}" in compose["services"][name]["volumes"], name
 
 
+def test_models_volume_is_shared_at_the_model_roots(compose):
+    roots = example_env()["TANDEM_MODEL_ROOTS"]
+    assert "models" in compose["volumes"] and roots != example_env()["ARTIFACTS_DIR"]
+    for name in ("web", "worker", "gpu-worker"):
+        assert f"models:{roots}" in compose["services"][name]["volumes"], name
+
+
 def test_every_service_has_a_healthcheck(compose):
     for name in ("postgres", "redis", "web", "worker", "gpu-worker"):
         assert compose["services"][name]["healthcheck"]["test"], name

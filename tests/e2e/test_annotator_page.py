@@ -163,10 +163,11 @@ def test_a_stranger_sees_a_refusal_and_anonymous_users_the_login_form(page, demo
     UserFactory(username="stranger", password=PASSWORD)
     log_in(page, "stranger")
     expect(page.get_by_text("You are not a member of any project yet.")).to_be_visible()
-    page.problems.allow(r"status of 403 .*/annotate/")
+    # No role in the project: the page answers as for a missing project (docs/SECURITY.md).
+    page.problems.allow(r"status of 404 .*/annotate/")
     response = page.goto(f"/annotate/{project.pk}/")
-    assert response.status == 403
-    expect(page.get_by_role("heading", name="Not allowed")).to_be_visible()
+    assert response.status == 404
+    expect(page.get_by_role("heading", name="Not found")).to_be_visible()
 
 
 def test_only_the_offered_choices_have_keys_and_a_required_justification_is_asked_for(page, transactional_db):

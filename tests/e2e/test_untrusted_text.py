@@ -53,8 +53,9 @@ def hostile(transactional_db):
         response_a_text="\n\n".join(PAYLOADS),
         response_b_text=MARKDOWN_TRICKS,
     )
+    # Its own, later batch: batches are served oldest first, items within a batch in random order (issue 11).
     ItemFactory(
-        batch=batch,
+        batch=BatchFactory(project=project, name="b2"),
         prompt="",
         messages=[
             {"role": "system", "content": "<script>alert('system')</script>"},

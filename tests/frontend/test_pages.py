@@ -41,14 +41,14 @@ def test_the_annotator_page_asks_anonymous_users_to_log_in(project):
 
 
 def test_the_annotator_page_refuses_strangers_and_ml_engineers(stranger, ml_engineer, project):
-    for user in (stranger, ml_engineer):
-        response = browser_for(user).get(annotate_url(project))
-        assert response.status_code == 403
-        assert b"not an annotator" in response.content
+    response = browser_for(ml_engineer).get(annotate_url(project))
+    assert response.status_code == 403
+    assert b"can annotate here" in response.content
+    assert browser_for(stranger).get(annotate_url(project)).status_code == 404  # as for a missing project
 
 
 def test_a_superuser_who_is_not_a_member_is_refused_like_the_session_api_refuses_them(superuser, project):
-    assert browser_for(superuser).get(annotate_url(project)).status_code == 403
+    assert browser_for(superuser).get(annotate_url(project)).status_code == 404
 
 
 def test_an_unknown_project_is_404(annotator):

@@ -51,10 +51,10 @@ def test_only_the_projects_lead_reads_it(url, judged, project, lead_client, anno
         assert response.status_code == 403 and response.json()["code"] == "permission_denied"
     stranger = APIClient()
     stranger.force_authenticate(UserFactory(username="someone-else"))
-    assert stranger.get(path).status_code == 403
+    assert stranger.get(path).status_code == 404  # no role in the project: as for a missing one
     # A lead of another project is a stranger here.
     other = ProjectFactory(name="Other")
-    assert lead_client.get(url.format(id=other.pk)).status_code == 403
+    assert lead_client.get(url.format(id=other.pk)).status_code == 404
     assert APIClient().get(path).status_code in (401, 403)
     assert lead_client.get(url.format(id=999_999)).status_code == 404
 

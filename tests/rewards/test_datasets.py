@@ -390,7 +390,7 @@ def test_only_leads_and_ml_engineers_reach_datasets(
 ):
     snapshot = dataset_create(project=project, batch_ids=[mixed_batch.pk])
     urls = [datasets_url(project), f"/api/v1/datasets/{snapshot.pk}/", f"/api/v1/datasets/{snapshot.pk}/files/train/"]
-    for client, expected in ((annotator_client, 403), (stranger_client, 403), (anon_client, 401)):
+    for client, expected in ((annotator_client, 403), (stranger_client, 404), (anon_client, 401)):
         for url in urls:
             assert client.get(url).status_code == expected, url
         assert client.post(datasets_url(project), {}, format="json").status_code == expected
@@ -406,4 +406,4 @@ def test_only_leads_and_ml_engineers_reach_datasets(
 
     other = APIClient()
     other.force_authenticate(UserFactory(username="other-lead"))
-    assert other.get(f"/api/v1/datasets/{snapshot.pk}/").status_code == 403
+    assert other.get(f"/api/v1/datasets/{snapshot.pk}/").status_code == 404  # as a missing snapshot

@@ -111,7 +111,10 @@ def test_judgments_enqueue_a_refresh_only_every_n(open_batch, every_n, django_ca
     from rewards import tasks
 
     enqueued = []
-    monkeypatch.setattr(tasks.refresh_open_batches_task, "delay", lambda **kw: enqueued.append(kw))
+    # Sent through the task outbox (core.outbox), which calls apply_async once the transaction has committed.
+    monkeypatch.setattr(
+        tasks.refresh_open_batches_task, "apply_async", lambda args, kwargs, **o: enqueued.append(kwargs)
+    )
     with override_settings(TANDEM_SNAPSHOT_EVERY_N_JUDGMENTS=every_n), django_capture_on_commit_callbacks(execute=True):
         api_judge(project, "r1")
     assert enqueued == ([{"every_n": 1}] if every_n == 1 else [])

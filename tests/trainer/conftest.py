@@ -18,6 +18,18 @@ def artifacts(settings, tmp_path) -> Path:
 
 
 @pytest.fixture
+def model_roots(settings, tmp_path) -> Path:
+    """The only model root is the test's own folder, with two model folders in it ("tiny" and "m": a config.json
+    each, which is all that is checked before a run is queued)."""
+    root = tmp_path / "models"
+    for name in ("tiny", "m"):
+        (root / name).mkdir(parents=True)
+        (root / name / "config.json").write_text("{}")
+    settings.TANDEM_MODEL_ROOTS = [str(root)]
+    return root.resolve()
+
+
+@pytest.fixture
 def sent(monkeypatch) -> list[list]:
     """The args of every run_training message sent, instead of a broker."""
     calls = []

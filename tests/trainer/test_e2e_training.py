@@ -17,7 +17,7 @@ from django.test import Client
 from rewards.models import DatasetSnapshot
 from rewards.selectors import dataset_files
 from tests.rewards.test_datasets import agreed, make_batch
-from trainer.models import FINAL_STATUSES, Status, TrainingRun
+from trainer.models import FINAL_STATUSES, ProjectRunLimits, Status, TrainingRun
 from trainer.services.runs import run_start
 from trainer.tasks import mark_lost_runs_task
 
@@ -27,6 +27,7 @@ WORDS = ["apple", "river", "stone", "cloud", "tiger", "piano", "lemon", "forest"
 # Small and quick: a few optimizer steps each, short sequences.
 QUICK = {"batch_size": 4, "eval_batch_size": 4, "max_length": 64, "time_limit_seconds": 300}
 # Long enough to still be running when the test cancels it or kills its worker (it is stopped within seconds).
+# 1000 epochs is over the default run limit: the tests that use it raise the project's limit, as a superuser would.
 LONG = {"batch_size": 2, "eval_batch_size": 4, "max_length": 64, "epochs": 1000, "time_limit_seconds": 240}
 
 
@@ -78,6 +79,11 @@ def snapshot(project, ml_engineer_client) -> DatasetSnapshot:
     )
     assert response.status_code == 201, response.json()
     return DatasetSnapshot.objects.get(pk=response.json()["id"])
+
+
+@pytest.fixture
+def long_runs(project) -> None:
+    ProjectRunLimits.objects.create(project=project, epochs=LONG["epochs"])
 
 
 def api_start(client, snapshot, kind: str, config: dict, **extra) -> int:
@@ -158,10 +164,12 @@ def test_snapshot_to_reward_model_to_dpo_to_ppo(
 
 
 def test_a_failing_run_keeps_a_readable_error_and_wait_exits_non_zero(celery_worker_process, snapshot, tmp_path):
-    missing = tmp_path / "no-such-model"
+    broken = tmp_path / "broken-model"  # a model folder (under a model root) that transformers cannot load
+    broken.mkdir()
+    (broken / "config.json").write_text("{}")
     with pytest.raises(CommandError, match=r"Run \d+ failed: "):
         call_command(
-            "start_run", "--kind", "dpo", "--snapshot", str(snapshot.pk), "--base-model", str(missing),
+            "start_run", "--kind", "dpo", "--snapshot", str(snapshot.pk), "--base-model", str(broken),
             "--wait", "--poll", "0.3", stdout=StringIO(),
         )  # fmt: skip
     run = TrainingRun.objects.get()
@@ -174,7 +182,7 @@ def test_a_failing_run_keeps_a_readable_error_and_wait_exits_non_zero(celery_wor
 
 
 def test_cancel_stops_a_running_run_at_its_next_step(
-    celery_worker_process, tiny_model_dir, ml_engineer_client, snapshot
+    celery_worker_process, tiny_model_dir, ml_engineer_client, snapshot, long_runs
 ):
     run_id = api_start(ml_engineer_client, snapshot, "reward_model", {"base_model": str(tiny_model_dir), **LONG})
     running_at_step(run_id, 2)
@@ -189,7 +197,7 @@ def test_cancel_stops_a_running_run_at_its_next_step(
 
 
 def test_a_run_past_its_time_limit_is_stopped_and_failed(
-    celery_worker_process, tiny_model_dir, ml_engineer_client, snapshot
+    celery_worker_process, tiny_model_dir, ml_engineer_client, snapshot, long_runs
 ):
     config = {"base_model": str(tiny_model_dir), **LONG, "time_limit_seconds": 4}
     run = final_run(api_start(ml_engineer_client, snapshot, "reward_model", config), timeout=60)
@@ -201,7 +209,7 @@ def test_a_run_past_its_time_limit_is_stopped_and_failed(
 
 
 def test_a_killed_worker_leaves_the_run_lost_within_the_heartbeat_timeout(
-    celery_worker_process, tiny_model_dir, ml_engineer_client, snapshot, settings
+    celery_worker_process, tiny_model_dir, ml_engineer_client, snapshot, settings, long_runs
 ):
     settings.TANDEM_RUN_HEARTBEAT_TIMEOUT_SECONDS = 3
     run_id = api_start(ml_engineer_client, snapshot, "reward_model", {"base_model": str(tiny_model_dir), **LONG})

@@ -3,8 +3,10 @@ snapshots, reading runs and their metrics, cancelling. The task is never run her
 what is checked is whether it was sent, and with what."""
 
 from datetime import timedelta
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -17,7 +19,7 @@ from trainer import configs
 from trainer.models import Kind, RunMetric, Status, TrainingRun
 from trainer.tasks import mark_lost_runs_task, run_training_task
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("artifacts")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("artifacts", "model_roots")]
 RUNS = "/api/v1/runs/"
 
 
@@ -32,7 +34,7 @@ def sent(monkeypatch) -> list[dict]:
 
 
 def start(client, snapshot, *, kind="reward_model", config=None, **extra):
-    body = {"kind": kind, "snapshot": snapshot.pk, "config": {"base_model": "/models/tiny", **(config or {})}, **extra}
+    body = {"kind": kind, "snapshot": snapshot.pk, "config": {"base_model": "tiny", **(config or {})}, **extra}
     return client.post(RUNS, body, format="json")
 
 
@@ -53,7 +55,7 @@ def test_training_goes_to_the_gpu_queue_and_the_reaper_to_default():
 
 
 def test_an_ml_engineer_starts_a_run_and_it_is_sent_after_commit(
-    ml_engineer_client, ml_engineer, snapshot, sent, django_capture_on_commit_callbacks
+    ml_engineer_client, ml_engineer, snapshot, sent, model_roots, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = start(ml_engineer_client, snapshot, config={"learning_rate": 5e-5, "max_steps": 3})
@@ -70,7 +72,7 @@ def test_an_ml_engineer_starts_a_run_and_it_is_sent_after_commit(
     )
     # The stored config is the complete, validated one.
     assert run.config == configs.validate_config(
-        "reward_model", {"base_model": "/models/tiny", "learning_rate": 5e-5, "max_steps": 3}
+        "reward_model", {"base_model": str(model_roots / "tiny"), "learning_rate": 5e-5, "max_steps": 3}
     )
     assert body["config"]["epochs"] == configs.defaults("reward_model")["epochs"]
     assert run.output_dir == f"runs/{run.pk}"
@@ -123,10 +125,13 @@ def test_bad_requests_are_400_with_a_code(ml_engineer_client, snapshot, sent):
 def test_leads_annotators_and_strangers_cannot_start_runs(
     lead_client, annotator_client, stranger_client, snapshot, sent
 ):
-    for client in (lead_client, annotator_client, stranger_client):
+    for client in (lead_client, annotator_client):
         response = start(client, snapshot)
         assert response.status_code == 403
         assert response.json()["code"] == "not_allowed"
+    # No role in the snapshot's project: it reads as a missing snapshot.
+    response = start(stranger_client, snapshot)
+    assert response.status_code == 400 and response.json()["snapshot"] == [f"No dataset snapshot {snapshot.pk}."]
     assert TrainingRun.objects.count() == 0
     assert sent == []
 
@@ -137,7 +142,7 @@ def test_an_ml_engineer_of_another_project_cannot_start_runs_here(snapshot, sent
     member_add(project=other, username=user.username, role="ml_engineer")
     client = APIClient()
     client.force_authenticate(user)
-    assert start(client, snapshot).status_code == 403
+    assert start(client, snapshot).status_code == 400  # another project's snapshot reads as a missing one
     assert sent == []
 
 
@@ -159,7 +164,7 @@ def test_ppo_and_rloo_need_a_succeeded_reward_model_of_the_same_project(ml_engin
         for extra, phrase in (
             ({}, "needs a succeeded reward-model run"),
             ({"reward_model_run": failed.pk}, "must have succeeded"),
-            ({"reward_model_run": other_project_rm.pk}, "another project"),
+            ({"reward_model_run": other_project_rm.pk}, f"No run {other_project_rm.pk}."),
             ({"reward_model_run": dpo_run.pk}, "not a reward model"),
             ({"reward_model_run": 999999}, "No run"),
         ):
@@ -214,17 +219,24 @@ def test_a_tampered_snapshot_is_refused(ml_engineer_client, snapshot, sent, chan
 
 
 def test_a_broker_that_refuses_the_message_leaves_a_failed_run_not_a_queued_one(
-    ml_engineer_client, snapshot, monkeypatch, django_capture_on_commit_callbacks
+    ml_engineer_client, snapshot, monkeypatch, settings, django_capture_on_commit_callbacks
 ):
     def refuse(*args, **kwargs):
         raise ConnectionError("broker unreachable")
 
     monkeypatch.setattr(run_training_task, "apply_async", refuse)
+    settings.TANDEM_OUTBOX_MAX_ATTEMPTS = 2
     with django_capture_on_commit_callbacks(execute=True):
         response = start(ml_engineer_client, snapshot)
+    assert response.status_code == 201
+    # The task outbox retries with back-off; meanwhile the run says why it is not running (tests/core/test_outbox.py).
+    queue = ml_engineer_client.get(f"{RUNS}{response.json()['id']}/").json()["queue_state"]
+    assert queue["state"] == "waiting_for_broker" and queue["attempts"] == 1
+    assert queue["last_error"] == "ConnectionError: broker unreachable"
+    call_command("drain_outbox", "--all", stdout=StringIO())  # the second attempt is the last one
     run = TrainingRun.objects.get(pk=response.json()["id"])
     assert run.status == Status.FAILED
-    assert "Could not queue the run: ConnectionError: broker unreachable" in run.error
+    assert run.error.startswith("Failed to queue: ConnectionError: broker unreachable")
 
 
 # --- Reading runs ----------------------------------------------------------------------------------------------
@@ -260,10 +272,10 @@ def test_ml_engineers_and_leads_read_runs_annotators_and_strangers_do_not(
         assert (detail["status"], detail["step"], detail["total"], detail["progress"]) == ("running", 5, 20, 0.25)
         assert 60 < detail["eta_seconds"] <= 90
         assert detail["lineage"] == {"run": {"id": 0}}
-    for client in (annotator_client, stranger_client):
+    for client, status in ((annotator_client, 403), (stranger_client, 404)):  # no role there: as if missing
         assert client.get(RUNS).json() == []
-        assert client.get(f"{RUNS}{run.pk}/").status_code == 403
-        assert client.get(f"{RUNS}{run.pk}/metrics/").status_code == 403
+        assert client.get(f"{RUNS}{run.pk}/").status_code == status
+        assert client.get(f"{RUNS}{run.pk}/metrics/").status_code == status
     assert ml_engineer_client.get(f"{RUNS}999999/").status_code == 404
 
 

@@ -14,7 +14,7 @@ from rewards.selectors import dataset_files
 from tests.trainer.runs_fixtures import finished_reward_model, make_snapshot
 from trainer.models import Status, TrainingRun
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("artifacts")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("artifacts", "model_roots")]
 
 
 def start_run(*args: str) -> str:
@@ -23,16 +23,16 @@ def start_run(*args: str) -> str:
     return out.getvalue()
 
 
-def test_start_run_queues_a_validated_run(snapshot, sent, ml_engineer, django_capture_on_commit_callbacks):
+def test_start_run_queues_a_validated_run(snapshot, sent, ml_engineer, model_roots, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         out = start_run(
-            "--kind", "dpo", "--snapshot", str(snapshot.pk), "--base-model", "/models/tiny",
+            "--kind", "dpo", "--snapshot", str(snapshot.pk), "--base-model", "tiny",
             "--set", "beta=0.2", "--set", "lora=true", "--set", "max_steps=none", "--user", "mle",
         )  # fmt: skip
     run = TrainingRun.objects.get()
     assert out.startswith(f"Run {run.pk} queued (DPO on dataset snapshot {snapshot.pk}).")
     assert (run.config["beta"], run.config["lora"], run.config["max_steps"]) == (0.2, True, None)
-    assert run.config["base_model"] == "/models/tiny"
+    assert run.config["base_model"] == str(model_roots / "tiny")  # stored resolved: the worker needs no cwd
     assert run.created_by == ml_engineer
     assert sent == [[run.pk]]
 

@@ -19,7 +19,9 @@ from django.utils import timezone
 from rewards.errors import DatasetTampered
 from rewards.selectors import dataset_files
 from rewards.services.datasets import dataset_verify
+from trainer.configs import ConfigError
 from trainer.lineage import lineage_build, lineage_write
+from trainer.model_paths import NOT_ALLOWED, config_models_resolve, hub_offline_unless_allowed
 from trainer.models import Kind, RunMetric, Status, TrainingRun
 from trainer.progress import RunCancelled
 from trainer.services.runs import checkpoint_dir, run_finish, run_output_dir
@@ -147,9 +149,22 @@ def _claim(*, run_id: int, task_id: str, worker: str) -> TrainingRun | None:
     return TrainingRun.objects.select_related("snapshot", "reward_model", "project").get(pk=run_id) if claimed else None
 
 
-def _train(*, run: TrainingRun, files: dict[str, Path], output_dir: Path, progress: RunProgress) -> dict:
+def _load_config(*, run: TrainingRun) -> dict:
+    """The config the training code loads from, its models checked again: the stored config may predate the rules,
+    or a folder may have become a link out of the roots since the run was queued. Raises ConfigError."""
+    _, load = config_models_resolve(kind=run.kind, config=run.config, project_id=run.project_id)
+    reward_model = run.reward_model
+    if reward_model is not None and (
+        reward_model.project_id != run.project_id or reward_model.status != Status.SUCCEEDED
+    ):
+        raise ConfigError({"reward_model": NOT_ALLOWED})
+    hub_offline_unless_allowed()
+    return load
+
+
+def _train(*, run: TrainingRun, config: dict, files: dict[str, Path], output_dir: Path, progress: RunProgress) -> dict:
     common = {
-        "config": run.config,
+        "config": config,
         "train_file": files["train"],
         "validation_file": files["validation"],
         "output_dir": output_dir,
@@ -200,12 +215,13 @@ def run_execute(*, run_id: int, task_id: str = "", worker: str = "") -> str:
     output_dir = run_output_dir(run=run)
     try:
         dataset_verify(snapshot=run.snapshot)  # again: the files may have changed since the run was queued
+        config = _load_config(run=run)
         output_dir.mkdir(parents=True, exist_ok=True)
         device = _device_name()
         TrainingRun.objects.filter(pk=run.pk).update(device=device, lineage=lineage_build(run=run, device=device))
         logger.info("run %s (%s) started on %s, snapshot %s", run.pk, run.kind, device, run.snapshot_id)
         evaluation = _train(
-            run=run, files=dataset_files(snapshot=run.snapshot), output_dir=output_dir, progress=progress
+            run=run, config=config, files=dataset_files(snapshot=run.snapshot), output_dir=output_dir, progress=progress
         )
         progress.flush()
         if not checkpoint_dir(run=run).is_dir():
@@ -223,6 +239,10 @@ def run_execute(*, run_id: int, task_id: str = "", worker: str = "") -> str:
     except DatasetTampered as exc:
         run_finish(run_id=run.pk, status=Status.FAILED, error=f"Refused: {exc.detail}", from_statuses=(Status.RUNNING,))
         logger.error("run %s refused: %s", run.pk, exc.detail)
+    except ConfigError as exc:
+        reasons = " ".join(f"{field}: {message}" for field, message in exc.errors.items())
+        run_finish(run_id=run.pk, status=Status.FAILED, error=f"Refused: {reasons}", from_statuses=(Status.RUNNING,))
+        logger.error("run %s refused: %s", run.pk, reasons)
     except BaseException as exc:
         # SoftTimeLimitExceeded, a worker's warm shutdown (SystemExit) and every training error end here.
         _flush_quietly(progress)

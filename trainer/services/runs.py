@@ -1,7 +1,8 @@
 """Starting, cancelling and reaping runs: everything the web process and beat do to a run.
 
 A run is validated completely (role, config, reward model, the snapshot's sha256s) before its row exists, and its
-task is sent only after the transaction that made the row commits. The worker side is trainer.services.execute.
+task goes through the task outbox (core.outbox): stored with the row, sent after the commit, retried while the broker
+is away, and the run failed "Failed to queue" if the outbox gives up. The worker side is trainer.services.execute.
 """
 
 import logging
@@ -12,11 +13,15 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 
+from core.models import OutboxMessage
+from core.outbox import outbox_enqueue
 from rewards.models import DatasetSnapshot
 from rewards.services.datasets import dataset_verify
 from trainer.configs import NEEDS_REWARD_MODEL, validate_config
+from trainer.confinement import run_config_confine
 from trainer.errors import InvalidRewardModel, RunNotAllowed, RunNotCancellable
 from trainer.models import Kind, Status, TrainingRun
 from trainer.selectors import run_can_start
@@ -78,6 +83,8 @@ def run_start(
     if created_by is not None and not run_can_start(user=created_by, project=snapshot.project_id):
         raise RunNotAllowed("Only the project's ML engineers can start training runs.")
     full_config = validate_config(kind, config)
+    # Models confined to the project and the model roots, sizes to the project's limits: refused here, not queued.
+    full_config = run_config_confine(kind=kind, config=full_config, project_id=snapshot.project_id)
     _check_reward_model(kind=kind, snapshot=snapshot, reward_model=reward_model)
     dataset_verify(snapshot=snapshot)
     with transaction.atomic():
@@ -94,26 +101,36 @@ def run_start(
         )
         run.output_dir = str(run_output_dir(run=run).relative_to(settings.ARTIFACTS_DIR))
         run.save(update_fields=["output_dir"])
-        transaction.on_commit(lambda: _enqueue(run_id=run.pk))
+        _enqueue(run=run)  # a row in the outbox, in this transaction: sent after the commit, never inside it
     logger.info("run %s (%s) queued on snapshot %s", run.pk, kind, snapshot.pk)
     return run
 
 
-def _enqueue(*, run_id: int) -> None:
-    from trainer.tasks import run_training_task
+def run_outbox_key(*, run_id: int) -> str:
+    """Where a run's messages are found in the task outbox (core.outbox): its queue state is read from them."""
+    return f"run:{run_id}"
 
-    run = TrainingRun.objects.get(pk=run_id)
-    try:
-        run_training_task.apply_async(
-            args=[run.pk],
-            task_id=run.celery_task_id,
-            soft_time_limit=run.time_limit_seconds + SOFT_LIMIT_GRACE_SECONDS,
-            time_limit=run.time_limit_seconds + HARD_LIMIT_GRACE_SECONDS,
-        )
-    except Exception as exc:
-        # A run nobody will ever pick up must not sit in "queued": say why it never started.
-        logger.exception("run %s could not be queued", run_id)
-        run_finish(run_id=run_id, status=Status.FAILED, error=f"Could not queue the run: {type(exc).__name__}: {exc}")
+
+def _enqueue(*, run: TrainingRun) -> None:
+    outbox_enqueue(
+        task="trainer.run_training",
+        args=[run.pk],
+        options={
+            "task_id": run.celery_task_id,
+            "soft_time_limit": run.time_limit_seconds + SOFT_LIMIT_GRACE_SECONDS,
+            "time_limit": run.time_limit_seconds + HARD_LIMIT_GRACE_SECONDS,
+        },
+        key=run_outbox_key(run_id=run.pk),
+        on_give_up="trainer.services.runs.run_queue_failed",
+    )
+
+
+def run_queue_failed(*, message: OutboxMessage) -> None:
+    """The outbox gave up sending a run's message: the run fails with the reason, it never stays "queued"."""
+    run_id = int(message.key.removeprefix("run:"))
+    error = f"Failed to queue: {message.last_error} (after {message.attempts} attempts)"
+    if run_finish(run_id=run_id, status=Status.FAILED, error=error, from_statuses=(Status.QUEUED,)):
+        logger.error("run %s failed to queue: %s", run_id, message.last_error)
 
 
 def run_finish(
@@ -179,4 +196,43 @@ def runs_mark_lost(*, now: datetime | None = None, timeout_seconds: float | None
             if run_finish(run_id=run.pk, status=Status.FAILED, error=message, from_statuses=(Status.RUNNING,)):
                 changed.append(run.pk)
                 logger.warning("run %s failed: stuck past its time limit", run.pk)
+    return changed
+
+
+def runs_requeue_unclaimed(*, now: datetime | None = None, timeout_seconds: float | None = None) -> list[int]:
+    """Queued runs whose message was sent but that no worker took: sent once more through the outbox the first
+    time, failed with the reason the second. Returns the ids it changed.
+
+    The clock runs only while the GPU workers are idle (no run running, none started or finished more recently
+    than the message was sent): a run waiting behind another one on the only GPU worker is in line, not lost.
+    """
+    now = now or timezone.now()
+    timeout = settings.TANDEM_RUN_QUEUE_TIMEOUT_SECONDS if timeout_seconds is None else timeout_seconds
+    if TrainingRun.objects.filter(status=Status.RUNNING).exists():
+        return []
+    worked = TrainingRun.objects.filter(started_at__isnull=False).aggregate(
+        started=Max("started_at"), finished=Max("finished_at")
+    )
+    last_activity = max((t for t in worked.values() if t is not None), default=None)
+    changed = []
+    for run in TrainingRun.objects.filter(status=Status.QUEUED).only("pk", "celery_task_id", "time_limit_seconds"):
+        messages = list(OutboxMessage.objects.filter(key=run_outbox_key(run_id=run.pk)).order_by("pk"))
+        if not messages or messages[-1].status != OutboxMessage.Status.SENT:
+            continue  # never sent through the outbox, or still being sent: the outbox's back-off applies
+        waiting_since = max(messages[-1].sent_at, last_activity or messages[-1].sent_at)
+        if waiting_since > now - timedelta(seconds=timeout):
+            continue
+        if len(messages) == 1:
+            with transaction.atomic():
+                _enqueue(run=run)
+            changed.append(run.pk)
+            logger.warning("run %s: no worker took it within %g s; sent once more", run.pk, timeout)
+            continue
+        error = (
+            f"Not picked up: no worker took the run within {timeout:g} s, and again after it was sent a second "
+            "time. Is a worker serving the gpu queue running?"
+        )
+        if run_finish(run_id=run.pk, status=Status.FAILED, error=error, from_statuses=(Status.QUEUED,)):
+            changed.append(run.pk)
+            logger.error("run %s failed: no worker took it twice", run.pk)
     return changed

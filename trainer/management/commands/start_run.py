@@ -1,4 +1,4 @@
-"""`manage.py start_run --kind KIND --snapshot ID --base-model PATH [--reward-model RUN] [--set k=v ...] [--wait]`.
+"""`manage.py start_run --kind KIND --snapshot ID --base-model MODEL [--reward-model RUN] [--set k=v ...] [--wait]`.
 
 Validates and queues a run through the same service as the API and the admin; prints the run's id. With --wait it
 follows the run, printing its progress, and exits non-zero unless it succeeded.
@@ -23,7 +23,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--kind", required=True, choices=KINDS)
         parser.add_argument("--snapshot", required=True, type=int, help="Dataset snapshot id.")
-        parser.add_argument("--base-model", required=True, help="Local folder or hub id of the model to start from.")
+        parser.add_argument(
+            "--base-model",
+            required=True,
+            help="run:ID (a succeeded run of the project), a folder under TANDEM_MODEL_ROOTS (absolute, or relative to "
+            "a root or to the repository), or an org/name hub id where TANDEM_ALLOW_HUB_MODELS allows it.",
+        )
         parser.add_argument("--reward-model", type=int, help="PPO/RLOO: id of a succeeded reward-model run.")
         parser.add_argument(
             "--set", dest="set_options", action="append", default=[], metavar="KEY=VALUE", help="A config setting."

@@ -1,0 +1,557 @@
+"""The authorization matrix: every API endpoint, page, download and admin door, for every persona, on an object of their
+own project and one of another project, each with the answer core.authz's rule gives.
+
+The doors are generated from the URL configuration and the admin registry: a URL or admin that has no entry here
+fails test_every_door_has_an_entry, so nothing new ships without saying who may use it.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from rest_framework.authtoken.models import Token
+
+from annotation.models import Batch, Membership
+from annotation.services import member_add
+from core.admin import NOBODY
+from core.authz import Action, Role
+from tests.core.authz_world import PERSONAS, PROJECTS, build_world, expected, import_file, is_staff, may_anywhere
+from tests.factories import UserFactory
+from trainer.models import Status, TrainingRun
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def world(settings, tmp_path):
+    settings.ARTIFACTS_DIR = str(tmp_path / "artifacts")
+    return build_world()
+
+
+def api_client(world, persona: str) -> Client:
+    if persona == "anonymous":
+        return Client()
+    token, _ = Token.objects.get_or_create(user=world.users[persona])
+    return Client(HTTP_AUTHORIZATION=f"Token {token.key}")
+
+
+def page_client(world, persona: str) -> Client:
+    client = Client()
+    if persona != "anonymous":
+        client.force_login(world.users[persona])
+    return client
+
+
+def rolled_back(call: Callable):
+    """Runs one request in a transaction that is rolled back, so that every persona meets the same world."""
+    with transaction.atomic():
+        response = call()
+        transaction.set_rollback(True)
+    return response
+
+
+# --- API endpoints, pages and downloads ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Door:
+    method: str
+    action: Action | None
+    path: Callable  # (ProjectObjects) -> str
+    data: Callable | None = None  # (ProjectObjects) -> dict
+    page: bool = False  # a page: anonymous users are sent to the login page instead of a 401
+    multipart: bool = False
+
+
+def _json(method: str, action: Action, path: Callable, data: Callable | None = None) -> Door:
+    return Door(method, action, path, data)
+
+
+DOORS: dict[str, Door] = {
+    "annotation:member-add": _json(
+        "post",
+        Action.MANAGE_MEMBERS,
+        lambda o: f"/api/v1/projects/{o.project.pk}/members/",
+        lambda o: {"username": o.annotator.username, "role": Role.LEAD},
+    ),
+    "annotation:member-detail": _json(
+        "delete", Action.MANAGE_MEMBERS, lambda o: f"/api/v1/projects/{o.project.pk}/members/{o.annotator.username}/"
+    ),
+    "annotation:item-import": Door(
+        "post",
+        Action.IMPORT_ITEMS,
+        lambda o: f"/api/v1/projects/{o.project.pk}/imports/",
+        lambda o: {"batch": "imported", "file": import_file()},
+        multipart=True,
+    ),
+    "annotation:batch-close": _json(
+        "post", Action.MANAGE_BATCHES, lambda o: f"/api/v1/batches/{o.open_batch.pk}/close/"
+    ),
+    "annotation:session-start": _json("post", Action.ANNOTATE, lambda o: f"/api/v1/projects/{o.project.pk}/sessions/"),
+    "rewards:project-agreement": _json(
+        "get", Action.VIEW_AGREEMENT, lambda o: f"/api/v1/projects/{o.project.pk}/agreement/"
+    ),
+    "rewards:project-agreement-annotators": _json(
+        "get", Action.VIEW_AGREEMENT, lambda o: f"/api/v1/projects/{o.project.pk}/agreement/annotators/"
+    ),
+    "rewards:split-items": _json(
+        "get", Action.VIEW_AGREEMENT, lambda o: f"/api/v1/projects/{o.project.pk}/split-items/"
+    ),
+    "rewards:project-datasets": _json(
+        "get", Action.VIEW_DATASETS, lambda o: f"/api/v1/projects/{o.project.pk}/datasets/"
+    ),
+    "rewards:project-datasets POST": _json(
+        "post", Action.MAKE_DATASET, lambda o: f"/api/v1/projects/{o.project.pk}/datasets/", lambda o: {}
+    ),
+    "rewards:dataset-detail": _json("get", Action.VIEW_DATASETS, lambda o: f"/api/v1/datasets/{o.snapshot.pk}/"),
+    "rewards:dataset-file": _json(
+        "get", Action.VIEW_DATASETS, lambda o: f"/api/v1/datasets/{o.snapshot.pk}/files/manifest/"
+    ),
+    "trainer:run-detail": _json("get", Action.VIEW_RUNS, lambda o: f"/api/v1/runs/{o.run.pk}/"),
+    "trainer:run-metrics": _json("get", Action.VIEW_RUNS, lambda o: f"/api/v1/runs/{o.run.pk}/metrics/"),
+    "trainer:run-cancel": _json("post", Action.START_RUNS, lambda o: f"/api/v1/runs/{o.queued_run.pk}/cancel/"),
+    "frontend:annotate": Door("get", Action.ANNOTATE, lambda o: f"/annotate/{o.project.pk}/", page=True),
+    "frontend:run": Door("get", Action.VIEW_RUNS, lambda o: f"/runs/{o.run.pk}/", page=True),
+    "frontend:lead-project": Door("get", Action.VIEW_AGREEMENT, lambda o: f"/lead/projects/{o.project.pk}/", page=True),
+    "frontend:lead-annotator": Door(
+        "get",
+        Action.VIEW_AGREEMENT,
+        lambda o: f"/lead/projects/{o.project.pk}/annotators/{o.annotator.pk}/",
+        page=True,
+    ),
+    "frontend:lead-split-items": Door(
+        "get", Action.VIEW_AGREEMENT, lambda o: f"/lead/projects/{o.project.pk}/split-items/", page=True
+    ),
+}
+
+# Doors with a rule of their own, each tested below.
+LISTINGS = {"annotation:project-list", "trainer:run-list", "frontend:home", "frontend:runs"}
+OWNER_ONLY = {"annotation:session-next", "annotation:session-detail", "annotation:judgment-submit"}
+OTHER = {
+    "trainer:run-list POST": "test_starting_a_run_names_a_snapshot_the_user_may_train_on",
+    "frontend:lead-home": "test_the_lead_home_needs_a_lead_role_somewhere",
+    "schema": "test_api_docs_and_schema_need_a_login",
+    "api-docs": "test_api_docs_and_schema_need_a_login",
+    "api-redoc": "test_api_docs_and_schema_need_a_login",
+}
+# A redirect to a static file.
+PUBLIC_ROUTES = {"route favicon.ico"}
+# Django's own login, logout and password views: open to everyone by design.
+PUBLIC = {
+    "login",
+    "logout",
+    "password_change",
+    "password_change_done",
+    "password_reset",
+    "password_reset_done",
+    "password_reset_confirm",
+    "password_reset_complete",
+}
+
+
+def _url_names(patterns, namespace: str = "") -> set[str]:
+    names = set()
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            if pattern.app_name == "admin":
+                continue
+            inner = f"{namespace}:{pattern.namespace}" if namespace and pattern.namespace else pattern.namespace
+            names |= _url_names(pattern.url_patterns, inner or namespace)
+        elif isinstance(pattern, URLPattern):
+            name = pattern.name or f"route {pattern.pattern}"  # an unnamed URL is known by its route
+            names.add(f"{namespace}:{name}" if namespace else name)
+    return names
+
+
+def _admin_url_names() -> set[str]:
+    names = set()
+    for model_admin in admin.site._registry.values():
+        names |= {p.name for p in model_admin.urls if isinstance(p, URLPattern) and p.name}
+    return names
+
+
+def test_every_door_has_an_entry():
+    covered = {name.split(" ")[0] for name in DOORS} | LISTINGS | OWNER_ONLY | PUBLIC | PUBLIC_ROUTES
+    covered |= {name.split(" ")[0] for name in OTHER}
+    missing = _url_names(get_resolver().url_patterns) - covered
+    assert not missing, f"URLs without an entry in the authorization matrix: {sorted(missing)}"
+    registered = {model._meta.label_lower for model in admin.site._registry}
+    assert registered - set(ADMINS) - SUPERUSER_ONLY_ADMINS == set(), "admins without an entry"
+    standard = {"changelist", "add", "change", "delete", "history"}
+    custom = {
+        name
+        for name in _admin_url_names()
+        if not any(name.endswith(f"_{suffix}") for suffix in standard) and name != "autocomplete"
+    }
+    assert custom - set(CUSTOM_ADMIN_DOORS) == set(), "admin URLs without an entry"
+    for label, entry in ADMINS.items():
+        model_admin = next(a for m, a in admin.site._registry.items() if m._meta.label_lower == label)
+        for name, (func, _, _) in model_admin.get_actions(_superuser_request()).items():
+            assert name in entry.actions or name == "delete_selected", f"{label}: action {name} has no entry"
+            if name != "delete_selected":
+                assert getattr(func, "authz_action", None) == entry.actions[name], f"{label}.{name}"
+
+
+def _superuser_request():
+    from django.contrib.auth import get_user_model
+    from django.test import RequestFactory
+
+    request = RequestFactory().get("/admin/")
+    request.user = get_user_model()(is_superuser=True, is_staff=True, is_active=True)
+    return request
+
+
+def _answer(response, *, page: bool) -> str:
+    if response.status_code in (401,) or (page and response.status_code == 302 and "/login/" in response["Location"]):
+        return "login"
+    if response.status_code == 404:
+        return "not_found"
+    if response.status_code == 403:
+        return "forbidden"
+    assert response.status_code < 500
+    return "allowed"
+
+
+@pytest.mark.parametrize("name", sorted(DOORS))
+def test_door(world, name):
+    door = DOORS[name]
+    seen = {}
+    for persona in PERSONAS:
+        client = page_client(world, persona) if door.page else api_client(world, persona)
+        for key in PROJECTS:
+            objects = world.projects[key]
+            kwargs = {}
+            if door.data is not None:
+                kwargs["data"] = door.data(objects)
+                if not door.multipart:
+                    kwargs["content_type"] = "application/json"
+            path = door.path(objects)
+            response = rolled_back(
+                lambda client=client, path=path, kwargs=kwargs: getattr(client, door.method)(path, **kwargs)
+            )
+            seen[persona, key] = (_answer(response, page=door.page), response.status_code)
+    wrong = {
+        f"{persona} on {key}": f"got {got} ({status}), want {expected(persona, key, door.action)}"
+        for (persona, key), (got, status) in seen.items()
+        if got != expected(persona, key, door.action)
+    }
+    assert not wrong, wrong
+
+
+def test_listings_show_only_what_the_role_may_see(world):
+    for persona in PERSONAS:
+        if persona == "anonymous":
+            assert api_client(world, persona).get("/api/v1/projects/").status_code == 401
+            assert api_client(world, persona).get("/api/v1/runs/").status_code == 401
+            assert page_client(world, persona).get("/runs/").status_code == 302
+            continue
+        api, page = api_client(world, persona), page_client(world, persona)
+        projects = {p["id"] for p in api.get("/api/v1/projects/").json()}
+        runs = {r["id"] for r in api.get("/api/v1/runs/").json()}
+        home = page.get("/").content.decode()
+        runs_page = page.get("/runs/").content.decode()
+        for key in PROJECTS:
+            objects = world.projects[key]
+            member = persona == "superuser" or key in PERSONAS[persona]
+            assert (objects.project.pk in projects) == member, (persona, key)
+            assert (objects.project.name in home) == member, (persona, key)
+            sees_runs = expected(persona, key, Action.VIEW_RUNS) == "allowed"
+            assert (objects.run.pk in runs) == sees_runs, (persona, key)
+            assert (f"/runs/{objects.run.pk}/" in runs_page) == sees_runs, (persona, key)
+
+
+def test_the_annotator_loop_answers_only_the_session_owner(world):
+    for key in PROJECTS:
+        objects = world.projects[key]
+        session, lease, owner = objects.extra["loop_session"], objects.extra["lease"], objects.extra["loop_owner"]
+        judgment = {"choice": "left"}
+        for persona in PERSONAS:
+            client = api_client(world, persona)
+            calls = [
+                lambda client=client, s=session: client.get(f"/api/v1/sessions/{s.pk}/"),
+                lambda client=client, s=session: client.get(f"/api/v1/sessions/{s.pk}/next/"),
+                lambda client=client, lease=lease, judgment=judgment: client.post(
+                    f"/api/v1/assignments/{lease.pk}/judgment/", judgment, content_type="application/json"
+                ),
+            ]
+            answers = [rolled_back(call).status_code for call in calls]
+            if persona == "anonymous":
+                assert answers == [401, 401, 401], (persona, key, answers)
+            elif world.users[persona] == owner:
+                assert all(code < 400 for code in answers), (persona, key, answers)
+            else:
+                assert answers == [404, 404, 404], (persona, key, answers)
+
+
+def test_starting_a_run_names_a_snapshot_the_user_may_train_on(world):
+    """A snapshot is named in the body: one of a project the user has no role in reads like a missing one."""
+    missing = api_client(world, "superuser").post(
+        "/api/v1/runs/", {"kind": "dpo", "snapshot": 10**12, "config": {}}, content_type="application/json"
+    )
+    assert missing.status_code == 400
+    for persona in PERSONAS:
+        client = api_client(world, persona)
+        for key in PROJECTS:
+            snapshot = world.projects[key].snapshot
+            body = {"kind": "dpo", "snapshot": snapshot.pk, "config": {"base_model": "tiny"}}
+            response = rolled_back(
+                lambda client=client, body=body: client.post("/api/v1/runs/", body, content_type="application/json")
+            )
+            want = expected(persona, key, Action.START_RUNS)
+            if want == "login":
+                assert response.status_code == 401
+            elif want == "not_found":
+                assert response.status_code == 400, (persona, key)
+                assert response.json()["snapshot"] == [f"No dataset snapshot {snapshot.pk}."]
+            elif want == "forbidden":
+                assert response.status_code == 403, (persona, key)
+            else:
+                assert response.status_code not in (401, 403, 404), (persona, key)
+                assert "snapshot" not in response.json().get("errors", {}), (persona, key, response.json())
+
+
+def test_the_lead_home_needs_a_lead_role_somewhere(world):
+    for persona in PERSONAS:
+        response = page_client(world, persona).get("/lead/")
+        if persona == "anonymous":
+            assert response.status_code == 302
+        else:
+            assert (response.status_code == 200) == may_anywhere(persona, Action.VIEW_AGREEMENT), persona
+
+
+def test_api_docs_and_schema_need_a_login(world):
+    paths = [reverse("schema"), reverse("api-docs")]
+    for path in paths:
+        assert Client().get(path).status_code in (302, 401, 403), path
+        assert page_client(world, "annotator").get(path).status_code == 200, path
+
+
+# --- The admin ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AdminEntry:
+    obj: Callable  # (ProjectObjects) -> the model instance to try
+    view: Action | None
+    add: Action | None = None
+    change: Action | None = None
+    delete: Action | None = None
+    actions: dict | None = None
+
+    def __post_init__(self):
+        if self.actions is None:
+            object.__setattr__(self, "actions", {})
+
+
+ADMINS: dict[str, AdminEntry] = {
+    "annotation.project": AdminEntry(lambda o: o.project, Action.VIEW_PROJECT, change=Action.CHANGE_PROJECT),
+    "annotation.criteriaversion": AdminEntry(
+        lambda o: o.spare_criteria, Action.VIEW_PROJECT, add=Action.CHANGE_PROJECT, delete=Action.CHANGE_PROJECT
+    ),
+    "annotation.batch": AdminEntry(
+        lambda o: o.open_batch,
+        Action.VIEW_PROJECT,
+        add=Action.MANAGE_BATCHES,
+        change=Action.MANAGE_BATCHES,
+        actions={"close_batches": Action.MANAGE_BATCHES, "make_dataset_snapshot": Action.MAKE_DATASET},
+    ),
+    "annotation.item": AdminEntry(lambda o: o.item, Action.VIEW_ITEMS),
+    "annotation.membership": AdminEntry(
+        lambda o: Membership.objects.get(project=o.project, user=o.annotator),
+        Action.MANAGE_MEMBERS,
+        add=Action.MANAGE_MEMBERS,
+        change=Action.MANAGE_MEMBERS,
+        delete=Action.MANAGE_MEMBERS,
+    ),
+    "annotation.importrecord": AdminEntry(lambda o: o.import_record, Action.IMPORT_ITEMS, add=NOBODY, change=NOBODY),
+    "annotation.annotationsession": AdminEntry(lambda o: o.session, Action.VIEW_JUDGMENTS, add=NOBODY, change=NOBODY),
+    "annotation.assignment": AdminEntry(
+        lambda o: o.judgment.assignment, Action.VIEW_JUDGMENTS, add=NOBODY, change=NOBODY
+    ),
+    "annotation.judgment": AdminEntry(lambda o: o.judgment, Action.VIEW_JUDGMENTS, add=NOBODY, change=NOBODY),
+    "rewards.agreementsnapshot": AdminEntry(lambda o: o.agreement, Action.VIEW_AGREEMENT, add=NOBODY, change=NOBODY),
+    "rewards.projectflagrules": AdminEntry(
+        lambda o: o.flag_rules, Action.VIEW_AGREEMENT, add=Action.CHANGE_PROJECT, change=Action.CHANGE_PROJECT
+    ),
+    "rewards.datasetsnapshot": AdminEntry(
+        lambda o: o.snapshot, Action.VIEW_DATASETS, add=NOBODY, change=NOBODY, delete=NOBODY
+    ),
+    "trainer.trainingrun": AdminEntry(
+        lambda o: o.queued_run,
+        Action.VIEW_RUNS,
+        add=NOBODY,
+        change=NOBODY,
+        delete=NOBODY,
+        actions={"cancel_runs": Action.START_RUNS},
+    ),
+}
+# Admins of what belongs to no project: Django's model permissions, which no role group holds.
+SUPERUSER_ONLY_ADMINS = {
+    "auth.user",
+    "auth.group",
+    "authtoken.tokenproxy",
+    "axes.accessattempt",
+    "axes.accessfailurelog",
+    "axes.accesslog",
+    "core.outboxmessage",
+    "trainer.projectrunlimits",
+}
+CUSTOM_ADMIN_DOORS = {
+    "annotation_project_import": "test_admin_custom_doors",
+    "rewards_datasetsnapshot_file": "test_admin_custom_doors",
+    "trainer_trainingrun_start": "test_admin_custom_doors",
+    "trainer_trainingrun_cancel": "test_admin_custom_doors",
+}
+
+
+def _admin_answer(response) -> str:
+    if response.status_code == 302 and "/admin/login/" in response["Location"]:
+        return "login"
+    if response.status_code == 302:
+        return "not_found"  # Django's admin: "… with ID … doesn't exist", the same as for a missing object
+    if response.status_code == 403:
+        return "forbidden"
+    assert response.status_code == 200, response.status_code
+    return "allowed"
+
+
+def _want(persona: str, key: str, action: Action | None, *, visible: Action | None) -> str:
+    """What an object door answers: non-staff go to the login page; an object the user cannot see is missing."""
+    if not is_staff(persona):
+        return "login"
+    want = expected(persona, key, action)
+    if want == "allowed":
+        return "allowed"
+    seen = expected(persona, key, visible) == "allowed"
+    return "forbidden" if seen else "not_found"
+
+
+def _anywhere(persona: str, action: Action | None) -> str:
+    if not is_staff(persona):
+        return "login"
+    return "allowed" if may_anywhere(persona, action) else "forbidden"
+
+
+@pytest.mark.parametrize("label", sorted(ADMINS))
+def test_admin(world, label):
+    entry = ADMINS[label]
+    app, model = label.split(".")
+    base = f"/admin/{app}/{model}/"
+    wrong = []
+    for persona in PERSONAS:
+        client = page_client(world, persona)
+        visible_somewhere = may_anywhere(persona, entry.view) or may_anywhere(persona, entry.change)
+        changelist = client.get(base)
+        want = "login" if not is_staff(persona) else ("allowed" if visible_somewhere else "forbidden")
+        if _admin_answer(changelist) != want:
+            wrong.append(f"{persona} changelist: {changelist.status_code}, want {want}")
+        add = client.get(f"{base}add/")
+        if _admin_answer(add) != _anywhere(persona, entry.add):
+            wrong.append(f"{persona} add: {add.status_code}, want {_anywhere(persona, entry.add)}")
+        for key in PROJECTS:
+            objects = world.projects[key]
+            obj = entry.obj(objects)
+            sees = "allowed" in (expected(persona, key, entry.view), expected(persona, key, entry.change))
+            if changelist.status_code == 200:
+                listed = f"{base}{obj.pk}/change/" in changelist.content.decode()
+                if listed != sees:
+                    wrong.append(f"{persona} changelist lists {key}'s row: {listed}, want {sees}")
+            if add.status_code == 200 and '<select name="project"' in add.content.decode():
+                offered = f'<option value="{objects.project.pk}"' in add.content.decode()
+                if offered != (expected(persona, key, entry.add) == "allowed"):
+                    wrong.append(f"{persona} {label} add form offers {key}: {offered}")
+            view_action = entry.view if expected(persona, key, entry.view) == "allowed" else entry.change
+            checks = {
+                "change": (f"{base}{obj.pk}/change/", view_action, visible_somewhere),
+                "history": (f"{base}{obj.pk}/history/", view_action, True),
+                "delete": (f"{base}{obj.pk}/delete/", entry.delete, may_anywhere(persona, entry.delete)),
+            }
+            for door, (path, action, somewhere) in checks.items():
+                got = _admin_answer(client.get(path))
+                # Django asks "may you do this to any row?" before it looks the row up (change, delete): a user who
+                # may not is refused alike for every id, missing or not; one who may gets "doesn't exist" for rows
+                # outside their projects, as for missing ones.
+                want = _want(persona, key, action, visible=view_action) if somewhere else _anywhere(persona, action)
+                if got != want:
+                    wrong.append(f"{persona} {door} on {key}: {got}, want {want}")
+            for name, action in entry.actions.items():
+                target = objects.closed_batch if name == "make_dataset_snapshot" else obj
+                effect = _run_action(client, base, name, target)
+                want = is_staff(persona) and expected(persona, key, action) == "allowed"
+                if effect != want:
+                    wrong.append(f"{persona} action {name} on {key}: effect {effect}, want {want}")
+    assert not wrong, "\n".join(wrong)
+
+
+def _run_action(client: Client, base: str, name: str, obj) -> bool:
+    """POSTs the action on one row in a rolled-back transaction; True if it took effect."""
+    with transaction.atomic():
+        response = client.post(base, {"action": name, "_selected_action": [obj.pk]})
+        if name == "close_batches":
+            effect = Batch.objects.get(pk=obj.pk).status == Batch.Status.CLOSED
+        elif name == "cancel_runs":
+            effect = TrainingRun.objects.get(pk=obj.pk).status == Status.CANCELLED
+        elif name == "make_dataset_snapshot":
+            effect = response.status_code == 200 and b'name="apply"' in response.content
+        else:
+            raise AssertionError(f"no effect check for action {name}")
+        transaction.set_rollback(True)
+    return effect
+
+
+def test_admins_outside_projects_are_for_superusers(world):
+    labels = {m._meta.label_lower for m in admin.site._registry} - set(ADMINS)
+    assert labels, "users and groups at least are registered"
+    for label in sorted(labels):
+        app, model = label.split(".")
+        for persona in PERSONAS:
+            response = page_client(world, persona).get(f"/admin/{app}/{model}/")
+            want = "allowed" if persona == "superuser" else ("forbidden" if is_staff(persona) else "login")
+            assert _admin_answer(response) == want, (label, persona, response.status_code)
+
+
+def test_admin_custom_doors(world):
+    """The admin's own views: import into a project, download a dataset file, start and cancel a run."""
+    for persona in PERSONAS:
+        client = page_client(world, persona)
+        start = _admin_answer(client.get("/admin/trainer/trainingrun/start/"))
+        assert start == _anywhere(persona, Action.START_RUNS), (persona, start)
+        for key in PROJECTS:
+            objects = world.projects[key]
+            doors = [
+                ("get", f"/admin/annotation/project/{objects.project.pk}/import/", Action.IMPORT_ITEMS),
+                ("get", f"/admin/rewards/datasetsnapshot/{objects.snapshot.pk}/files/manifest/", Action.VIEW_DATASETS),
+                ("post", f"/admin/trainer/trainingrun/{objects.queued_run.pk}/cancel/", Action.START_RUNS),
+            ]
+            for method, path, action in doors:
+                response = rolled_back(lambda client=client, method=method, path=path: getattr(client, method)(path))
+                if response.status_code == 302 and "/admin/login/" in response["Location"]:
+                    got = "login"
+                else:
+                    got = {403: "forbidden", 404: "not_found"}.get(response.status_code, "allowed")
+                want = "login" if not is_staff(persona) else expected(persona, key, action)
+                assert got == want, (persona, key, path, response.status_code, want)
+
+
+def test_a_mixed_selection_is_refused_whole(world):
+    """A lead of one project who only views another (ML engineer there) cannot close that project's batch by
+    selecting it with one of their own (finding 4)."""
+    UserFactory(username="two-hats")
+    member_add(project=world.projects["own"].project, username="two-hats", role=Role.LEAD)
+    member_add(project=world.projects["other"].project, username="two-hats", role=Role.ML_ENGINEER)
+    client = Client()
+    client.force_login(get_user_model().objects.get(username="two-hats"))
+    own, other = world.projects["own"].open_batch, world.projects["other"].open_batch
+    response = client.post(
+        "/admin/annotation/batch/", {"action": "close_batches", "_selected_action": [own.pk, other.pk]}, follow=True
+    )
+    assert "Nothing was done" in response.content.decode()
+    assert Batch.objects.get(pk=other.pk).status == Batch.Status.OPEN
+    assert Batch.objects.get(pk=own.pk).status == Batch.Status.OPEN
+    client.post("/admin/annotation/batch/", {"action": "close_batches", "_selected_action": [own.pk]})
+    assert Batch.objects.get(pk=own.pk).status == Batch.Status.CLOSED
