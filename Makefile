@@ -9,7 +9,7 @@ PORT ?= 8000
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv install run test lint format bench migrate seed
+.PHONY: help venv install run test lint format bench migrate seed chromium
 
 help:
 	@echo "make run      install, migrate, seed the demo, then serve web + a Celery worker on http://127.0.0.1:$(PORT)/"
@@ -48,7 +48,17 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint
+# The browser tests drive Debian's Chromium (Playwright downloads nothing): install it when it is missing, as root or
+# with sudo, or stop with one line saying what to run. TANDEM_SKIP_BROWSER=1 skips the browser tests instead.
+chromium:
+	@if [ -x /usr/bin/chromium ] || [ "$$TANDEM_SKIP_BROWSER" = 1 ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO="sudo"; else \
+		echo "The browser tests need Chromium: run 'apt-get install chromium' as root, or set TANDEM_SKIP_BROWSER=1."; \
+		exit 1; fi; \
+	echo "Installing Chromium for the browser tests (apt)"; \
+	$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium
+
+test: lint chromium
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
