@@ -32,7 +32,7 @@ from annotation.authentication import TokenKey, user_id_for_token_key
 from annotation.errors import AnnotationError, NotFound
 from annotation.services.assignments import assignment_next_for
 from annotation.services.judgments import judgment_submit
-from core.lockout import token_lockout_wait
+from core.lockout import token_lockout_wait_recent
 from core.parsers import loads as json_loads
 from core.throttling import client_address, fast_path_wait
 
@@ -138,7 +138,7 @@ def _annotator_id(request) -> int | TokenKey | None:
         parts = header.split()
         if len(parts) != 2 or parts[0].lower() != "token":
             return None
-        if settings.AXES_ENABLED and token_lockout_wait(client_address(request)) is not None:
+        if settings.AXES_ENABLED and token_lockout_wait_recent(client_address(request)) is not None:
             return None  # a locked-out address: DRF's authentication answers the 429 before looking at the key
         return TokenKey(parts[1])
     user = request.user  # AuthenticationMiddleware's, from the session

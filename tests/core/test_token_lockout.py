@@ -6,6 +6,8 @@ from django.core.cache import cache
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from core import lockout
+
 ADDRESS, OTHER = "203.0.113.7", "198.51.100.9"
 
 
@@ -14,8 +16,10 @@ def token_lockout(settings):
     settings.AXES_ENABLED = True  # the test settings turn lockout off
     settings.TANDEM_TOKEN_FAILURE_LIMIT = 3
     cache.clear()
+    lockout._RECENT.clear()  # the fast path's one-second memory of each address
     yield
     cache.clear()
+    lockout._RECENT.clear()
 
 
 def _client(key: str, address: str = ADDRESS) -> APIClient:
