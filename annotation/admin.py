@@ -4,10 +4,14 @@ imports and memberships go through their services."""
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
-from django.shortcuts import get_object_or_404
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path
 
+from annotation.admin_reports import SkippedFilter
+from annotation.jobs import KIND as IMPORT_KIND
+from annotation.jobs import items_import_submit
 from annotation.models import (
     AnnotationSession,
     Assignment,
@@ -19,12 +23,13 @@ from annotation.models import (
     Membership,
     Project,
 )
-from annotation.services import ImportRejected, criteria_version_create, items_import, project_create
+from annotation.services import ImportRejected, ImportReport, criteria_version_create, project_create
 from annotation.services.batches import batch_close
 from annotation.services.members import MemberError, member_add, member_remove
 from annotation.services.projects import DEFAULT_CRITERIA
 from core.admin import NOBODY, ProjectScopedAdmin, ProjectScopedInline, project_action
 from core.authz import Action, check, may
+from core.jobs import job_get_for, job_progress
 
 
 class MembershipForm(forms.ModelForm):
@@ -138,33 +143,41 @@ class ProjectAdmin(ProjectScopedAdmin):
         return own + super().get_urls()
 
     def import_view(self, request, project_id: int):
+        """The form queues the import as a job and comes back here with ?job=: the job's progress, refreshed while
+        it runs, then its report. A closed batch is refused at once, as before."""
         project = get_object_or_404(Project, pk=project_id)
         check(user=request.user, action=Action.IMPORT_ITEMS, project=project, what="import items")
         form = ImportItemsForm(request.POST or None, request.FILES or None)
-        report = None
+        report, job = None, None
         if request.method == "POST" and form.is_valid():
             upload = form.cleaned_data["file"]
             try:
-                report = items_import(
+                job = items_import_submit(
                     project=project,
                     batch_name=form.cleaned_data["batch"],
-                    source=upload.file,
-                    filename=upload.name,
+                    upload=upload,
                     keep_hh_gold=form.cleaned_data["keep_hh_gold"],
                     created_by=request.user,
                 )
-                self.message_user(request, report.summary(), messages.SUCCESS)
-                for warning in report.warnings:
-                    self.message_user(request, warning, messages.WARNING)
             except ImportRejected as exc:
                 report = exc.report
                 self.message_user(request, report.summary(), messages.ERROR)
+            else:
+                self.message_user(request, f"Import of {upload.name} queued (job {job.pk}).", messages.INFO)
+                return redirect(f"{request.path}?job={job.pk}")
+        elif (job_id := request.GET.get("job", "")).isdigit() and len(job_id) <= 18:
+            job = job_get_for(user=request.user, job_id=int(job_id), kind=IMPORT_KIND)
+            if job.project_id != project.pk:
+                raise Http404("No such import.")
+            report = ImportReport(**job.result) if job.result else None
         context = {
             **self.admin_site.each_context(request),
             "title": f"Import items into {project.name}",
             "project": project,
             "form": form,
             "report": report,
+            "job": job,
+            "progress": job_progress(job=job) if job is not None else None,
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/annotation/project/import.html", context)
@@ -331,8 +344,21 @@ class AnnotationSessionAdmin(ReadOnlyAdmin):
 
 @admin.register(Assignment)
 class AssignmentAdmin(ReadOnlyAdmin):
+    """Leases; a skip ends one early. Filter by "skipped" and search an annotator or an item to count their skips."""
+
     project_path = "item__project"
-    list_display = ["id", "item", "annotator", "left_is_a", "leased_at", "lease_expires_at", "judged_at"]
+    list_display = [
+        "id",
+        "item",
+        "annotator",
+        "left_is_a",
+        "leased_at",
+        "lease_expires_at",
+        "judged_at",
+        "skipped_at",
+        "skip_reason",
+    ]
+    list_filter = [SkippedFilter]
     search_fields = ["annotator__username", "item__external_id"]
     raw_id_fields = ["item", "session"]
     show_full_result_count = False
@@ -352,6 +378,7 @@ class JudgmentAdmin(ReadOnlyAdmin):
         "too_fast",
         "is_gold",
         "gold_correct",
+        "revised_at",
     ]
     list_filter = ["choice", "too_fast", "is_gold", "gold_correct"]
     search_fields = ["annotator__username", "item__external_id"]

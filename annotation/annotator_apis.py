@@ -11,8 +11,16 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation.models import AnnotationSession, Assignment, Project
+from annotation.models import AnnotationSession, Assignment, Project, ReportKind
 from annotation.rules import DIMENSION_CHOICES, SIDE_CHOICES
+from annotation.services.annotator_actions import (
+    REPORT_NOTE_MAX,
+    SKIP_REASON_MAX,
+    assignment_renew,
+    assignment_skip,
+    item_report,
+    judgment_revise,
+)
 from annotation.services.assignments import assignment_next_for
 from annotation.services.judgments import judgment_choices, judgment_submit
 from annotation.services.sessions import session_start
@@ -23,9 +31,14 @@ ErrorSerializer = inline_serializer(
 
 
 class SessionOutputSerializer(serializers.ModelSerializer):
+    # The page offers "undo" for this long after a judgment (annotation.services.annotator_actions.judgment_revise).
+    revise_window_seconds = serializers.IntegerField(source="project.revise_window_seconds", read_only=True)
+    # How long a lease runs: the page renews it well before the end (annotator_actions.assignment_renew).
+    lease_minutes = serializers.IntegerField(source="project.lease_minutes", read_only=True)
+
     class Meta:
         model = AnnotationSession
-        fields = ["id", "expires_at", "max_tasks", "tasks_done"]
+        fields = ["id", "expires_at", "max_tasks", "tasks_done", "revise_window_seconds", "lease_minutes"]
 
 
 class SessionStartApi(APIView):
@@ -209,3 +222,144 @@ def _judgment_output(judgment) -> dict:
         "choice": JudgmentSubmitApi.OutputSerializer.get_choice(None, judgment),
         "created_at": _CREATED_AT.to_representation(judgment.created_at),
     }
+
+
+# --- Skip, report, renew, revise (issue 13). Each answers only the assignment's or judgment's own annotator; anyone
+# else gets the 404 a missing one gets. The answers speak the annotator's terms (left/right), as the judgment's do.
+
+
+class AssignmentSkipApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=SKIP_REASON_MAX)
+
+    OutputSerializer = inline_serializer(
+        name="SkippedAssignment",
+        fields={"assignment_id": serializers.UUIDField(), "skipped_at": serializers.DateTimeField()},
+    )
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: OutputSerializer, 400: ErrorSerializer, 404: ErrorSerializer, 409: ErrorSerializer},
+        description="Pass on the item: it goes back to the pool for others and is never served to you again. "
+        "Skipping twice answers the first skip; a judged item cannot be skipped (409 already_judged).",
+    )
+    def post(self, request, assignment_id):
+        serializer = self.InputSerializer(data=request.data or {})
+        serializer.is_valid(raise_exception=True)
+        assignment = assignment_skip(
+            assignment_id=assignment_id, annotator_id=request.user.pk, reason=serializer.validated_data["reason"]
+        )
+        return Response({"assignment_id": str(assignment.pk), "skipped_at": assignment.skipped_at})
+
+
+class ItemReportApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        kind = serializers.ChoiceField(choices=ReportKind.values)
+        note = serializers.CharField(required=False, allow_blank=True, default="", max_length=REPORT_NOTE_MAX)
+
+    OutputSerializer = inline_serializer(
+        name="ItemReported",
+        fields={
+            "id": serializers.IntegerField(),
+            "assignment_id": serializers.UUIDField(),
+            "kind": serializers.CharField(),
+            "skipped": serializers.BooleanField(),
+            "created_at": serializers.DateTimeField(),
+        },
+    )
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: OutputSerializer, 200: OutputSerializer, 400: ErrorSerializer, 404: ErrorSerializer},
+        description="Report the item to the project's leads (broken, harmful, out_of_scope). An item you have not "
+        "judged is also skipped. One report per assignment: a second answers the first (200).",
+    )
+    def post(self, request, assignment_id):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        report, created = item_report(
+            assignment_id=assignment_id, annotator_id=request.user.pk, **serializer.validated_data
+        )
+        body = {
+            "id": report.pk,
+            "assignment_id": str(report.assignment_id),
+            "kind": report.kind,
+            "skipped": report.assignment.skipped_at is not None,
+            "created_at": report.created_at,
+        }
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class AssignmentRenewApi(APIView):
+    OutputSerializer = inline_serializer(
+        name="RenewedLease",
+        fields={
+            "assignment_id": serializers.UUIDField(),
+            "lease_expires_at": serializers.DateTimeField(),
+            "relet": serializers.BooleanField(),
+        },
+    )
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: OutputSerializer,
+            404: ErrorSerializer,
+            409: ErrorSerializer,
+            410: OpenApiResponse(
+                ErrorSerializer, description="lease_lost, skipped, item_withdrawn, batch_closed or session_limit"
+            ),
+        },
+        description="Keep the lease alive while you work on the item: it then runs the project's lease minutes "
+        "from now. A lease that lapsed is let again (relet true) if the item is still free; otherwise 410 "
+        "lease_lost says the pick cannot be kept.",
+    )
+    def post(self, request, assignment_id):
+        assignment, relet = assignment_renew(assignment_id=assignment_id, annotator_id=request.user.pk)
+        return Response(
+            {"assignment_id": str(assignment.pk), "lease_expires_at": assignment.lease_expires_at, "relet": relet}
+        )
+
+
+class JudgmentRevisionApi(APIView):
+    InputSerializer = JudgmentSubmitApi.InputSerializer
+
+    OutputSerializer = inline_serializer(
+        name="RevisedJudgment",
+        fields={
+            "id": serializers.IntegerField(),
+            "assignment_id": serializers.UUIDField(),
+            "choice": serializers.CharField(),
+            "revised": serializers.BooleanField(),
+            "revisions": serializers.IntegerField(),
+            "revised_at": serializers.DateTimeField(allow_null=True),
+        },
+    )
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            201: OutputSerializer,
+            200: OutputSerializer,
+            400: ErrorSerializer,
+            404: ErrorSerializer,
+            409: OpenApiResponse(ErrorSerializer, description="item_complete"),
+            410: OpenApiResponse(ErrorSerializer, description="revise_window_closed, batch_closed or item_withdrawn"),
+        },
+        description="Revise your judgment (same body as the judgment) within the project's revise_window_seconds "
+        "of making it, while its item is still open. The judgment keeps its id and its counts; the old answer is "
+        "kept as a revision (201). The same answer as the stored one changes nothing (200).",
+    )
+    def post(self, request, judgment_id: int):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        judgment, revision = judgment_revise(
+            judgment_id=judgment_id, annotator_id=request.user.pk, **serializer.validated_data
+        )
+        body = {
+            **_judgment_output(judgment),
+            "revised": revision is not None,
+            "revisions": judgment.revisions.count(),
+            "revised_at": judgment.revised_at,
+        }
+        return Response(body, status=status.HTTP_201_CREATED if revision else status.HTTP_200_OK)

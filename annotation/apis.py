@@ -1,4 +1,5 @@
-"""The annotation API for leads (members, import) and members (project list). Views only parse and delegate."""
+"""The annotation API for leads (members, import as a job) and members (project list). Views only parse and
+delegate."""
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -7,11 +8,13 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotation.jobs import items_import_submit
 from annotation.models import Batch, Project, Role
 from annotation.selectors import project_list_for, project_role_for
-from annotation.services import ImportRejected, items_import, member_add, member_remove
+from annotation.services import ImportRejected, member_add, member_remove
 from annotation.services.batches import batch_close
 from annotation.services.members import MemberError
+from core.apis import JobOutputSerializer, job_accepted
 from core.authz import Action, check, project_for
 
 
@@ -88,7 +91,17 @@ ImportReportSerializer = inline_serializer(
         "skipped": serializers.IntegerField(),
         "strata": serializers.DictField(child=serializers.IntegerField()),
         "warnings": serializers.ListField(child=serializers.CharField()),
-        "errors": serializers.ListField(child=serializers.DictField()),
+        "errors": serializers.ListField(
+            child=inline_serializer(
+                name="ImportError",
+                fields={
+                    "line": serializers.IntegerField(
+                        allow_null=True, help_text="The bad line's number; null for the file as a whole."
+                    ),
+                    "reason": serializers.CharField(),
+                },
+            )
+        ),
         "error_count": serializers.IntegerField(),
         "seconds": serializers.FloatField(),
         "record_id": serializers.IntegerField(),
@@ -97,6 +110,9 @@ ImportReportSerializer = inline_serializer(
 
 
 class ItemImportApi(APIView):
+    """Queues the file's import as a job and answers 202 with it (GET its `url` until it ends: the import report is
+    its result). A file upload of a gigabyte imports in well over a web request's timeout, hence the worker."""
+
     throttle_scope = "import"  # TANDEM_THROTTLE_HEAVY per user (core/throttling.py)
 
     class InputSerializer(serializers.Serializer):
@@ -108,25 +124,23 @@ class ItemImportApi(APIView):
 
     @extend_schema(
         request={"multipart/form-data": InputSerializer},
-        responses={201: ImportReportSerializer, 400: ImportReportSerializer},
+        responses={202: JobOutputSerializer, 400: ImportReportSerializer},
     )
     def post(self, request, project_id: int):
         project = project_for(user=request.user, action=Action.IMPORT_ITEMS, project_id=project_id)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        upload = serializer.validated_data["file"]
         try:
-            report = items_import(
+            job = items_import_submit(
                 project=project,
                 batch_name=serializer.validated_data["batch"],
-                source=upload.file,
-                filename=upload.name,
+                upload=serializer.validated_data["file"],
                 keep_hh_gold=serializer.validated_data["keep_hh_gold"],
                 created_by=request.user,
             )
-        except ImportRejected as exc:
+        except ImportRejected as exc:  # refused before queueing (a closed batch): the report, at once
             return Response(exc.report.as_dict(), status=status.HTTP_400_BAD_REQUEST)
-        return Response(report.as_dict(), status=status.HTTP_201_CREATED)
+        return job_accepted(job, request)
 
 
 class BatchCloseApi(APIView):

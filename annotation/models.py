@@ -52,6 +52,10 @@ class Project(models.Model):
     min_seconds_per_judgment = models.PositiveIntegerField(
         default=3, help_text="Faster judgments are kept and flagged."
     )
+    revise_window_seconds = models.PositiveIntegerField(
+        default=120,
+        help_text="Seconds after a judgment in which its annotator may revise it, while the item is open; 0: never.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -142,6 +146,8 @@ class Item(models.Model):
     stratum = models.CharField(max_length=20, choices=Stratum.choices, blank=True)
     category = models.CharField(max_length=200, blank=True)
     gold = models.CharField(max_length=3, choices=GoldAnswer.choices, blank=True)
+    # Set when a lead withdraws the item (after a report): served to nobody any more, left out of exports.
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
     # Judgments stored so far, kept by the judgment service with a conditional UPDATE so it never passes
     # the project's overlap (+ extra_judgments, which adaptive overlap raises for split items).
     judgment_count = models.PositiveIntegerField(default=0)
@@ -158,7 +164,11 @@ class Item(models.Model):
         ]
         # One batch's regular items by how far they have come: the engine (services/assignments.py) reads the span
         # of ids still short of judgments from it, and the dashboard counts those items, without reading the batch.
-        indexes = [models.Index(F("batch"), F("gold"), ITEM_QUEUE_KEY.desc(), F("id"), name="item_queue")]
+        indexes = [
+            models.Index(F("batch"), F("gold"), ITEM_QUEUE_KEY.desc(), F("id"), name="item_queue"),
+            # The few withdrawn items, for exports to leave out: partial, so judging writes nothing to it.
+            models.Index(fields=["batch"], condition=Q(withdrawn_at__isnull=False), name="item_withdrawn"),
+        ]
 
     def __str__(self) -> str:
         return self.external_id or f"item {self.pk}"
@@ -261,6 +271,11 @@ class Assignment(models.Model):
     leased_at = models.DateTimeField()
     lease_expires_at = models.DateTimeField()
     judged_at = models.DateTimeField(null=True, blank=True)
+    # A skip (or a report) ends the lease at once: the row stays, so the engine never serves the item to this
+    # annotator again (assignment_once_per_annotator), and the item's slot is free for others.
+    skipped_at = models.DateTimeField(null=True, blank=True)
+    # Null until a skip: tandem_lease_next inserts assignments naming only the columns it sets.
+    skip_reason = models.CharField(max_length=500, null=True, blank=True)
 
     class Meta:
         ordering = ["leased_at"]
@@ -292,6 +307,8 @@ class Judgment(models.Model):
     is_gold = models.BooleanField(default=False)
     gold_correct = models.BooleanField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Revisions (JudgmentRevision) change choice, dimensions and justification in place; counts never move.
+    revised_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["created_at"]
@@ -300,3 +317,46 @@ class Judgment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.annotator} on {self.item}: {self.choice}"
+
+
+class ReportKind(models.TextChoices):
+    BROKEN = "broken", "Broken (unreadable, truncated, identical responses…)"
+    HARMFUL = "harmful", "Harmful content"
+    OUT_OF_SCOPE = "out_of_scope", "Out of scope for these criteria"
+
+
+class ItemReport(models.Model):
+    """An annotator's report that an item should not be judged; the lead may withdraw the item."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="reports")
+    assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="reports")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="item_reports")
+    kind = models.CharField(max_length=20, choices=ReportKind.choices)
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["assignment"], name="item_report_once_per_assignment")]
+
+    def __str__(self) -> str:
+        return f"{self.item} reported {self.kind} by {self.annotator}"
+
+
+class JudgmentRevision(models.Model):
+    """One change of a judgment within the project's revise window: what it was before, and what it became."""
+
+    judgment = models.ForeignKey(Judgment, on_delete=models.CASCADE, related_name="revisions")
+    old_choice = models.CharField(max_length=8, choices=Choice.choices)
+    old_dimensions = models.JSONField(default=dict, blank=True)
+    old_justification = models.TextField(blank=True)
+    new_choice = models.CharField(max_length=8, choices=Choice.choices)
+    new_dimensions = models.JSONField(default=dict, blank=True)
+    new_justification = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"judgment {self.judgment_id}: {self.old_choice} → {self.new_choice}"

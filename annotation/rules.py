@@ -3,7 +3,8 @@
 from typing import NamedTuple
 
 SIDE_CHOICES = ("left", "right", "tie", "both_bad")
-DIMENSION_CHOICES = ("left", "right", "tie")
+# "na": the criterion does not apply to this item (an answer, unlike leaving the criterion out).
+DIMENSION_CHOICES = ("left", "right", "tie", "na")
 
 
 def to_canonical(choice: str, *, left_is_a: bool) -> str:

@@ -1,7 +1,8 @@
 """Signals annotation sends so that other apps can follow its events without annotation importing them.
 
-Receivers run inside the sender's transaction: anything slow or external (a Celery task) belongs in
-transaction.on_commit. rewards connects to both in RewardsConfig.ready().
+Receivers run inside the sender's transaction: a Celery task is asked for through core.outbox.outbox_enqueue, which
+writes a row in that transaction and never talks to the broker inside the request. rewards connects to both in
+RewardsConfig.ready().
 """
 
 from django.dispatch import Signal

@@ -18,6 +18,12 @@ urlpatterns = [
         with_fast_path(annotator_apis.JudgmentSubmitApi.as_view(), annotator_fast_path.judgment),
         name="judgment-submit",
     ),
+    path("assignments/<uuid:assignment_id>/skip/", annotator_apis.AssignmentSkipApi.as_view(), name="assignment-skip"),
+    path("assignments/<uuid:assignment_id>/report/", annotator_apis.ItemReportApi.as_view(), name="item-report"),
+    path(
+        "assignments/<uuid:assignment_id>/renew/", annotator_apis.AssignmentRenewApi.as_view(), name="assignment-renew"
+    ),
+    path("judgments/<id:judgment_id>/revision/", annotator_apis.JudgmentRevisionApi.as_view(), name="judgment-revise"),
     path("projects/", apis.ProjectListApi.as_view(), name="project-list"),
     path("projects/<id:project_id>/members/", apis.MemberAddApi.as_view(), name="member-add"),
     path("projects/<id:project_id>/members/<str:username>/", apis.MemberDetailApi.as_view(), name="member-detail"),

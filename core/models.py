@@ -1,5 +1,7 @@
-"""Models every app shares. The task outbox: Celery messages written in the caller's transaction, sent later."""
+"""Models every app shares: the task outbox (Celery messages written in the caller's transaction, sent later) and
+jobs (work a request asked for, done by a worker, followed by the asker)."""
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -41,3 +43,41 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task} ({self.status}, {self.key or self.pk})"
+
+
+class Job(models.Model):
+    """Work a request asked for and a worker does (core.jobs): an import of a file, a dataset snapshot. The row is
+    what the asker follows (GET /api/v1/jobs/{id}/): its state, times, progress, and at the end the result or the
+    error, as the synchronous call used to answer them."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    kind = models.CharField(max_length=50, help_text='What the job does, e.g. "items_import".')
+    # A string reference: core imports no domain app, and a project's jobs go with it.
+    project = models.ForeignKey("annotation.Project", on_delete=models.CASCADE, related_name="jobs")
+    action = models.CharField(max_length=50, help_text="The core.authz action a user needs to read the job.")
+    handler = models.CharField(max_length=200, help_text="Dotted path of the function(job=..., upload=...) it runs.")
+    args = models.JSONField(default=dict, blank=True, help_text="The handler's arguments, as JSON.")
+    upload = models.CharField(
+        max_length=300, blank=True, help_text="The uploaded file, relative to ARTIFACTS_DIR; deleted after the job."
+    )
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    progress = models.JSONField(default=dict, blank=True, help_text='{"done", "total", "unit"} at the last save.')
+    result = models.JSONField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True, help_text='{"code", "detail"} when the job failed.')
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "-created_at"], name="core_job_project_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} job {self.pk} ({self.state})"

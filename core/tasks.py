@@ -1,5 +1,5 @@
-"""Celery tasks for the outbox: the drain, run by beat every few seconds and asked for by every worker that starts,
-so that what piled up while the broker was away goes out once it is back."""
+"""Celery tasks for the outbox (the drain, run by beat every few seconds and asked for by every worker that starts,
+so that what piled up while the broker was away goes out once it is back) and for jobs (core.jobs)."""
 
 import logging
 
@@ -25,3 +25,11 @@ def drain_when_a_worker_starts(sender=None, **kwargs) -> None:
         drain_outbox_task.apply_async(queue="default", retry=False)
     except Exception:
         logger.exception("outbox: could not ask for a drain at worker start; beat will drain")
+
+
+@shared_task(name="core.run_job", queue="default", ignore_result=True)
+def run_job_task(job_id: int) -> None:
+    """A job a request asked for (core.jobs): an import, a dataset snapshot."""
+    from core.jobs import job_run
+
+    job_run(job_id=job_id)

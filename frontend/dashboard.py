@@ -19,6 +19,7 @@ from django.urls import reverse
 
 from annotation.models import ITEM_QUEUE_KEY, Batch, Item, Membership, Project
 from core.authz import Action, projects_where
+from rewards.metrics.flags import LEVEL_ORDER
 from rewards.models import AgreementSnapshot
 from rewards.selectors import flag_rules_for, snapshot_summary, stored_split_items
 
@@ -176,8 +177,9 @@ def _band(value: float | None, *, warn: float, alarm: float | None = None) -> st
 
 
 def _worst(flags: list[dict]) -> str:
+    """The most serious level among the flags ("alarm", "warn", "watch"), "" when there is none."""
     levels = {f["level"] for f in flags}
-    return "alarm" if "alarm" in levels else "warn" if "warn" in levels else ""
+    return next((level for level in ("alarm", "warn", "watch") if level in levels), "")
 
 
 def _annotator_urls(project: Project) -> Callable[[int], str]:
@@ -250,7 +252,7 @@ def _annotator_flag_list(urls: Callable[[int], str], summaries) -> dict:
         for row in summary["annotators"]
         for flag in row["flags"]
     ]
-    flags.sort(key=lambda f: (f["level"] != "alarm", f["username"].lower()))
+    flags.sort(key=lambda f: (LEVEL_ORDER.get(f["level"], 3), f["username"].lower()))
     earlier = sum(len(row["flags"]) for _, s in computed[:-1] for row in s["annotators"])
     return {"batch": batch.name, "flags": flags, "earlier": earlier}
 
@@ -422,6 +424,16 @@ def split_items_page(*, project: Project, batch_id: int | None = None) -> list[d
         {**row, "criteria_version": criteria.get(row["batch"]), "models": {"a": row["model_a"], "b": row["model_b"]}}
         for row in stored_split_items(batch_ids=batches.values_list("pk", flat=True))
     ]
+
+
+def split_item_counts(*, project: Project) -> list[tuple[Batch, int]]:
+    """Per batch of the project, oldest first, how many split items its latest snapshot stored: the split-items
+    page links the batches that have some, so a page opened on a batch with none does not look empty."""
+    batches = list(project.batches.order_by("created_at", "pk"))
+    counts: dict[str, int] = defaultdict(int)
+    for row in stored_split_items(batch_ids=[b.pk for b in batches]):
+        counts[row["batch"]] += 1
+    return [(batch, counts.get(batch.name, 0)) for batch in batches]
 
 
 def with_texts(entries: list[dict]) -> list[dict]:

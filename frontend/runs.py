@@ -1,25 +1,75 @@
-"""Run pages: the runs a user may see, and one run live (progress, charts, evaluation, lineage).
+"""Run pages: the runs a user may see, and one run live (progress, charts, evaluation and its flags, lineage).
 
 ML engineers and leads of the run's project (and superusers) may look; starting and cancelling stay with ML
-engineers, through the API the page calls. The charts poll /api/v1/runs/<id>/metrics/.
+engineers, through the API the page calls. The page polls /api/v1/runs/<id>/metrics/, and reads the run itself
+(/api/v1/runs/<id>/) whenever its status changes, to fill in lineage, evaluation and flags without a reload.
 """
 
 import json
 
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from core.authz import Action, check
 from trainer.models import Status, TrainingRun
 from trainer.queue_state import run_queue_label, run_queue_state
-from trainer.selectors import id_from_query, run_can_start, run_list
+from trainer.selectors import (
+    id_from_query,
+    run_can_start,
+    run_duration_seconds,
+    run_evaluation_summary,
+    run_flags,
+    run_list,
+)
+
+
+def step_text(*, status: str, step: int, total: int) -> str:
+    """What the progress line says; runs.js says the same as the run moves on."""
+    if total:
+        if status in (Status.FAILED, Status.CANCELLED, Status.LOST) and step < total:
+            return f"Stopped at step {step} of {total}"
+        return f"Step {step} of {total} ({round(100 * step / total)} %)"
+    return {
+        Status.QUEUED: "Waiting for a worker",
+        Status.RUNNING: "Waiting for the first step",
+        Status.SUCCEEDED: "Finished",
+        Status.FAILED: "Failed before its first step",
+        Status.CANCELLED: "Cancelled before its first step",
+        Status.LOST: "Lost before its first step",
+    }.get(status, "")
+
+
+def duration_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 @login_required
 def run_list_view(request):
-    runs = run_list(user=request.user, project_id=id_from_query(request.GET.get("project")))
-    return render(request, "frontend/runs/list.html", {"runs": runs[:200]})
+    runs = run_list(user=request.user, project_id=id_from_query(request.GET.get("project")))[:200]
+    rows = [
+        {
+            "run": run,
+            "summary": run_evaluation_summary(run=run),
+            "duration": duration_text(run_duration_seconds(run=run)),
+            "flags": run_flags(run=run),
+        }
+        for run in runs
+    ]
+    return render(request, "frontend/runs/list.html", {"rows": rows})
+
+
+def _admin_url(name: str) -> str:
+    """An admin change page's URL with "{id}" where the object's id goes, for the page's script."""
+    return reverse(name, args=[987654321]).replace("987654321", "{id}")
 
 
 @login_required
@@ -39,6 +89,14 @@ def run_view(request, run_id: int):
         "status": run.status,
         "active": run.status in (Status.QUEUED, Status.RUNNING),
         "can_cancel": run_can_start(user=request.user, project=run.project_id),
+        "has_lineage": bool(lineage),
+        # Where the lineage's batches and criteria versions link to when the script fills them in (staff only).
+        "admin_urls": {
+            "batch": _admin_url("admin:annotation_batch_change"),
+            "criteria": _admin_url("admin:annotation_criteriaversion_change"),
+        }
+        if request.user.is_staff
+        else None,
     }
     return render(
         request,
@@ -47,8 +105,10 @@ def run_view(request, run_id: int):
             "run": run,
             "page": page,
             "can_cancel": page["can_cancel"],
+            "step_text": step_text(status=run.status, step=run.step, total=run.total_steps),
             "config_rows": sorted(run.config.items()),
             "evaluation_rows": sorted(run.evaluation.items()),
+            "flags": run_flags(run=run),
             "batches": lineage.get("batches") or [{"id": b.pk, "name": b.name} for b in batches],
             "criteria_versions": lineage.get("criteria_versions")
             or [{"id": c.pk, "number": c.number} for c in sorted(criteria.values(), key=lambda c: c.number)],

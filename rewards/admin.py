@@ -15,10 +15,14 @@ from annotation.errors import AnnotationError
 from annotation.models import Batch
 from core.admin import NOBODY, ProjectScopedAdmin, project_action
 from core.authz import Action, check
+from core.jobs import job_get_for, job_progress
+from core.models import Job
 from rewards.errors import DatasetTampered
+from rewards.jobs import KIND as DATASET_KIND
+from rewards.jobs import dataset_job_submit
 from rewards.models import AgreementSnapshot, DatasetSnapshot, ProjectFlagRules
 from rewards.selectors import DATASET_FILE_NAMES, dataset_files
-from rewards.services.datasets import VALIDATION_FRACTION_MAX, dataset_create, dataset_verify
+from rewards.services.datasets import VALIDATION_FRACTION_MAX, dataset_verify
 
 
 @admin.register(AgreementSnapshot)
@@ -54,7 +58,8 @@ class DatasetSnapshotForm(forms.Form):
 
 @project_action(action=Action.MAKE_DATASET, description="Make a dataset snapshot from the selected closed batches")
 def make_dataset_snapshot(modeladmin, request, queryset):
-    """Asks for the rule, fraction and seed on an intermediate page, then makes the snapshot and opens it."""
+    """Asks for the rule, fraction and seed on an intermediate page, then queues the snapshot as a job and opens the
+    job's page, which follows it and opens the snapshot when it is made."""
     batches = list(queryset.select_related("project").order_by("created_at", "pk"))
     projects = {b.project for b in batches}
     if len(projects) != 1:
@@ -70,19 +75,14 @@ def make_dataset_snapshot(modeladmin, request, queryset):
     form = DatasetSnapshotForm(request.POST if "apply" in request.POST else None)
     if form.is_valid():
         try:
-            snapshot = dataset_create(
+            job = dataset_job_submit(
                 project=project, batch_ids=[b.pk for b in batches], created_by=request.user, **form.cleaned_data
             )
         except AnnotationError as exc:
             modeladmin.message_user(request, exc.detail, messages.ERROR)
             return None
-        modeladmin.message_user(
-            request,
-            f"Dataset snapshot {snapshot.pk}: {snapshot.train_count} train and {snapshot.validation_count} "
-            f"validation pairs, {snapshot.excluded_count} items excluded.",
-            messages.SUCCESS,
-        )
-        return redirect("admin:rewards_datasetsnapshot_change", snapshot.pk)
+        modeladmin.message_user(request, f"Dataset snapshot queued (job {job.pk}).", messages.INFO)
+        return redirect("admin:rewards_datasetsnapshot_job", job.pk)
     context = {
         **modeladmin.admin_site.each_context(request),
         "title": "Make a dataset snapshot",
@@ -183,7 +183,8 @@ class DatasetSnapshotAdmin(ProjectScopedAdmin):
                 "<id:snapshot_id>/files/<str:name>/",
                 self.admin_site.admin_view(self.file_view),
                 name="rewards_datasetsnapshot_file",
-            )
+            ),
+            path("jobs/<id:job_id>/", self.admin_site.admin_view(self.job_view), name="rewards_datasetsnapshot_job"),
         ]
         return own + super().get_urls()
 
@@ -199,3 +200,25 @@ class DatasetSnapshotAdmin(ProjectScopedAdmin):
             return redirect("admin:rewards_datasetsnapshot_change", snapshot.pk)
         path_ = dataset_files(snapshot=snapshot)[name]
         return FileResponse(open(path_, "rb"), as_attachment=True, filename=f"dataset-{snapshot.pk}-{path_.name}")
+
+    def job_view(self, request, job_id: int):
+        """A snapshot job: its state, refreshed while it runs; once made, the snapshot's page; if it failed, why."""
+        job = job_get_for(user=request.user, job_id=job_id, kind=DATASET_KIND)
+        if job.state == Job.State.SUCCEEDED and job.result:
+            result = job.result
+            counts = result.get("counts", {})
+            self.message_user(
+                request,
+                f"Dataset snapshot {result['id']}: {counts.get('train', 0)} train and {counts.get('validation', 0)} "
+                f"validation pairs, {counts.get('excluded', 0)} items excluded.",
+                messages.SUCCESS,
+            )
+            return redirect("admin:rewards_datasetsnapshot_change", result["id"])
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Dataset snapshot job {job.pk}",
+            "job": job,
+            "progress": job_progress(job=job),
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/rewards/dataset_job.html", context)

@@ -19,21 +19,58 @@ TABLE_ROWS = serializers.ListSerializer(child=serializers.JSONField())
 FORMAT_PARAMETER = OpenApiParameter("format", str, enum=["json", "csv"], description="csv: the same table as CSV.")
 
 
+# The columns of a table with no rows (a CSV always starts with its header; a spreadsheet or a script reading
+# csv.DictReader then sees the columns it expects). With rows, the first row's keys give the columns.
+ANNOTATOR_COLUMNS = [
+    "batch_id",
+    "batch",
+    "annotator_id",
+    "username",
+    "judgments",
+    "consensus_kappa",
+    "consensus_agreement",
+    "gold_accuracy",
+    "gold_items",
+    "left_share",
+    "left_p_value",
+    "longer_share",
+    "tie_rate",
+    "both_bad_rate",
+    "median_seconds",
+    "too_fast",
+    "flags",
+]
+SPLIT_ITEM_COLUMNS = [
+    "item_pk",
+    "item_id",
+    "batch",
+    "reason",
+    "votes",
+    "agreement",
+    "margin",
+    "model_a",
+    "model_b",
+    "computed_at",
+]
+
+
 class CsvRenderer(BaseRenderer):
-    """A list of flat dicts as CSV, columns in the first row's order; lists and dicts in a cell as key=value."""
+    """A list of flat dicts as CSV, columns in the first row's order (or the response's csv_columns when there is
+    no row: the header is always written); lists and dicts in a cell as key=value."""
 
     media_type = "text/csv"
     format = "csv"
     charset = "utf-8"
 
     def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
+        columns = getattr((renderer_context or {}).get("response"), "csv_columns", None) or []
         if isinstance(data, dict):  # an error body
-            data = [{"detail": data.get("detail", data)}]
-        if not data:
-            return b""
+            data, columns = [{"detail": data.get("detail", data)}], ["detail"]
+        if data:
+            columns = list(data[0])
         # core.csv escapes text cells that a spreadsheet would run as a formula (justifications, names, ids).
         rows = ({key: _cell(value) for key, value in row.items()} for row in data)
-        return rows_to_csv(rows, fieldnames=list(data[0])).encode()
+        return rows_to_csv(rows, fieldnames=columns).encode()
 
 
 def _cell(value: object) -> object:
@@ -50,8 +87,10 @@ class _LeadTableApi(APIView):
     def _as_csv(self, request) -> bool:
         return getattr(request.accepted_renderer, "format", None) == "csv"
 
-    def _csv(self, rows: list[dict], filename: str) -> Response:
-        return Response(rows, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    def _csv(self, rows: list[dict], filename: str, *, columns: list[str]) -> Response:
+        response = Response(rows, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+        response.csv_columns = columns  # the header when there are no rows
+        return response
 
 
 def _codes(flags: list[dict]) -> str:
@@ -84,7 +123,7 @@ class ProjectAgreementApi(_LeadTableApi):
             "gold_judgments",
         ]
         rows = [{**{c: b.get(c) for c in columns}, "flags": _codes(b.get("flags", []))} for b in batches]
-        return self._csv(rows, f"agreement-project-{project.pk}.csv")
+        return self._csv(rows, f"agreement-project-{project.pk}.csv", columns=[*columns, "flags"])
 
 
 class ProjectAnnotatorAgreementApi(_LeadTableApi):
@@ -100,7 +139,7 @@ class ProjectAnnotatorAgreementApi(_LeadTableApi):
                 row = {"batch_id": batch.pk, "batch": batch.name, **a}
                 rows.append(row | {"flags": _codes(a["flags"])} if self._as_csv(request) else row)
         if self._as_csv(request):
-            return self._csv(rows, f"annotators-project-{project.pk}.csv")
+            return self._csv(rows, f"annotators-project-{project.pk}.csv", columns=ANNOTATOR_COLUMNS)
         return Response(rows)
 
 
@@ -127,5 +166,5 @@ class SplitItemsApi(_LeadTableApi):
                 raise NotFound("No such batch in this project.")
         rows = stored_split_items(batch_ids=batches.values_list("pk", flat=True))
         if self._as_csv(request):
-            return self._csv(rows, f"split-items-project-{project.pk}.csv")
+            return self._csv(rows, f"split-items-project-{project.pk}.csv", columns=SPLIT_ITEM_COLUMNS)
         return Response(rows)

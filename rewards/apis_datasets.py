@@ -1,19 +1,21 @@
-"""Dataset snapshot API for a project's leads and ML engineers: make one, list them, read one, download its files
-(each checked against its stored sha256 first). Views parse and delegate to rewards.services.datasets."""
+"""Dataset snapshot API for a project's leads and ML engineers: make one (a job: rewards.jobs), list them, read one,
+download its files (each checked against its stored sha256 first). Views parse and delegate to rewards' services."""
 
 from django.http import FileResponse, Http404
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.apis import JobOutputSerializer, job_accepted
 from core.authz import Action, check, project_for
 from core.ids import MAX_ID, IdListField
+from rewards.jobs import dataset_job_submit
 from rewards.models import DatasetSnapshot
 from rewards.selectors import DATASET_FILE_NAMES, dataset_files, dataset_get, dataset_list
-from rewards.services.datasets import VALIDATION_FRACTION_MAX, dataset_create, dataset_verify
+from rewards.services.datasets import VALIDATION_FRACTION_MAX, dataset_verify
 
 ErrorSerializer = inline_serializer(
     name="DatasetError", fields={"code": serializers.CharField(), "detail": serializers.CharField()}
@@ -81,14 +83,16 @@ class ProjectDatasetsApi(APIView):
 
     @extend_schema(
         request=InputSerializer,
-        responses={201: DatasetOutputSerializer, 400: ErrorSerializer, 403: ErrorSerializer, 409: ErrorSerializer},
+        responses={202: JobOutputSerializer, 400: ErrorSerializer, 403: ErrorSerializer, 409: ErrorSerializer},
+        description="Queues the snapshot as a job: 202 with the job (GET its `url`; the snapshot is its result). "
+        "Unknown or open batches are refused at once (400 unknown_batch, 409 batch_open); no pairs fails the job.",
     )
     def post(self, request, project_id: int):
         project = project_for(user=request.user, action=Action.MAKE_DATASET, project_id=project_id)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        snapshot = dataset_create(
+        job = dataset_job_submit(
             project=project,
             batch_ids=data.get("batches"),
             weighting=data["weighting"],
@@ -96,10 +100,7 @@ class ProjectDatasetsApi(APIView):
             seed=data["seed"],
             created_by=request.user,
         )
-        snapshot = dataset_get(snapshot_id=snapshot.pk)
-        return Response(
-            DatasetOutputSerializer(snapshot, context={"request": request}).data, status=status.HTTP_201_CREATED
-        )
+        return job_accepted(job, request)
 
 
 def _snapshot_for(request, snapshot_id: int) -> DatasetSnapshot:

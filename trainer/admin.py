@@ -23,8 +23,8 @@ from core.authz import Action, check, projects_where
 from rewards.errors import DatasetTampered
 from rewards.models import DatasetSnapshot
 from trainer import admin_limits  # noqa: F401  (registers the superusers' admin of per-project run limits)
-from trainer.configs import KINDS, ConfigError, defaults, fields, parse_set_options
-from trainer.errors import InvalidRewardModel, RunNotCancellable
+from trainer.configs import KINDS, ConfigError, defaults, fields, set_options_check
+from trainer.errors import RunNotCancellable
 from trainer.models import NEEDS_REWARD_MODEL, Kind, RunMetric, Status, TrainingRun
 from trainer.selectors import id_from_query, run_can_start, run_metrics_summary, runs_visible_to
 from trainer.services.runs import run_cancel, run_start
@@ -51,8 +51,12 @@ class RunStartForm(forms.Form):
         label="Reward model run",
         help_text="PPO and RLOO only: a succeeded reward-model run of the same project.",
     )
+    # Checked by run_start with everything else (an empty one is "This field is required." there); the browser
+    # still asks for it before sending.
     base_model = forms.CharField(
         max_length=500,
+        required=False,
+        widget=forms.TextInput(attrs={"required": True}),
         help_text="run:ID (a succeeded run of this project), a folder under the model roots, or a hub id where the "
         "server allows them.",
     )
@@ -75,16 +79,25 @@ class RunStartForm(forms.Form):
     def clean(self):
         cleaned = super().clean()
         kind = cleaned.get("kind")
+        cleaned["config"], cleaned["settings_errors"] = {}, {}
         if kind and "settings" in cleaned:
             lines = [line.strip() for line in cleaned["settings"].splitlines() if line.strip()]
-            try:
-                cleaned["config"] = parse_set_options(lines, kind=kind)
-            except ConfigError as exc:
-                self.add_error("settings", [f"{field}: {message}" for field, message in exc.errors.items()])
+            # Lines that cannot be read are not form errors here: run_start reports them with every other problem.
+            cleaned["config"], cleaned["settings_errors"] = set_options_check(lines, kind=kind)
         return cleaned
 
+    def can_be_checked(self) -> bool:
+        """Whether run_start can look at the rest: it needs a kind and a snapshot it may use."""
+        return "kind" in self.cleaned_data and "snapshot" in self.cleaned_data
 
-FORM_FIELD_FOR_ERROR = {"kind": "kind", "base_model": "base_model"}
+
+# run_start's names for problems -> the form field that shows them; every other name is a setting.
+FORM_FIELD_FOR_ERROR = {
+    "kind": "kind",
+    "base_model": "base_model",
+    "reward_model_run": "reward_model",
+    "snapshot": "snapshot",
+}
 
 
 @admin.register(TrainingRun)
@@ -226,7 +239,8 @@ class TrainingRunAdmin(ProjectScopedAdmin):
         if not self.has_cancel_permission(request):
             raise PermissionDenied
         form = RunStartForm(request.POST or None, user=request.user, initial=self._start_initial(request))
-        if request.method == "POST" and form.is_valid():
+        # Even when the form found something wrong, run_start checks the rest: one submit shows every problem.
+        if request.method == "POST" and (form.is_valid() or form.can_be_checked()):
             run = self._start(request, form)
             if run is not None:
                 self.message_user(request, f"Run {run.pk} queued.", messages.SUCCESS)
@@ -272,6 +286,8 @@ class TrainingRunAdmin(ProjectScopedAdmin):
         return initial
 
     def _start(self, request: HttpRequest, form: RunStartForm) -> TrainingRun | None:
+        """run_start with the form's values; each problem it reports goes on its field. Nothing is queued while the
+        form has errors of its own: they go to run_start as input errors, and are shown once."""
         data = form.cleaned_data
         like_id = request.GET.get("like", "")
         based_on = (
@@ -279,23 +295,32 @@ class TrainingRunAdmin(ProjectScopedAdmin):
             if id_from_query(like_id)
             else None
         )
+        form_errors = {field: " ".join(messages) for field, messages in form.errors.items()}
+        shown = set(form_errors)
+        input_errors = {**data["settings_errors"], **form_errors}
         try:
             return run_start(
                 kind=data["kind"],
                 snapshot=data["snapshot"],
-                config={**data["config"], "base_model": data["base_model"]},
-                reward_model=data["reward_model"],
+                config={**data["config"], "base_model": data.get("base_model", "")},
+                reward_model=data.get("reward_model"),
                 created_by=request.user,
                 based_on=based_on,
+                input_errors=input_errors,
             )
         except ConfigError as exc:
-            for field, message in exc.errors.items():
-                target = FORM_FIELD_FOR_ERROR.get(field, "settings")
-                form.add_error(target, message if target != "settings" else f"{field}: {message}")
-        except InvalidRewardModel as exc:
-            form.add_error("reward_model", exc.detail)
+            self._errors_on_fields(form, exc.errors, skip=shown)
         except DatasetTampered as exc:
             form.add_error("snapshot", f"Refused: {exc.detail}")
+            self._errors_on_fields(form, exc.extra.get("errors", {}), skip=shown | {"snapshot"})
         except AnnotationError as exc:
             form.add_error(None, exc.detail)
         return None
+
+    @staticmethod
+    def _errors_on_fields(form: RunStartForm, errors: dict[str, str], *, skip: set[str]) -> None:
+        for field, message in errors.items():
+            target = FORM_FIELD_FOR_ERROR.get(field, "settings")
+            if field in skip or (target in skip and target != "settings"):
+                continue  # the form already shows it
+            form.add_error(target, message if target != "settings" else f"{field}: {message}")

@@ -10,7 +10,14 @@ from core.authz import Action, check, role_of
 from rewards.models import DatasetSnapshot
 from trainer.models import Kind, Status, TrainingRun
 from trainer.queue_state import run_queue_state
-from trainer.selectors import run_list, run_metrics_after, runs_visible_to
+from trainer.selectors import (
+    run_duration_seconds,
+    run_evaluation_summary,
+    run_flags,
+    run_list,
+    run_metrics_after,
+    runs_visible_to,
+)
 from trainer.services.runs import run_cancel, run_start
 
 MAX_ID = 2**63 - 1  # ids are bigints: a larger number is a 400, not an overflow in the database driver
@@ -25,6 +32,18 @@ class RunOutputSerializer(serializers.ModelSerializer):
     queue_state = serializers.SerializerMethodField(
         help_text="While queued: why it is not running yet (waiting_for_broker with the last error, or "
         "waiting_for_worker), from the task outbox; null otherwise."
+    )
+    duration_seconds = serializers.SerializerMethodField(
+        help_text="From its start to its end (to now while it runs); null if it never started."
+    )
+    evaluation_summary = serializers.SerializerMethodField(
+        help_text="The kind's key evaluation figure (reward model: accuracy; DPO: reward_accuracy; PPO and RLOO: "
+        "reward_gain); null before the run has one."
+    )
+    flags = serializers.SerializerMethodField(
+        help_text="What the evaluation warns about: a reward model not shown to beat the 'prefer the longer answer' "
+        "baseline (not_better_than_length), one whose reward follows answer length (reward_tracks_length), or one "
+        "scored on no validation pairs (no_validation_pairs). Thresholds: TANDEM_RM_* settings."
     )
 
     class Meta:
@@ -57,6 +76,9 @@ class RunOutputSerializer(serializers.ModelSerializer):
             "lineage",
             "page_url",
             "queue_state",
+            "duration_seconds",
+            "evaluation_summary",
+            "flags",
         ]
 
     def get_eta_seconds(self, run) -> float | None:
@@ -65,6 +87,31 @@ class RunOutputSerializer(serializers.ModelSerializer):
         from django.utils import timezone
 
         return max(0.0, (run.eta - timezone.now()).total_seconds())
+
+    def get_duration_seconds(self, run) -> float | None:
+        return run_duration_seconds(run=run)
+
+    @extend_schema_field(
+        inline_serializer(
+            "RunEvaluationSummary",
+            fields={
+                "name": serializers.CharField(),
+                "label": serializers.CharField(),
+                "value": serializers.FloatField(),
+            },
+            allow_null=True,
+        )
+    )
+    def get_evaluation_summary(self, run) -> dict | None:
+        return run_evaluation_summary(run=run)
+
+    @extend_schema_field(
+        inline_serializer(
+            "RunFlag", fields={"code": serializers.CharField(), "detail": serializers.CharField()}, many=True
+        )
+    )
+    def get_flags(self, run) -> list[dict]:
+        return [flag.as_dict() for flag in run_flags(run=run)]
 
     def get_page_url(self, run) -> str:
         return f"/runs/{run.pk}/"
@@ -93,6 +140,18 @@ class RunListOutputSerializer(RunOutputSerializer):
 
     class Meta(RunOutputSerializer.Meta):
         fields = [f for f in RunOutputSerializer.Meta.fields if f not in {"lineage", "config", "queue_state"}]
+
+
+RunStartErrorSerializer = inline_serializer(
+    "RunStartError",
+    fields={
+        "code": serializers.CharField(),
+        "detail": serializers.CharField(),
+        "errors": serializers.DictField(
+            child=serializers.CharField(), required=False, help_text="A message per field: every problem at once."
+        ),
+    },
+)
 
 
 def _visible_run(request, run_id: int) -> TrainingRun:
@@ -147,15 +206,13 @@ class RunListCreateApi(APIView):
         request=InputSerializer,
         responses={
             201: RunOutputSerializer,
-            400: inline_serializer(
-                "RunStartError",
-                fields={
-                    "code": serializers.CharField(),
-                    "detail": serializers.CharField(),
-                    "errors": serializers.DictField(child=serializers.CharField(), required=False),
-                },
-            ),
+            400: RunStartErrorSerializer,
+            403: RunStartErrorSerializer,
+            409: RunStartErrorSerializer,
         },
+        description="Every problem comes back at once: 400 `invalid_config` with `errors` by field (settings, "
+        "`base_model`, `reward_model_run`); 409 `dataset_tampered` when the snapshot's files changed (with any other "
+        "problems in `errors`); 403 `not_allowed` for a user who is not an ML engineer of the project.",
     )
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
@@ -168,13 +225,14 @@ class RunListCreateApi(APIView):
             # Another project's snapshot reads exactly like a missing one (no existence oracle).
             raise serializers.ValidationError({"snapshot": [f"No dataset snapshot {data['snapshot']}."]})
         reward_model = based_on = None
+        input_errors = {}
         if data.get("reward_model_run") is not None:
             # Only the snapshot's project's runs can be named: another project's run reads like a missing one.
             reward_model = TrainingRun.objects.filter(
                 pk=data["reward_model_run"], project_id=snapshot.project_id
             ).first()
-            if reward_model is None:
-                raise serializers.ValidationError({"reward_model_run": [f"No run {data['reward_model_run']}."]})
+            if reward_model is None:  # reported with every other problem of the run, in one answer
+                input_errors["reward_model_run"] = f"No run {data['reward_model_run']}."
         if data.get("based_on") is not None:
             based_on = runs_visible_to(user=request.user).filter(pk=data["based_on"]).first()
         run = run_start(
@@ -184,6 +242,7 @@ class RunListCreateApi(APIView):
             reward_model=reward_model,
             created_by=request.user,
             based_on=based_on,
+            input_errors=input_errors,
         )
         return Response(RunOutputSerializer(run).data, status=status.HTTP_201_CREATED)
 

@@ -248,10 +248,19 @@ def _unknown_kind(kind: object) -> str:
 
 def validate_config(kind: str, values: dict) -> dict:
     """The complete config for `kind` (defaults filled in), or ConfigError listing every problem at once."""
+    config, errors = config_check(kind, values)
+    if errors:
+        raise ConfigError(errors)
+    return config
+
+
+def config_check(kind: str, values: dict) -> tuple[dict, dict[str, str]]:
+    """(the config with defaults filled in and None for every bad field, every problem by field) without raising:
+    run_start goes on to check what is valid (models, limits) so that one answer lists everything."""
     if kind not in KINDS:
-        raise ConfigError({"kind": _unknown_kind(kind)})
+        return {}, {"kind": _unknown_kind(kind)}
     if not isinstance(values, dict):
-        raise ConfigError({"config": f"Must be an object of settings, got {type(values).__name__}."})
+        return {}, {"config": f"Must be an object of settings, got {type(values).__name__}."}
     spec = fields(kind)
     errors: dict[str, str] = {}
     for key in values:
@@ -270,24 +279,31 @@ def validate_config(kind: str, values: dict) -> dict:
         if message:
             errors[name] = message
         config[name] = value
-    if not errors:
-        errors.update(_cross_field_errors(kind, config))
-    if errors:
-        raise ConfigError(errors)
-    return config
+    for name, message in _cross_field_errors(kind, config).items():
+        errors.setdefault(name, message)
+    return config, errors
 
 
 def _cross_field_errors(kind: str, config: dict) -> dict[str, str]:
+    """Rules between fields, each checked only when every field it reads is valid (a bad field reads None)."""
+
+    def valid(*names: str) -> bool:
+        return all(config.get(name) is not None for name in names)
+
     errors = {}
-    if kind == "ppo" and config["max_length"] <= config["response_length"]:
+    if kind == "ppo" and valid("max_length", "response_length") and config["max_length"] <= config["response_length"]:
         errors["max_length"] = (
             f"Must be greater than response_length ({config['response_length']}): the prompt needs room too."
         )
-    if kind == "ppo" and config["rollout_batch_size"] % config["mini_batch_size"]:
+    if (
+        kind == "ppo"
+        and valid("rollout_batch_size", "mini_batch_size")
+        and config["rollout_batch_size"] % config["mini_batch_size"]
+    ):
         errors["mini_batch_size"] = (
             f"Must divide rollout_batch_size ({config['rollout_batch_size']}); got {config['mini_batch_size']}."
         )
-    if kind == "rloo":
+    if kind == "rloo" and valid("batch_size", "gradient_accumulation_steps", "num_generations"):
         # TRL groups the k completions of a prompt inside one generation batch (batch_size x accumulation).
         generation_batch = config["batch_size"] * config["gradient_accumulation_steps"]
         if generation_batch % config["num_generations"]:
@@ -295,8 +311,12 @@ def _cross_field_errors(kind: str, config: dict) -> dict[str, str]:
                 f"Must divide batch_size x gradient_accumulation_steps ({generation_batch}); "
                 f"got {config['num_generations']}."
             )
-        if config["eval_batch_size"] % config["num_generations"]:
-            errors["eval_batch_size"] = f"Must be a multiple of num_generations ({config['num_generations']})."
+    if (
+        kind == "rloo"
+        and valid("eval_batch_size", "num_generations")
+        and config["eval_batch_size"] % config["num_generations"]
+    ):
+        errors["eval_batch_size"] = f"Must be a multiple of num_generations ({config['num_generations']})."
     return errors
 
 
@@ -319,6 +339,15 @@ def parse_set_options(options: Iterable[str], *, kind: str | None = None) -> dic
     Each value is typed by its field (looked up in `kind`, or in any kind when none is given); ranges are left to
     validate_config. Raises ConfigError naming every option it cannot read.
     """
+    result, errors = set_options_check(options, kind=kind)
+    if errors:
+        raise ConfigError(errors)
+    return result
+
+
+def set_options_check(options: Iterable[str], *, kind: str | None = None) -> tuple[dict, dict[str, str]]:
+    """(the options that could be read, a message for each one that could not): parse_set_options without raising,
+    so that the admin form and start_run report these with every other problem of the run at once."""
     result: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for option in options:
@@ -336,9 +365,7 @@ def parse_set_options(options: Iterable[str], *, kind: str | None = None) -> dic
             result[key] = _parse_value(field, raw)
         except ValueError:
             errors[key] = f"Expected {_TYPE_NAMES[field.type]}, got {raw!r}."
-    if errors:
-        raise ConfigError(errors)
-    return result
+    return result, errors
 
 
 def _parse_value(field: Field, raw: str) -> Any:

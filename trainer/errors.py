@@ -15,9 +15,5 @@ class RunNotAllowed(RunError):
     status, code = 403, "not_allowed"
 
 
-class InvalidRewardModel(RunError):
-    status, code = 400, "invalid_reward_model"
-
-
 class RunNotCancellable(RunError):
     status, code = 409, "not_cancellable"

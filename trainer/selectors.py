@@ -1,13 +1,19 @@
-"""Reads for runs: who may start or see them, the runs a user sees, a run's metrics for the charts."""
+"""Reads for runs: who may start or see them, the runs a user sees, a run's metrics for the charts, and what a list
+shows of each run (its key evaluation figure, how long it ran, its flags)."""
 
 import math
 from dataclasses import dataclass
+from datetime import datetime
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Max, Min, QuerySet
+from django.utils import timezone
 
 from annotation.models import Project
 from core.authz import Action, may, projects_where
+from trainer.flags import Flag, RewardModelRules
+from trainer.flags import run_flags as flags_of
 from trainer.models import Kind, RunMetric, Status, TrainingRun
 
 
@@ -39,6 +45,48 @@ def run_list(
     if kind:
         runs = runs.filter(kind=kind)
     return runs
+
+
+# The one evaluation figure a list shows per kind: the key in run.evaluation and what to call it.
+KEY_METRIC = {
+    Kind.REWARD_MODEL: ("accuracy", "accuracy"),
+    Kind.DPO: ("reward_accuracy", "reward accuracy"),
+    Kind.PPO: ("reward_gain", "reward gain"),
+    Kind.RLOO: ("reward_gain", "reward gain"),
+}
+
+
+def run_evaluation_summary(*, run: TrainingRun) -> dict | None:
+    """{"name", "label", "value"} of the run's key evaluation figure, or None before it has one."""
+    name, label = KEY_METRIC.get(run.kind, (None, None))
+    value = (run.evaluation or {}).get(name) if name else None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return {"name": name, "label": label, "value": float(value)}
+
+
+def run_duration_seconds(*, run: TrainingRun, now: datetime | None = None) -> float | None:
+    """How long the run has been running: from its start to its end, or to now while it runs; None if it never
+    started."""
+    if run.started_at is None:
+        return None
+    end = run.finished_at or (now or timezone.now() if run.status == Status.RUNNING else None)
+    return None if end is None else max(0.0, (end - run.started_at).total_seconds())
+
+
+def reward_model_rules() -> RewardModelRules:
+    return RewardModelRules(
+        margin=settings.TANDEM_RM_LENGTH_MARGIN,
+        confidence=settings.TANDEM_RM_LENGTH_CONFIDENCE,
+        max_length_correlation=settings.TANDEM_RM_MAX_LENGTH_CORRELATION,
+    )
+
+
+def run_flags(*, run: TrainingRun) -> list[Flag]:
+    """What the run's evaluation warns about (trainer.flags), with the server's thresholds."""
+    return flags_of(
+        kind=run.kind, status=run.status, evaluation=run.evaluation or {}, reward_model_rules=reward_model_rules()
+    )
 
 
 def reward_model_runs_for(*, project: Project | int) -> QuerySet[TrainingRun]:

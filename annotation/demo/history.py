@@ -7,7 +7,10 @@ the plan into the tables and closes the batch. The same plan on every run (fixed
 
 The annotators are mostly careful and agree; one leans to the left-hand response, one is quick and a little sloppy;
 some items are hard and split; gold items are judged by everyone; split items get extra votes the way the adaptive
-overlap gives them (annotation.rules decides, as judgment_submit does).
+overlap gives them (annotation.rules decides, as judgment_submit does). The regular items after the first BASE_ITEMS
+are close calls, where careful readers call a tie about two times in three and otherwise split evenly: a few are
+still split after the extra votes (the lead's split-items list). They come last so that the votes on the first
+BASE_ITEMS items are the same as before they were added.
 """
 
 import math
@@ -17,8 +20,11 @@ from dataclasses import dataclass
 from annotation.demo import demo_lines, demo_pairs
 from annotation.rules import needs_another_judgment, vote_decision
 
-HISTORY_ITEMS = 120
+BASE_ITEMS = 120  # the history as it first was; the items after them are close calls (or gold)
+CLOSE_CALLS = 13  # lines added after BASE_ITEMS: the regular ones are close calls (a matter of taste)
+HISTORY_ITEMS = BASE_ITEMS + CLOSE_CALLS
 HARD_SHARE = 0.1  # items where careful readers disagree: their votes split
+CLOSE_CALL_TIE_RATE = 0.65  # with ties abstaining, only tie-heavy items stay split after extra votes
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,11 @@ def history_lines() -> list[dict]:
     return lines
 
 
+def close_calls(lines: list[dict]) -> set[str]:
+    """External ids of the close calls: the regular (non-gold) lines after the first BASE_ITEMS."""
+    return {line["id"] for line in lines[BASE_ITEMS:] if "gold" not in line}
+
+
 def better_sides(lines: list[dict]) -> dict[str, str]:
     """External id -> the side ("a" / "b") holding the better response, for every history line."""
     better = {p.key: p.better for pairs in demo_pairs().values() for p in pairs}
@@ -81,10 +92,11 @@ def plan_votes(
     extra_round: list[PlannedVote] = []
     extras: dict[str, int] = {}
     seen = dict.fromkeys(names, 0)
+    close = close_calls(lines)
 
     def vote(name: str, item_id: str, hard: bool) -> PlannedVote:
         seen[name] += 1
-        return _vote(rng, by_name[name], item_id, sides[item_id], hard=hard, nth=seen[name])
+        return _vote(rng, by_name[name], item_id, sides[item_id], hard=hard, nth=seen[name], close=item_id in close)
 
     for line in lines:
         item_id = line["id"]
@@ -109,13 +121,18 @@ def plan_votes(
     return first_round + extra_round, extras
 
 
-def _vote(rng: random.Random, who: SimAnnotator, item_id: str, better: str, *, hard: bool, nth: int) -> PlannedVote:
+def _vote(
+    rng: random.Random, who: SimAnnotator, item_id: str, better: str, *, hard: bool, nth: int, close: bool = False
+) -> PlannedVote:
     worse = "b" if better == "a" else "a"
     # The better response is on the left for every other item an annotator sees: with only ~65 votes each, coin
     # flips would give careful annotators left shares of 0.4 or 0.6 by luck and hide the one who really leans left.
     shown_left = better if nth % 2 == 0 else worse
     roll = rng.random()
-    tie_rate = who.tie_rate + (0.15 if hard else 0.0)  # a hard item is often a close call
+    if close:  # a matter of taste: mostly a tie, otherwise either answer
+        tie_rate, hard = CLOSE_CALL_TIE_RATE, True
+    else:
+        tie_rate = who.tie_rate + (0.15 if hard else 0.0)  # a hard item is often a close call
     if roll < tie_rate:
         choice = "tie"
     elif roll < tie_rate + 0.01:
@@ -123,7 +140,7 @@ def _vote(rng: random.Random, who: SimAnnotator, item_id: str, better: str, *, h
     elif rng.random() < who.left_lean:
         choice = shown_left
     else:
-        accuracy = 0.55 if hard else who.accuracy
+        accuracy = 0.5 if close else 0.55 if hard else who.accuracy
         choice = better if rng.random() < accuracy else worse
     if rng.random() < who.rush_rate:
         seconds = rng.uniform(1.2, 2.5)

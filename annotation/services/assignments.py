@@ -1,7 +1,7 @@
 """The assignment engine: lease the next item to an annotator, never past the item's overlap.
 
 Guarantees live in the database. On PostgreSQL the whole step is one call of tandem_lease_next
-(annotation/sql/annotator_loop_v2.sql): the session row locked, candidate items locked with FOR UPDATE SKIP LOCKED
+(annotation/sql/annotator_loop_v3.sql): the session row locked, candidate items locked with FOR UPDATE SKIP LOCKED
 and their open leases recounted under the lock, so two annotators cannot both take an item's last slot. On SQLite
 the same steps run here in Python, in a transaction that is IMMEDIATE, which serialises this path. A unique
 (item, annotator) constraint stops one annotator seeing an item twice. An expired lease simply stops counting: no
@@ -135,7 +135,11 @@ def _next(session: AnnotationSession) -> Assignment | None:
     if session.tasks_done >= session.max_tasks:
         raise SessionLimit(_TASK_LIMIT)
     open_lease = _open_lease(session, now)
-    if open_lease is not None and open_lease.item.batch.status == Batch.Status.OPEN:
+    if (
+        open_lease is not None
+        and open_lease.item.batch.status == Batch.Status.OPEN
+        and open_lease.item.withdrawn_at is None
+    ):
         return open_lease  # a reload gets the same item, even in the session's last minute
     if now >= session.expires_at:
         raise SessionLimit(_TIME_LIMIT)
@@ -175,7 +179,7 @@ def _unseen(annotator_id: int) -> Exists:
 def _lease_gold(session: AnnotationSession) -> Item | None:
     # Gold items have no overlap cap: every annotator may meet each one once.
     open_gold = Item.objects.filter(
-        project_id=session.project_id, batch__status=Batch.Status.OPEN, gold__gt=""
+        project_id=session.project_id, batch__status=Batch.Status.OPEN, gold__gt="", withdrawn_at__isnull=True
     ).exclude(_unseen(session.annotator_id))
     ids = list(open_gold.values_list("pk", flat=True)[:500])
     if not ids:
@@ -269,6 +273,7 @@ SELECT lease.status AS lease__status,
        lease.item_id AS assignment__item_id, session.annotator_id AS assignment__annotator_id,
        lease.left_is_a AS assignment__left_is_a, lease.leased_at AS assignment__leased_at,
        lease.lease_expires_at AS assignment__lease_expires_at, NULL::timestamptz AS assignment__judged_at,
+       NULL::timestamptz AS assignment__skipped_at, NULL::varchar AS assignment__skip_reason,
        {rows.columns(AnnotationSession, "session", _SESSION_SHOWN)}, {rows.columns(Project, "project", _PROJECT_SHOWN)},
        {rows.columns(Item, "item", _ITEM_SHOWN)}, {rows.columns(Batch, "batch", _BATCH_SHOWN)},
        {rows.columns(CriteriaVersion, "criteria", _CRITERIA_SHOWN)}
@@ -305,9 +310,10 @@ WHERE session_id = %s AND judged_at IS NULL AND lease_expires_at > %s
 LIMIT 1
 """
 
-# An item of the batch that the annotator may take: regular, short of judgments, not seen by them, a slot free.
+# An item of the batch that the annotator may take: regular, not withdrawn, short of judgments, not seen by them
+# (a skipped assignment counts as seen), a slot free.
 _MAY_TAKE = """
-item.batch_id = %(batch)s AND item.gold = ''
+item.batch_id = %(batch)s AND item.gold = '' AND item.withdrawn_at IS NULL
   AND item.judgment_count - item.extra_judgments < %(overlap)s
   AND NOT EXISTS (
     SELECT 1 FROM annotation_assignment seen WHERE seen.item_id = item.id AND seen.annotator_id = %(annotator)s

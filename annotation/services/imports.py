@@ -45,6 +45,7 @@ class ImportReport:
     skipped: int = 0
     strata: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # {"line": n, "reason"} for a bad line; {"line": None, "reason"} for what was wrong with the file as a whole.
     errors: list[dict] = field(default_factory=list)
     error_count: int = 0
     seconds: float = 0.0
@@ -55,7 +56,12 @@ class ImportReport:
 
     def summary(self) -> str:
         if not self.ok:
-            return f"Rejected {self.filename or 'file'}: {self.error_count} bad line(s); nothing was imported."
+            name = self.filename or "file"
+            whole = [e["reason"] for e in self.errors if e["line"] is None]
+            if whole:  # the file as a whole was refused: say why, not "0 bad line(s)"
+                reason = whole[0]
+                return f"Rejected {name}: nothing was imported. {reason[:1].upper()}{reason[1:]}."
+            return f"Rejected {name}: {self.error_count} bad line(s); nothing was imported."
         rate = self.created / self.seconds if self.seconds else 0.0
         return (
             f"Imported {self.created} item(s) into {self.project} / {self.batch}; "
@@ -95,7 +101,7 @@ def items_import(
             batch, _ = batch_get_or_create(project=project, name=batch_name)
             if batch.status == Batch.Status.CLOSED:
                 report.code = "import_batch_closed"
-                _error(report, 0, f"batch {batch_name!r} is closed: import into an open batch")
+                _error(report, None, f"batch {batch_name!r} is closed: import into an open batch")
                 raise _Rollback
             writer = _ItemWriter(project=project, batch=batch)
             chunk: list[ParsedItem] = []
@@ -221,11 +227,12 @@ def _lines(source: BinaryIO, report: ImportReport, *, deadline: float) -> Iterat
     except _LimitPassed as exc:
         report.lines = lineno
         report.code = exc.code
-        _error(report, 0, exc.reason)
+        _error(report, None, exc.reason)
     except (OSError, EOFError) as exc:  # truncated or corrupt gzip
         report.lines = lineno
         report.code = "import_unreadable"
-        _error(report, lineno + 1, f"cannot read the file: {exc}")
+        where = f"after line {lineno:,}" if lineno else "at its start"
+        _error(report, None, f"cannot read the file {where}: {exc}")
 
 
 class _LimitPassed(Exception):
@@ -323,7 +330,9 @@ class _Inflater(io.RawIOBase):
             )
 
 
-def _error(report: ImportReport, lineno: int, reason: str) -> None:
+def _error(report: ImportReport, lineno: int | None, reason: str) -> None:
+    """Lists a bad line, or with lineno None an error of the file as a whole (a limit passed, a closed batch, a
+    corrupt gzip): those have no line to point at, and the report says so instead of naming line 0."""
     report.error_count += 1
     if len(report.errors) < MAX_LISTED_ERRORS:
         report.errors.append({"line": lineno, "reason": reason})

@@ -332,6 +332,12 @@ TANDEM_RUN_HEARTBEAT_TIMEOUT_SECONDS = env.float("TANDEM_RUN_HEARTBEAT_TIMEOUT_S
 # A run whose message was sent but that no worker took while the GPU workers sat idle this long is sent once more,
 # and failed with the reason the second time (trainer.mark_lost_runs checks).
 TANDEM_RUN_QUEUE_TIMEOUT_SECONDS = env.float("TANDEM_RUN_QUEUE_TIMEOUT_SECONDS", default=900.0)
+# Reward-model flags (trainer/flags.py, on the run page and in the runs API): flagged when the lower end of the
+# CONFIDENCE interval on its accuracy gain over "prefer the longer answer" is not above MARGIN, or when
+# |Spearman correlation| of reward with answer length is above MAX_LENGTH_CORRELATION.
+TANDEM_RM_LENGTH_MARGIN = env.float("TANDEM_RM_LENGTH_MARGIN", default=0.02)
+TANDEM_RM_LENGTH_CONFIDENCE = env.float("TANDEM_RM_LENGTH_CONFIDENCE", default=0.95)
+TANDEM_RM_MAX_LENGTH_CORRELATION = env.float("TANDEM_RM_MAX_LENGTH_CORRELATION", default=0.5)
 # Task outbox (core/outbox.py): requests store tasks in the database; they are sent right after the commit when
 # the broker answers within the timeout, else by the drain (beat, worker start, `manage.py drain_outbox`), backing
 # off from BACKOFF seconds, doubling up to BACKOFF_MAX; after MAX_ATTEMPTS failed sends a message is given up (a
@@ -343,6 +349,9 @@ TANDEM_OUTBOX_BACKOFF_SECONDS = env.float("TANDEM_OUTBOX_BACKOFF_SECONDS", defau
 TANDEM_OUTBOX_BACKOFF_MAX_SECONDS = env.float("TANDEM_OUTBOX_BACKOFF_MAX_SECONDS", default=300.0)
 TANDEM_OUTBOX_DRAIN_LIMIT = env.int("TANDEM_OUTBOX_DRAIN_LIMIT", default=200)
 TANDEM_OUTBOX_KEEP_SENT_DAYS = env.int("TANDEM_OUTBOX_KEEP_SENT_DAYS", default=7)
+# Jobs (core/jobs.py): API and admin imports and dataset snapshots run on the `default` worker. A running job whose
+# worker wrote no heartbeat for this long is failed as lost when it is next read.
+TANDEM_JOB_LOST_SECONDS = env.float("TANDEM_JOB_LOST_SECONDS", default=120.0)
 # Models a run may load (trainer/model_paths.py): a succeeded run of its own project (`run:ID`), a folder under one
 # of these roots (links out of them refused), or a hub id only when hub models are allowed; otherwise the worker
 # runs with huggingface_hub offline. Keep ARTIFACTS_DIR out of the roots: other projects' checkpoints live there.

@@ -3,7 +3,8 @@
 from django import template
 from django.utils.html import format_html
 
-from frontend.dashboard import Metric, lead_projects_for
+from frontend.dashboard import Metric, lead_projects_for, split_item_counts
+from rewards.metrics import FLAG_MEANINGS, LEVEL_MEANINGS
 
 register = template.Library()
 
@@ -71,3 +72,26 @@ def lead_project_ids(user) -> set[int]:
 def words(code: str) -> str:
     """A flag code as words: "position_bias" -> "position bias"."""
     return code.replace("_", " ")
+
+
+@register.filter
+def flag_meaning(code: str) -> str:
+    """What a flag code means, in a sentence shown on the page (not only in a tooltip)."""
+    return FLAG_MEANINGS.get(code, "")
+
+
+@register.filter
+def level_meaning(level: str) -> str:
+    return LEVEL_MEANINGS.get(level, "")
+
+
+@register.inclusion_tag("frontend/lead/_flag_legend.html")
+def flag_legend() -> dict:
+    """Every level and flag code with its meaning, for the pages' legend."""
+    return {"flag_levels": list(LEVEL_MEANINGS.items()), "flag_meanings": list(FLAG_MEANINGS.items())}
+
+
+@register.simple_tag
+def split_counts(project) -> list:
+    """(batch, split items in its latest snapshot) for every batch of the project."""
+    return split_item_counts(project=project)

@@ -9,7 +9,8 @@ dense positions 0..n-1 and keep the id lists to map results back.
     label       int, 0=a 1=b 2=tie 3=both_bad   canonical, never left/right
     seconds     float, optional            lease to submit
     shown_left  bool, optional             True when response A was shown on the left
-    gold        per item, optional         -1 not gold, else the gold answer 0=a 1=b 2=tie
+    gold        per item, optional         -1 not gold, else the gold answer 0=a 1=b 2=tie (agreement and
+                                           the consensus use the other, regular items: Judgments.regular)
     longer      per item, optional         0 A is longer, 1 B is longer, -1 neither (see longer_side)
     criteria    per item, optional         the criteria version the item was judged under
 
@@ -76,7 +77,7 @@ from rewards.metrics.drift import (
     label_shift,
     pool_baseline,
 )
-from rewards.metrics.flags import Flag, FlagRules, flags_for
+from rewards.metrics.flags import FLAG_MEANINGS, LEVEL_MEANINGS, Flag, FlagRules, flags_for
 from rewards.metrics.report import BatchReport, batch_report, to_jsonable
 from rewards.metrics.stats import (
     EMPTY,
@@ -97,7 +98,9 @@ from rewards.metrics.stats import (
 __all__ = [
     "BOTH_BAD",
     "EMPTY",
+    "FLAG_MEANINGS",
     "LABELS",
+    "LEVEL_MEANINGS",
     "NOT_GOLD",
     "NOT_RECORDED",
     "NO_CONSENSUS",

@@ -62,8 +62,8 @@ class AnnotatorStats:
 
     annotator: int
     n_judgments: int
-    consensus_kappa: Coefficient  # kappa of their labels against the leave-one-out consensus
-    consensus_agreement: Proportion  # share of their labels equal to that consensus
+    consensus_kappa: Coefficient  # kappa of their labels against the leave-one-out consensus (regular items)
+    consensus_agreement: Proportion  # share of their labels equal to that consensus (regular items)
     gold_accuracy: Proportion
     tie_rate: Proportion
     both_bad_rate: Proportion
@@ -116,7 +116,9 @@ def annotator_stats(
 ) -> list[AnnotatorStats]:
     """Statistics for every annotator with at least one judgment, in annotator order.
 
-    Judgments faster than min_seconds (the project's minimum) count as too fast.
+    Judgments faster than min_seconds (the project's minimum) count as too fast. Everything that reads the
+    consensus of the others (kappa and agreement with it, the length excess) uses regular items only; position,
+    length share, tie rate and speed use every judgment (gold items are served blind, sides drawn at random).
     """
     n_ann = judgments.n_annotators
     ann = judgments.annotator
@@ -126,6 +128,10 @@ def annotator_stats(
     n_ab = by_label[:, A] + by_label[:, B]
 
     consensus = leave_one_out_consensus(judgments)
+    if judgments.gold is not None:
+        # Agreement with the consensus is a figure of regular items only (see Judgments.regular); gold items
+        # have their own figure, gold accuracy. Consensus never crosses items, so masking equals subsetting.
+        consensus[judgments.gold[judgments.item] != NOT_GOLD] = NO_CONSENSUS_LABEL
     with_consensus = consensus != NO_CONSENSUS_LABEL
     confusion = np.bincount(
         ann[with_consensus] * N_LABELS * N_LABELS + label[with_consensus] * N_LABELS + consensus[with_consensus],

@@ -135,6 +135,17 @@ class Judgments:
             criteria=self.criteria,
         )
 
+    def regular(self) -> Judgments:
+        """The judgments of regular (non-gold) items, in the same index spaces: what agreement is computed on.
+
+        Gold items are picked to have an obvious answer and are served to many annotators, so counting them
+        inflates agreement (on the demo history, batch kappa 0.55 with them and 0.47 without); their own figure
+        is gold accuracy. Without a gold array every item is regular.
+        """
+        if self.gold is None or not (self.gold != NOT_GOLD).any():
+            return self
+        return self.subset(self.gold[self.item] == NOT_GOLD)
+
     # Derived arrays several metrics share, computed once per object.
 
     @cached_property

@@ -7,50 +7,67 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
-
+from rewards.metrics.annotator_flags import annotator_flags
 from rewards.metrics.report import BatchReport
-from rewards.metrics.stats import holm
 
-Level = Literal["warn", "alarm"]
+Level = Literal["watch", "warn", "alarm"]
+LEVEL_ORDER = {"alarm": 0, "warn": 1, "watch": 2}
 
 
 @dataclass(frozen=True)
 class FlagRules:
     """Thresholds a lead can change per project (FlagRules.from_dict(project_settings)).
 
-    Every rule, its statistic and its level:
+    Levels: "alarm" (act now), "warn" (a real problem, with strong evidence) and "watch" (a large effect with
+    little evidence yet: few judgments, or a weaker test). An annotator rule needs an effect a lead would call a
+    problem AND evidence for it, and compares the annotator with their peers (the batch's other annotators,
+    pooled), not only with a fixed number. Evidence is a p-value: below the rule's alpha warns, below
+    watch_alpha (and not below alpha) watches; watch_alpha None turns every watch off.
 
-    - batch_kappa (batch; alarm below batch_kappa_alarm, else warn below batch_kappa_warn): Cohen's
-      kappa, mean over annotator pairs weighted by shared items.
-    - batch_agreement (batch; warn): raw percent agreement below batch_agreement_warn.
-    - recalibrate (batch; warn): more than new_annotator_share of the batch's annotators have no
-      judgment in the baseline. Not checked on a first batch (no baseline).
-    - label_shift / criteria_shift (batch; warn): chi-square p < label_shift_alpha AND Cramér's V >=
+    Batch rules:
+
+    - batch_kappa (alarm below batch_kappa_alarm, else warn below batch_kappa_warn): Cohen's kappa on regular
+      items, mean over annotator pairs weighted by shared items.
+    - batch_agreement (warn): raw percent agreement on regular items below batch_agreement_warn.
+    - recalibrate (warn): more than new_annotator_share of the batch's annotators have no judgment in the
+      baseline. Not checked on a first batch (no baseline).
+    - label_shift / criteria_shift (warn): chi-square p < label_shift_alpha AND Cramér's V >=
       label_shift_min_cramers_v, batch against baseline / criteria version against version.
-    - gold_low (annotator; warn): gold accuracy below gold_accuracy_warn once they answered at least
-      gold_min_items gold items in the batch. A point estimate: at 10 items an annotator who is right
-      90 % of the time still falls under 0.7 about 7 % of the time; raise gold_min_items to quieten it.
-    - consensus_kappa_low (annotator; warn): kappa against the leave-one-out consensus below
-      annotator_kappa_warn over at least min_consensus_items items. None disables it.
-    - gold_drop / consensus_drop (annotator; alarm): one-sided Fisher exact p < drift_alpha that the
-      batch's proportion is below their baseline's, AND a drop of at least drift_min_drop (so that a
-      statistically significant but trivial change over many judgments is not flagged), with at least
-      gold_min_items (gold) or min_consensus_items (consensus) on each side.
-    - position_bias (annotator; warn): left share among a/b choices with binomial p < position_alpha
-      AND outside position_band. Sides are randomised, so 1/2 is the right null.
-    - verbosity_bias (annotator; warn): with verbosity_reference "consensus" (default), the exact
-      McNemar p (their pick of the longer response against the others' consensus on the same judgments)
-      < verbosity_alpha AND |their longer share - the consensus's| >= verbosity_min_excess. Longer
-      answers are often better, so a crowd preferring them is not one annotator's bias. With "even", the
-      longer share itself against 1/2: p < verbosity_alpha AND outside verbosity_band.
-    - too_fast (annotator; warn): share of judgments under the project's minimum seconds above
-      too_fast_share_warn. None disables it.
 
-    Annotator p-values are compared with their alpha after a Holm adjustment over the batch's annotators
-    tested by that rule (multiple_testing="holm"; "none" compares raw p-values). Without it, 200
-    annotators tested at 0.01 flag two innocent annotators per batch on average; the adjustment keeps
-    the chance of any false flag per rule and batch under alpha. Messages quote the adjusted p.
+    Annotator rules (see rewards.metrics.annotator_flags):
+
+    - gold_low: gold accuracy below gold_accuracy_warn AND at least peer_min_gap under the peers' pooled gold
+      accuracy, with one-sided Fisher p (them against the peers) < gold_alpha over at least gold_min_items gold
+      items (warn), or < watch_alpha (watch). Compared with peers so that a hard gold set is not blamed on people.
+    - below_peers: agreement with the others' consensus (regular items) at least peer_min_gap under the peers'
+      pooled agreement, one-sided Fisher p < peer_alpha over at least min_consensus_items items (warn), or <
+      watch_alpha (watch). Catches the annotator who answers at random on part of the items.
+    - consensus_kappa_low (warn): kappa against the consensus below annotator_kappa_warn over at least
+      min_consensus_items items: an absolute floor beside the peer comparison. None disables it.
+    - gold_drop / consensus_drop (alarm): one-sided Fisher exact p < drift_alpha that the batch's proportion is
+      below their baseline's, AND a drop of at least drift_min_drop, with at least gold_min_items (gold) or
+      min_consensus_items (consensus) on each side. Their p-values are Holm-adjusted over the batch's annotators
+      (drift_multiple_testing): an alarm must keep the chance of any false one per batch under drift_alpha.
+    - position_bias: left share among a/b choices outside position_band AND at least position_min_gap_to_peers
+      from the peers' left share (a lean everyone shares is the page's, not a person's), binomial p against 1/2
+      < position_alpha (warn) or < watch_alpha (watch). Sides are randomised, so 1/2 is the right null.
+    - verbosity_bias: with verbosity_reference "consensus" (default), |their longer share - the consensus's on
+      the same judgments| >= verbosity_min_excess, exact McNemar p < verbosity_alpha (warn) or < watch_alpha
+      (watch). Longer answers are often better, so a crowd preferring them is not one annotator's bias. With
+      "even", the longer share itself outside verbosity_band, binomial p against 1/2.
+    - too_fast: share of judgments under the project's minimum seconds above too_fast_share_warn (warn), or
+      above too_fast_share_watch (watch). None disables that level.
+    - fast_pace (watch): median seconds under pace_watch_ratio times the median of the peers' medians, over at
+      least min_consensus_items judgments. Speed is no fault by itself; with a low agreement it explains it.
+
+    The defaults are calibrated on simulated crowds (tests/rewards/test_flag_defaults.py, 50 seeds of 10
+    annotators): honest annotators get a warning in under 2 % of annotator-runs, while a 70 %-left annotator and
+    one answering at random on 40 % of 150 judgments are warned in at least 45 and 40 of 50 runs. p-values are
+    per annotator (multiple_testing "none"): each honest annotator runs the same small risk of a false warning
+    however large the crowd (so a crowd of 200 sees one or two a batch), and the effect sizes keep thousands of
+    judgments from flagging a trivial difference. "holm" adjusts each rule's p-values over the batch's
+    annotators first: no false warning per batch and rule with chance 1 - alpha, at the cost of missing more
+    (at 10 annotators it warns the 70 %-left annotator in 42 of 50 runs instead of 50).
     """
 
     batch_kappa_warn: float = 0.6
@@ -61,18 +78,26 @@ class FlagRules:
     label_shift_min_cramers_v: float = 0.1
     gold_accuracy_warn: float = 0.7
     gold_min_items: int = 10
+    gold_alpha: float = 0.005
     annotator_kappa_warn: float | None = 0.4
     min_consensus_items: int = 30
+    peer_min_gap: float = 0.1
+    peer_alpha: float = 0.005
     drift_alpha: float = 0.01
     drift_min_drop: float = 0.1
-    position_alpha: float = 0.001
+    position_alpha: float = 0.005
     position_band: tuple[float, float] = (0.4, 0.6)
+    position_min_gap_to_peers: float = 0.1
     verbosity_reference: Literal["consensus", "even"] = "consensus"
-    verbosity_alpha: float = 0.001
+    verbosity_alpha: float = 0.005
     verbosity_min_excess: float = 0.1
     verbosity_band: tuple[float, float] = (0.4, 0.6)
     too_fast_share_warn: float | None = 0.2
-    multiple_testing: Literal["holm", "none"] = "holm"
+    too_fast_share_watch: float | None = 0.1
+    pace_watch_ratio: float | None = 0.5
+    watch_alpha: float | None = 0.05
+    multiple_testing: Literal["holm", "none"] = "none"
+    drift_multiple_testing: Literal["holm", "none"] = "holm"
 
     @classmethod
     def from_dict(cls, values: Mapping[str, object]) -> FlagRules:
@@ -111,12 +136,28 @@ def _pct(value: float) -> str:
     return f"{100 * value:.0f} %"
 
 
-def _adjusted(p_values: dict[int, float], how: str) -> dict[int, float]:
-    """p-values of one rule's family (annotator -> p), adjusted for testing them all."""
-    if how == "none" or not p_values:
-        return p_values
-    adjusted = holm(np.fromiter(p_values.values(), dtype=np.float64, count=len(p_values)))
-    return dict(zip(p_values, adjusted.tolist(), strict=True))
+# What each flag means, in a line a lead reads on the page (not only on hover).
+FLAG_MEANINGS: dict[str, str] = {
+    "batch_kappa": "Annotators agree little beyond chance on this batch's regular items (Cohen's κ).",
+    "batch_agreement": "Raw agreement between annotators on regular items is low.",
+    "recalibrate": "Many annotators are new to this project: recalibrate them on gold items.",
+    "label_shift": "The mix of answers (a, b, tie, both bad) changed from earlier batches.",
+    "criteria_shift": "The mix of answers differs between criteria versions.",
+    "gold_low": "Misses gold items (known answers) more often than the other annotators.",
+    "below_peers": "Agrees with the other annotators' majority less often than the others do.",
+    "consensus_kappa_low": "Agrees with the other annotators' majority little beyond chance (κ).",
+    "gold_drop": "Gold accuracy fell against this annotator's own earlier batches.",
+    "consensus_drop": "Agreement with the others fell against this annotator's own earlier batches.",
+    "position_bias": "Picks the response shown on the left (or right) more than chance and than the others.",
+    "verbosity_bias": "Picks the longer (or shorter) response more often than the others on the same items.",
+    "too_fast": "Many judgments took less than the project's minimum time.",
+    "fast_pace": "Works much faster than the other annotators: worth a look beside their agreement.",
+}
+LEVEL_MEANINGS: dict[str, str] = {
+    "alarm": "act now",
+    "warn": "a problem, with strong evidence",
+    "watch": "a large effect on few judgments or weak evidence: look again as more judgments arrive",
+}
 
 
 def _batch_flags(report: BatchReport, rules: FlagRules) -> list[Flag]:
@@ -158,97 +199,6 @@ def _batch_flags(report: BatchReport, rules: FlagRules) -> list[Flag]:
     return flags
 
 
-def _annotator_flags(report: BatchReport, rules: FlagRules, name: Callable[[int], str]) -> list[Flag]:
-    flags: list[Flag] = []
-
-    def add(level: Level, code: str, a: int, message: str, value: float, threshold: float) -> None:
-        flags.append(Flag(level, code, "annotator", a, f"{name(a)}: {message}", float(value), float(threshold)))
-
-    # Families of tests, one per rule: collect the raw p-values, adjust them together.
-    drift = {d.annotator: d for d in report.drift}
-    gold_drop = {
-        a: d.gold_accuracy.p_value
-        for a, d in drift.items()
-        if d.gold_accuracy.p_value is not None
-        and min(d.gold_accuracy.current.n, d.gold_accuracy.baseline.n) >= rules.gold_min_items
-    }
-    consensus_drop = {
-        a: d.consensus_agreement.p_value
-        for a, d in drift.items()
-        if d.consensus_agreement.p_value is not None
-        and min(d.consensus_agreement.current.n, d.consensus_agreement.baseline.n) >= rules.min_consensus_items
-    }
-    position = {s.annotator: s.left_p_value for s in report.annotators if s.left_p_value is not None}
-    by_consensus = rules.verbosity_reference == "consensus"
-    verbosity = {
-        s.annotator: p
-        for s in report.annotators
-        if (p := s.longer_excess_p_value if by_consensus else s.longer_p_value) is not None
-    }
-    how = rules.multiple_testing
-    gold_drop, consensus_drop = _adjusted(gold_drop, how), _adjusted(consensus_drop, how)  # type: ignore[arg-type]
-    position, verbosity = _adjusted(position, how), _adjusted(verbosity, how)  # type: ignore[arg-type]
-
-    for s in report.annotators:
-        a = s.annotator
-        gold = s.gold_accuracy
-        if gold.value is not None and gold.n >= rules.gold_min_items and gold.value < rules.gold_accuracy_warn:
-            message = (
-                f"gold accuracy {_pct(gold.value)} on {gold.n} gold items is below {_pct(rules.gold_accuracy_warn)}"
-            )
-            add("warn", "gold_low", a, message, gold.value, rules.gold_accuracy_warn)
-        kappa = s.consensus_kappa
-        if (
-            rules.annotator_kappa_warn is not None
-            and kappa.value is not None
-            and kappa.n >= rules.min_consensus_items
-            and kappa.value < rules.annotator_kappa_warn
-        ):
-            message = (
-                f"kappa against the others' consensus {kappa.value:.2f} over {kappa.n} items"
-                f" is below {rules.annotator_kappa_warn}"
-            )
-            add("warn", "consensus_kappa_low", a, message, kappa.value, rules.annotator_kappa_warn)
-        for code, family, what, attribute in (
-            ("gold_drop", gold_drop, "gold accuracy", "gold_accuracy"),
-            ("consensus_drop", consensus_drop, "agreement with the consensus", "consensus_agreement"),
-        ):
-            if a not in family:
-                continue
-            change = getattr(drift[a], attribute)
-            if family[a] < rules.drift_alpha and change.drop >= rules.drift_min_drop:
-                message = (
-                    f"{what} fell from {_pct(change.baseline.value)} to {_pct(change.current.value)}"
-                    f" (Fisher p = {family[a]:.1g})"
-                )
-                add("alarm", code, a, message, change.drop, rules.drift_min_drop)
-        left = s.left_share
-        low, high = rules.position_band
-        if a in position and position[a] < rules.position_alpha and not low <= left.value <= high:
-            message = (
-                f"picked the response shown left in {_pct(left.value)} of {left.n} a/b choices (p = {position[a]:.1g})"
-            )
-            add("warn", "position_bias", a, message, left.value, high if left.value > high else low)
-        if a in verbosity and verbosity[a] < rules.verbosity_alpha:
-            if by_consensus and abs(s.longer_excess_diff) >= rules.verbosity_min_excess:
-                diff = s.longer_excess_diff
-                message = (
-                    f"picks the {'longer' if diff > 0 else 'shorter'} response {_pct(abs(diff))} more often than"
-                    f" the others' consensus on the same items (p = {verbosity[a]:.1g})"
-                )
-                add("warn", "verbosity_bias", a, message, diff, rules.verbosity_min_excess * (1 if diff > 0 else -1))
-            low, high = rules.verbosity_band
-            longer = s.longer_share
-            if not by_consensus and not low <= longer.value <= high:
-                message = f"picked the longer response in {_pct(longer.value)} of {longer.n} a/b choices (p = {verbosity[a]:.1g})"
-                add("warn", "verbosity_bias", a, message, longer.value, high if longer.value > high else low)
-        share = s.too_fast / s.n_judgments
-        if rules.too_fast_share_warn is not None and share > rules.too_fast_share_warn:
-            message = f"{s.too_fast} of {s.n_judgments} judgments ({_pct(share)}) were faster than the project minimum"
-            add("warn", "too_fast", a, message, share, rules.too_fast_share_warn)
-    return flags
-
-
 def flags_for(
     report: BatchReport, *, rules: FlagRules | None = None, names: Sequence[str] | Callable[[int], str] | None = None
 ) -> list[Flag]:
@@ -263,7 +213,9 @@ def flags_for(
         name = names
     else:
         name = names.__getitem__
-    flags = _batch_flags(report, rules) + _annotator_flags(report, rules, name)
-    order = {"alarm": 0, "warn": 1}
-    flags.sort(key=lambda f: (f.subject != "batch", -1 if f.annotator is None else f.annotator, order[f.level]))
+    flags = _batch_flags(report, rules) + [
+        Flag(level, code, "annotator", a, f"{name(a)}: {message}", float(value), float(threshold))
+        for level, code, a, message, value, threshold in annotator_flags(report, rules)
+    ]
+    flags.sort(key=lambda f: (f.subject != "batch", -1 if f.annotator is None else f.annotator, LEVEL_ORDER[f.level]))
     return flags

@@ -35,6 +35,9 @@ from rewards.metrics.stats import DEFAULT_CONFIDENCE, Coefficient, Proportion, p
 class BatchReport:
     """One batch's metrics. The baseline fields are empty / None when no baseline was given (a first batch).
 
+    Agreement (the pairs, Cohen, Fleiss, Krippendorff, percent agreement) is over regular items only
+    (Judgments.regular): gold items are easy by design and would inflate it; gold_accuracy reports them apart.
+    n_items counts every judged item, gold included.
     new_annotators: share of this batch's annotators with no judgment in the baseline.
     label_shift: this batch's labels against the baseline's. criteria_shift: labels per criteria
     version over baseline and batch together, None unless criteria are recorded and two versions occur.
@@ -55,6 +58,10 @@ class BatchReport:
     new_annotators: Proportion | None
     label_shift: LabelShift | None
     criteria_shift: LabelShift | None
+    min_seconds: float = 3.0  # the project minimum "too fast" was counted against
+    # What agreement was computed on. Stored reports without it counted gold items too (before this field), so
+    # their agreement with the consensus is no baseline for today's (rewards.services.snapshots reads it).
+    agreement_scope: str = "regular_items"
 
     def to_dict(self, *, include_pairs: bool = True) -> dict[str, object]:
         """Plain dicts, lists, numbers, strings and None: ready for json.dumps and a JSONField."""
@@ -102,7 +109,8 @@ def batch_report(
     cheaper and keeps a flagged drop from becoming the new normal.
     raters is the project's overlap for Fleiss' kappa (default: the most common count per item).
     """
-    pairs = pairwise_cohen_kappa(current)
+    regular = current.regular()
+    pairs = pairwise_cohen_kappa(regular)
     stats_now = annotator_stats(current, min_seconds=min_seconds, confidence=confidence)
     counts = np.bincount(current.label, minlength=N_LABELS)
     drift: list[AnnotatorDrift] = []
@@ -132,13 +140,14 @@ def batch_report(
         label_counts={label: int(count) for label, count in zip(LABELS, counts, strict=True)},
         cohen_pairs=pairs,
         cohen_kappa=cohen_kappa_mean(pairs),
-        fleiss_kappa=fleiss_kappa(current, raters=raters),
-        krippendorff_alpha=krippendorff_alpha(current),
-        agreement=percent_agreement(current, confidence=confidence),
+        fleiss_kappa=fleiss_kappa(regular, raters=raters),
+        krippendorff_alpha=krippendorff_alpha(regular),
+        agreement=percent_agreement(regular, confidence=confidence),
         gold_accuracy=gold_accuracy(current, confidence=confidence),
         annotators=stats_now,
         drift=drift,
         new_annotators=new_annotators,
         label_shift=shift,
         criteria_shift=criteria,
+        min_seconds=float(min_seconds),
     )

@@ -50,7 +50,7 @@ from rewards.selectors import (
     closed_batches,
     dataset_files,
 )
-from rewards.services.pairs import reliability_weighted_votes
+from rewards.services.pairs import reliability_weighted_votes, withdrawn_items
 
 VALIDATION_FRACTION_MAX = 0.5
 SEED_MAX = 2**63 - 1
@@ -201,6 +201,12 @@ def _score(seed_bytes: bytes, group: bytes) -> float:
 # --- Writing ----------------------------------------------------------------------------------------------------
 
 
+def dataset_batches_check(*, project: Project, batch_ids: Sequence[int] | None = None) -> list[Batch]:
+    """The batches a snapshot of `batch_ids` would be made from, or the DatasetError dataset_create would raise for
+    them (unknown, open, none): lets a request that queues the snapshot as a job be refused at once."""
+    return _batches_for(project=project, batch_ids=batch_ids)
+
+
 def _batches_for(*, project: Project, batch_ids: Sequence[int] | None) -> list[Batch]:
     if batch_ids is None:
         batches = closed_batches(project=project)
@@ -327,13 +333,14 @@ def _write_pairs(
                 f',"batch":{encode_basestring(batch.name)},"criteria_version":{batch.criteria_version.number},"votes":'
             )
             decisions: dict[tuple, tuple] = {}
+            withdrawn = withdrawn_items(batch)
             for pk, external_id, prompt, messages, a_text, a_model, b_text, b_model, gold, *votes in batch_export_rows(
                 batch=batch, chunk_size=chunk_size
             ):
                 votes = tuple(votes)
                 head = f'"item_id":{encode_basestring(external_id or str(pk))},"item_pk":{pk}{common}'
-                if gold or sum(votes) < overlap:
-                    reason = "gold" if gold else "incomplete"
+                if pk in withdrawn or gold or sum(votes) < overlap:
+                    reason = "withdrawn" if pk in withdrawn else "gold" if gold else "incomplete"
                     reasons[reason] += 1
                     excluded.add(
                         f'{{{head}{_votes_json(votes)},"reason":"{reason}","models":'

@@ -5,7 +5,7 @@ from typing import Literal
 
 import numpy as np
 
-from annotation.models import Batch
+from annotation.models import Batch, Item
 from annotation.rules import vote_decision
 from rewards.metrics import N_LABELS, dawid_skene
 from rewards.selectors import (
@@ -26,6 +26,8 @@ def preference_pairs(*, batch_ids: Iterable[int], weighting: Weighting = "vote")
 
     Per item, annotation.rules.vote_decision decides with the batch's criteria version's tie rule and the
     project's min_agreement. Left out, each with its reason:
+    - "withdrawn": a lead withdrew the item after annotators reported it (broken, harmful, out of scope); its votes
+      are not evidence of a preference.
     - "gold": gold items are quality probes served to many annotators, with an answer fixed by the lead rather
       than by votes; training on them would also leak the gold set into the model that is later checked
       against it. (Their judgments still count toward the Dawid-Skene fit.)
@@ -62,6 +64,7 @@ def iter_decisions(
         # Read once per batch: related-object lookups add up over a million items.
         overlap, min_agreement = batch.project.overlap, batch.project.min_agreement
         criteria_number, tie_rule = batch.criteria_version.number, batch.criteria_version.tie_rule
+        withdrawn = withdrawn_items(batch)
         for entry in entries:
             item, votes = entry.item, entry.votes
             common = {
@@ -71,6 +74,9 @@ def iter_decisions(
                 "criteria_version": criteria_number,
                 "votes": votes,
             }
+            if item.pk in withdrawn:
+                yield False, _exclusion(common, item, "withdrawn")
+                continue
             if item.gold:
                 yield False, _exclusion(common, item, "gold")
                 continue
@@ -102,9 +108,10 @@ def split_items(*, batch_ids: Iterable[int]) -> list[dict]:
     batches = Batch.objects.filter(pk__in=list(batch_ids)).select_related("project", "criteria_version")
     for batch in batches.order_by("created_at", "pk"):
         counts = batch_vote_counts(batch=batch)
+        withdrawn = withdrawn_items(batch)
         for pk, external_id, gold, model_a, model_b in batch_item_labels(batch=batch):
             votes = counts.get(pk)
-            if gold or votes is None or sum(votes.values()) < batch.project.overlap:
+            if pk in withdrawn or gold or votes is None or sum(votes.values()) < batch.project.overlap:
                 continue
             decision = vote_decision(
                 **votes, tie_rule=batch.criteria_version.tie_rule, min_agreement=batch.project.min_agreement
@@ -140,6 +147,11 @@ def reliability_weighted_votes(batch: Batch) -> dict[int, dict[str, float]]:
         int(item_id): {label: float(value) for label, value in zip(LABELS, row, strict=True)}
         for item_id, row in zip(current.item_ids.tolist(), table, strict=True)
     }
+
+
+def withdrawn_items(batch: Batch) -> frozenset[int]:
+    """The batch's withdrawn items (few: one query per batch, whatever the export reads of the items)."""
+    return frozenset(Item.objects.filter(batch=batch, withdrawn_at__isnull=False).values_list("pk", flat=True))
 
 
 def _exclusion(common: dict, item, reason: str) -> dict:

@@ -32,6 +32,8 @@ from rewards.services.pairs import split_items
 
 # Drop alarms leave a batch out of that annotator's baseline, so a fall does not become their new normal.
 DROP_ALARMS = {"gold_drop", "consensus_drop"}
+REGULAR_ITEMS = "regular_items"  # BatchReport.agreement_scope of reports whose agreement leaves gold items out
+_NO_BASELINE = Proportion(successes=0.0, n=0, value=None, low=None, high=None, reason="empty")
 
 
 @dataclass(frozen=True)
@@ -155,9 +157,13 @@ def _baseline(history: list[tuple[Batch, dict]], index: dict[int, int]) -> tuple
     labels, items, annotators, criteria = [], [], [], []
     for position, (batch, report) in enumerate(history):
         stats = []
+        # A report stored before agreement left gold items out counted easy gold items in the consensus
+        # agreement: compared with today's figure it would read as a drop. Such batches give no consensus baseline.
+        same_scope = report.get("agreement_scope") == REGULAR_ITEMS
         for row in report["annotators"]:
             a = index.setdefault(row["annotator"], len(index))
-            stats.append(_StoredStats(a, Proportion(**row["gold_accuracy"]), Proportion(**row["consensus_agreement"])))
+            consensus = Proportion(**row["consensus_agreement"]) if same_scope else _NO_BASELINE
+            stats.append(_StoredStats(a, Proportion(**row["gold_accuracy"]), consensus))
         per_batch_stats.append(stats)
         skip |= {(position, index[f["annotator"]]) for f in report["flags"] if f["code"] in DROP_ALARMS}
         codes = np.repeat(np.arange(N_LABELS), [report["label_counts"][label] for label in LABELS])

@@ -1,14 +1,18 @@
 """The Django admin for the annotation domain: every page loads for a superuser, and the import page works."""
 
 import json
+import time
 
 import pytest
 from django.contrib import admin
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from django.utils import timezone
 
-from annotation.models import ImportRecord, Item, Project
+from annotation.models import Batch, ImportRecord, Item, Project
 from annotation.services import batch_get_or_create, items_import
+from core.models import Job
+from tests.core.jobs import run_queued_jobs
 from tests.factories import ItemFactory
 
 ANNOTATION_ADMINS = [
@@ -136,11 +140,28 @@ def test_import_page_loads(admin_client, project):
     assert 'type="file"' in response.content.decode()
 
 
+def import_job_page(admin_client, project, data: dict) -> str:
+    """Submits the form (a job: back to the page with ?job=, which refreshes itself while it waits), runs the job as
+    the worker would, and returns the page once the job has ended."""
+    response = admin_client.post(import_url(project), data)
+    assert response.status_code == 302, response.content
+    job = Job.objects.latest("pk")
+    assert response["Location"] == f"{import_url(project)}?job={job.pk}"
+    waiting = admin_client.get(response["Location"]).content.decode()
+    assert 'data-state="queued"' in waiting and 'http-equiv="refresh"' in waiting
+    assert not Item.objects.filter(batch__name=data["batch"]).exists()  # nothing is imported inside the request
+    assert run_queued_jobs() == [job.pk]
+    page = admin_client.get(response["Location"])
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'http-equiv="refresh"' not in html
+    return html
+
+
 def test_import_page_imports_a_file(admin_client, project):
     upload = SimpleUploadedFile("items.jsonl", jsonl(good(1), good(2), good(3)))
-    response = admin_client.post(import_url(project), {"batch": "from-admin", "file": upload})
-    assert response.status_code == 200
-    html = response.content.decode()
+    html = import_job_page(admin_client, project, {"batch": "from-admin", "file": upload})
+    assert 'data-state="succeeded"' in html
     assert "Imported 3 item(s) into Demo / from-admin" in html
     assert "Stratum mix: usage 3" in html
     assert Item.objects.filter(batch__name="from-admin").count() == 3
@@ -150,9 +171,8 @@ def test_import_page_imports_a_file(admin_client, project):
 
 def test_import_page_shows_every_error_of_a_rejected_file(admin_client, project):
     body = jsonl(good(1), "{broken", good(3, stratum="organic"), good(4))
-    response = admin_client.post(import_url(project), {"batch": "b1", "file": SimpleUploadedFile("bad.jsonl", body)})
-    assert response.status_code == 200
-    html = response.content.decode()
+    html = import_job_page(admin_client, project, {"batch": "b1", "file": SimpleUploadedFile("bad.jsonl", body)})
+    assert 'data-state="failed"' in html
     assert "Rejected: nothing was imported" in html
     assert '<tr class="import-error"><td>2</td><td>bad JSON' in html
     assert "<td>3</td><td>unknown stratum &#x27;organic&#x27;" in html
@@ -163,9 +183,48 @@ def test_import_page_shows_every_error_of_a_rejected_file(admin_client, project)
 def test_import_page_keeps_hh_gold_when_asked(admin_client, project):
     line = {"chosen": "\n\nHuman: Hi\n\nAssistant: Hello!", "rejected": "\n\nHuman: Hi\n\nAssistant: Go away."}
     upload = SimpleUploadedFile("hh.jsonl", jsonl(line))
-    admin_client.post(import_url(project), {"batch": "hh", "file": upload, "keep_hh_gold": "on"})
+    import_job_page(admin_client, project, {"batch": "hh", "file": upload, "keep_hh_gold": "on"})
     item = Item.objects.get()
     assert (item.response_a_text if item.gold == "a" else item.response_b_text) == "Hello!"
+
+
+def test_import_page_shows_a_running_jobs_progress(admin_client, project, settings, tmp_path):
+    settings.ARTIFACTS_DIR = str(tmp_path)
+    response = admin_client.post(import_url(project), {"batch": "b1", "file": SimpleUploadedFile("a.jsonl", b"{}\n")})
+    job = Job.objects.get()
+    Job.objects.filter(pk=job.pk).update(state="running", started_at=timezone.now())
+    beat = tmp_path / "jobs" / f"{job.pk}.json"  # what the worker's heartbeat writes (core.jobs)
+    beat.parent.mkdir()
+    beat.write_text(json.dumps({"done": 50, "total": 200, "unit": "bytes", "at": time.time()}))
+    html = admin_client.get(response["Location"]).content.decode()
+    assert 'data-state="running"' in html and 'http-equiv="refresh"' in html
+    assert '<progress max="1" value="0.250000"></progress>' in html and "25 % of the file read" in html
+
+
+@pytest.mark.parametrize("limit", ["lines", "closed"])
+def test_whole_file_errors_say_what_was_wrong_not_line_0(limit, admin_client, project, settings):
+    if limit == "lines":
+        settings.TANDEM_IMPORT_MAX_LINES = 2
+        html = import_job_page(
+            admin_client,
+            project,
+            {"batch": "b1", "file": SimpleUploadedFile("long.jsonl", jsonl(*map(good, range(3))))},
+        )
+        reason = "the file has more than the import limit of 2 lines"
+    else:  # a closed batch is refused at once, before anything is queued
+        admin_client.post(import_url(project), {"batch": "b1", "file": SimpleUploadedFile("a.jsonl", jsonl(good(1)))})
+        run_queued_jobs()
+        Batch.objects.filter(name="b1").update(status=Batch.Status.CLOSED)
+        response = admin_client.post(
+            import_url(project), {"batch": "b1", "file": SimpleUploadedFile("b.jsonl", jsonl(good(2)))}
+        )
+        assert response.status_code == 200
+        assert Job.objects.count() == 1
+        html = response.content.decode()
+        reason = "batch &#x27;b1&#x27; is closed: import into an open batch"
+    assert f'<tr class="import-error"><td>the whole file</td><td>{reason}</td></tr>' in html
+    assert "<td>0</td>" not in html
+    assert f"nothing was imported. {reason[:1].upper()}{reason[1:]}." in html
 
 
 def test_import_page_is_for_staff_only(client, annotator, project):

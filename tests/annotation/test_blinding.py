@@ -18,7 +18,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 import frontend.urls
-from annotation.models import AnnotationSession, Assignment, Batch, Item
+from annotation.models import AnnotationSession, Assignment, Batch, Item, Judgment
 from annotation.services import member_add
 from annotation.services.assignments import assignment_next
 from annotation.services.judgments import judgment_submit
@@ -139,11 +139,23 @@ def walk_api(walker: Walker, world) -> list[dict]:
         expect=404,
         choice="left",
     )
+    # Skip, report, renew and revise answer only their owner: someone else's read as missing ones.
+    for action, body in (("skip", {}), ("report", {"kind": "broken"}), ("renew", {})):
+        url = f"/api/v1/assignments/{world['lease'].pk}/{action}/"
+        walker.call(f"someone else's {action}", "post", url, expect=404, **body)
+    others_judgment = Judgment.objects.filter(annotator=world["others"][0]).first()
+    walker.call(
+        "someone else's revision",
+        "post",
+        f"/api/v1/judgments/{others_judgment.pk}/revision/",
+        expect=404,
+        choice="right",
+    )
 
     def judge(label, assignment_id, expect, **body):
         return walker.call(label, "post", f"/api/v1/assignments/{assignment_id}/judgment/", expect=expect, **body)
 
-    overlap_full_seen = False
+    overlap_full_seen = revised = False
     for step in range(len(ITEM_PKS) + 1):
         shown = walker.call(f"next {step}", "get", f"/api/v1/sessions/{session_id}/next/", expect=(200, 204))
         if shown.status_code == 204:
@@ -153,12 +165,18 @@ def walk_api(walker: Walker, world) -> list[dict]:
         assignment_id = body["assignment_id"]
         walker.call(f"reload {step}", "get", f"/api/v1/sessions/{session_id}/next/", expect=200)
         if step == 0:
+            walker.call("renew", "post", f"/api/v1/assignments/{assignment_id}/renew/", expect=200)
             judge("invalid choice", assignment_id, 400, choice="a")
             judge("unknown dimension", assignment_id, 400, choice="left", dimensions={"nonsense": "left"})
             judge("bad dimension answer", assignment_id, 400, choice="left", dimensions={"honesty": "b"})
         if step == 1:
             Assignment.objects.filter(pk=assignment_id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
             judge("lease expired", assignment_id, 410, choice="left")
+            continue
+        if step in (4, 5):
+            action, body = ("skip", {"reason": "unsure"}) if step == 4 else ("report", {"kind": "out_of_scope"})
+            walker.call(action, "post", f"/api/v1/assignments/{assignment_id}/{action}/", expect=(200, 201), **body)
+            judge(f"judge after {action}", assignment_id, 410, choice="left")
             continue
         if step == 2:
             Batch.objects.filter(pk=batch.pk).update(status="closed")
@@ -174,6 +192,10 @@ def walk_api(walker: Walker, world) -> list[dict]:
         judge(f"judge {step}", assignment_id, 201, choice="left", dimensions={"honesty": "right"}, justification="ok")
         judge(f"retry {step}", assignment_id, 200, choice="left", dimensions={"honesty": "right"}, justification="ok")
         judge(f"conflict {step}", assignment_id, 409, choice="right")
+        item = Assignment.objects.get(pk=assignment_id).item
+        if step >= 3 and not revised and not item.gold:
+            revised = True
+            walk_revision(walker, Judgment.objects.get(assignment_id=assignment_id), item)
     else:
         pytest.fail("next never answered 204")
     AnnotationSession.objects.filter(pk=session_id).update(tasks_done=100)
@@ -181,6 +203,19 @@ def walk_api(walker: Walker, world) -> list[dict]:
     AnnotationSession.objects.filter(pk=session_id).update(ended_at=timezone.now())
     walker.call("on break", "post", f"/api/v1/projects/{project.pk}/sessions/", expect=429)
     return served
+
+
+def walk_revision(walker: Walker, judgment, item) -> None:
+    """Revise within the window (and the same answer again), then once the item is complete and after the window."""
+    url = f"/api/v1/judgments/{judgment.pk}/revision/"
+    Item.objects.filter(pk=item.pk).update(judgment_count=0)  # open, whatever others did
+    walker.call("revise", "post", url, expect=201, choice="right", justification="changed my mind")
+    walker.call("revise, same", "post", url, expect=200, choice="right", justification="changed my mind")
+    Item.objects.filter(pk=item.pk).update(judgment_count=3)
+    walker.call("revise, item complete", "post", url, expect=409, choice="tie")
+    Item.objects.filter(pk=item.pk).update(judgment_count=item.judgment_count)
+    Judgment.objects.filter(pk=judgment.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    walker.call("revise, window closed", "post", url, expect=410, choice="tie")
 
 
 # Pages for leads and ML engineers: an annotator is refused them, and the refusal is walked for leaks too.
@@ -231,8 +266,6 @@ def static_files_of(html: str) -> dict[str, str]:
 
 
 def secrets_of(world) -> list[str]:
-    from annotation.models import Judgment
-
     others = [u.username for u in world["others"]]
     justifications = list(Judgment.objects.exclude(justification="ok").values_list("justification", flat=True))
     assert justifications, "the other annotators' judgments are missing"
@@ -288,7 +321,9 @@ def test_nothing_an_annotator_can_reach_gives_away_models_sides_gold_or_others(w
     statuses = {r.status_code for _l, r in walker.seen}
     assert statuses >= {200, 201, 204, 400, 403, 404, 409, 410, 429}, statuses
     codes = {r.json().get("code") for _l, r in walker.seen if r.status_code == 410}
-    assert codes == {"lease_expired", "batch_closed", "overlap_full", "session_limit"}, codes
+    assert codes == {"lease_expired", "batch_closed", "overlap_full", "session_limit", "revise_window_closed"}, codes
+    conflicts = {r.json().get("code") for _l, r in walker.seen if r.status_code == 409}
+    assert conflicts == {"conflict", "item_complete"}, conflicts
 
     secrets = secrets_of(world)
     problems = []

@@ -12,6 +12,8 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 
 from annotation.models import Batch, ImportRecord, Item, Project
+from core.models import Job
+from tests.core.jobs import follow_job
 from tests.factories import ProjectFactory
 
 HH_NAME = "hh-rlhf-harmless-base-test-part1.jsonl.gz"
@@ -273,7 +275,9 @@ def test_truncated_gzip_is_a_clear_error(project, earlier_import, tmp_path):
 
 def test_the_rejected_import_record_keeps_the_errors(project, lead, lead_client, tmp_path):
     path = write(tmp_path / "bad.jsonl", [good(1), "{", good(3, stratum="organic")])
-    lead_client.post(import_url(project), {"file": upload(path), "batch": "b1"}, format="multipart")
+    follow_job(
+        lead_client, lead_client.post(import_url(project), {"file": upload(path), "batch": "b1"}, format="multipart")
+    )
     record = ImportRecord.objects.get()
     assert record.status == ImportRecord.Status.REJECTED
     assert record.filename == "bad.jsonl"
@@ -411,11 +415,27 @@ def upload(path: Path) -> SimpleUploadedFile:
     return SimpleUploadedFile(path.name, path.read_bytes())
 
 
-def test_lead_imports_through_the_api(project, lead_client, tmp_path):
+def test_lead_imports_through_the_api(project, lead, lead_client, tmp_path):
     path = write(tmp_path / "items.jsonl", mixed(13, 4, 3), gz=True)
     response = lead_client.post(import_url(project), {"file": upload(path), "batch": "api"}, format="multipart")
-    assert response.status_code == 201, response.content
-    body = response.json()
+    assert response.status_code == 202, response.content
+    queued = response.json()
+    assert (queued["kind"], queued["state"], queued["project"], queued["result"]) == (
+        "items_import",
+        "queued",
+        project.pk,
+        None,
+    )
+    assert not Item.objects.exists()  # nothing is imported inside the request
+    job = follow_job(lead_client, response)
+    assert job["state"] == "succeeded", job
+    assert job["error"] is None
+    assert job["created_by"] == lead.username
+    assert job["started_at"] and job["finished_at"] >= job["started_at"] >= job["created_at"]
+    assert job["progress"]["unit"] == "bytes"
+    assert job["progress"]["done"] == job["progress"]["total"] == path.stat().st_size
+    assert job["progress"]["fraction"] == 1.0
+    body = job["result"]
     assert (body["ok"], body["created"], body["skipped"], body["batch"]) == (True, 20, 0, "api")
     assert body["strata"] == {"usage": 13, "synthetic": 4, "adversarial": 3}
     assert body["errors"] == []
@@ -430,16 +450,20 @@ def test_lead_imports_hh_with_gold_through_the_api(project, lead_client):
         {"file": upload(HH_FILE), "batch": "hh", "keep_hh_gold": "true"},
         format="multipart",
     )
-    assert response.status_code == 201, response.content
-    assert response.json()["created"] == 1500
+    assert follow_job(lead_client, response)["result"]["created"] == 1500
     assert not Item.objects.filter(project=project, gold="").exists()
 
 
-def test_bad_file_through_the_api_is_400_with_every_error(project, lead_client, tmp_path):
+def test_a_bad_file_through_the_api_fails_its_job_with_every_error(project, lead_client, tmp_path):
     path = write(tmp_path / "bad.jsonl", [good(1), "{oops", good(3), good(4, stratum="organic")])
     response = lead_client.post(import_url(project), {"file": upload(path), "batch": "b1"}, format="multipart")
-    assert response.status_code == 400
-    body = response.json()
+    job = follow_job(lead_client, response)
+    assert job["state"] == "failed"
+    assert job["error"] == {
+        "code": "import_bad_lines",
+        "detail": "Rejected bad.jsonl: 2 bad line(s); nothing was imported.",
+    }
+    body = job["result"]
     assert body["ok"] is False
     assert body["error_count"] == 2
     assert [e["line"] for e in body["errors"]] == [2, 4]
@@ -454,16 +478,18 @@ def test_api_upload_spooled_to_disk_imports_the_same(gz, project, lead_client, t
     # Uploads over FILE_UPLOAD_MAX_MEMORY_SIZE reach the service as a temporary file, not a BytesIO.
     path = write(tmp_path / "items.jsonl", [good(n) for n in range(30)], gz=gz)
     response = lead_client.post(import_url(project), {"file": upload(path), "batch": "disk"}, format="multipart")
-    assert response.status_code == 201, response.content
+    assert follow_job(lead_client, response)["state"] == "succeeded"
     assert Item.objects.filter(batch__name="disk").count() == 30
 
 
 def test_api_reimport_reports_skipped(project, lead_client, tmp_path):
     path = write(tmp_path / "items.jsonl", [good(n) for n in range(4)])
-    lead_client.post(import_url(project), {"file": upload(path), "batch": "b1"}, format="multipart")
+    follow_job(
+        lead_client, lead_client.post(import_url(project), {"file": upload(path), "batch": "b1"}, format="multipart")
+    )
     response = lead_client.post(import_url(project), {"file": upload(path), "batch": "b1"}, format="multipart")
-    assert response.status_code == 201
-    assert (response.json()["created"], response.json()["skipped"]) == (0, 4)
+    result = follow_job(lead_client, response)["result"]
+    assert (result["created"], result["skipped"]) == (0, 4)
 
 
 def test_api_import_needs_a_file_and_a_batch(project, lead_client):
@@ -480,6 +506,7 @@ def test_only_leads_may_import(who, status, request, project, tmp_path):
     path = write(tmp_path / "items.jsonl", [good(1)])
     response = client.post(import_url(project), {"file": upload(path), "batch": "b1"}, format="multipart")
     assert response.status_code == status  # 404 for someone with no role there, as for a missing project
+    assert not Job.objects.exists()
     assert not Item.objects.exists()
     assert not ImportRecord.objects.exists()
 

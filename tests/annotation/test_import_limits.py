@@ -20,6 +20,7 @@ from django.test import override_settings
 
 from annotation.models import ImportRecord, Item
 from annotation.services import ImportRejected, items_import
+from tests.core.jobs import follow_job
 from tests.factories import ProjectFactory
 
 MIB = 1 << 20
@@ -109,13 +110,16 @@ def _bytes_io(data: bytes):
 @pytest.mark.parametrize("bomb", ["newlines_gz", "gigabyte_gz"])
 def test_a_gzip_bomb_is_refused_through_the_api_in_under_2_s_and_the_lock_is_free(bomb, request, project, lead_client):
     data = request.getfixturevalue(bomb)
-    started = time.monotonic()
     response = post_import(lead_client, project, f"{bomb}.jsonl.gz", data)
+    started = time.monotonic()
+    job = follow_job(lead_client, response)
     elapsed = time.monotonic() - started
-    assert response.status_code == 400, response.content
-    body = response.json()
+    assert (job["state"], job["error"]["code"]) == ("failed", "import_compression_ratio")
+    body = job["result"]
     assert body["code"] == "import_compression_ratio"
+    assert body["errors"][0]["line"] is None  # the file as a whole
     assert "inflates to over 200 times its compressed size" in body["errors"][0]["reason"]
+    assert "inflates to over 200 times its compressed size" in job["error"]["detail"]
     assert elapsed < 2, f"refused after {elapsed:.1f} s"
     assert not Item.objects.filter(project=project).exists()
     assert ImportRecord.objects.get(pk=body["record_id"]).status == "rejected"
@@ -177,14 +181,18 @@ def test_concatenated_gzip_members_read_as_one_file(project):
 def test_blank_lines_count_toward_the_line_limit(project, lead_client):
     data = jsonl([good(n) for n in range(50)] + [""] * 51)
     response = post_import(lead_client, project, "blank.jsonl", data)
-    assert response.status_code == 400
-    body = response.json()
-    assert body["code"] == "import_too_many_lines"
-    assert body["errors"] == [{"line": 0, "reason": "the file has more than the import limit of 100 lines"}]
+    job = follow_job(lead_client, response)
+    body = job["result"]
+    assert body["code"] == job["error"]["code"] == "import_too_many_lines"
+    # An error of the file as a whole has no line number (not "line 0"), and the summary says what it was.
+    assert body["errors"] == [{"line": None, "reason": "the file has more than the import limit of 100 lines"}]
+    assert job["error"]["detail"] == (
+        "Rejected blank.jsonl: nothing was imported. The file has more than the import limit of 100 lines."
+    )
     assert not Item.objects.exists()
     # At the limit it imports.
     response = post_import(lead_client, project, "fits.jsonl", jsonl([good(n) for n in range(50)] + [""] * 50))
-    assert response.status_code == 201, response.content
+    assert follow_job(lead_client, response)["state"] == "succeeded"
 
 
 @pytest.mark.django_db(transaction=True)
@@ -251,8 +259,9 @@ def test_nul_and_lone_surrogates_are_named_bad_lines(project, lead_client):
     # A surrogate written as raw UTF-8 bytes (ED A0 80), which json.loads decodes with surrogatepass.
     data += b'{"prompt": "p", "response_a": {"text": "x\xed\xa0\x80"}, "response_b": {"text": "y"}}\n'
     response = post_import(lead_client, project, "text.jsonl", data)
-    assert response.status_code == 400, response.content
-    body = response.json()
+    job = follow_job(lead_client, response)
+    assert job["state"] == "failed"
+    body = job["result"]
     assert body["code"] == "import_bad_lines"
     assert body["errors"] == [
         {"line": 2, "reason": "prompt contains a NUL character (\\u0000), which cannot be stored as text"},

@@ -22,6 +22,8 @@ from schemathesis.generation import GenerationMode
 from annotation.services.assignments import assignment_next
 from annotation.services.sessions import session_start
 from config.wsgi import application
+from core.authz import Action
+from core.models import Job
 from tests.factories import BatchFactory, ItemFactory
 from tests.trainer.runs_fixtures import finished_reward_model, make_snapshot
 
@@ -53,7 +55,9 @@ def actors(project, lead, ml_engineer, annotator):
     run = finished_reward_model(snapshot)
     session, _ = session_start(project=project, annotator=annotator)
     lease = assignment_next(session=session)
+    job = Job.objects.create(project=project, kind="items_import", action=Action.IMPORT_ITEMS, handler="-")
     ids = {
+        "job_id": job.pk,
         "project_id": project.pk,
         "batch_id": open_batch.pk,
         "snapshot_id": snapshot.pk,

@@ -7,6 +7,7 @@ fails test_every_door_has_an_entry, so nothing new ships without saying who may 
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 from django.contrib import admin
@@ -14,14 +15,17 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from annotation.models import Batch, Membership
+from annotation.models import Assignment, Batch, Item, ItemReport, JudgmentRevision, Membership
 from annotation.services import member_add
+from annotation.services.judgments import judgment_submit
 from core.admin import NOBODY
 from core.authz import Action, Role
+from core.models import Job
 from tests.core.authz_world import PERSONAS, PROJECTS, build_world, expected, import_file, is_staff, may_anywhere
-from tests.factories import UserFactory
+from tests.factories import ItemFactory, UserFactory
 from trainer.models import Status, TrainingRun
 
 pytestmark = pytest.mark.django_db
@@ -72,6 +76,15 @@ def _json(method: str, action: Action, path: Callable, data: Callable | None = N
     return Door(method, action, path, data)
 
 
+def _job(objects, kind: str) -> Job:
+    """A finished job of the project: readable by those who may do its action there (an import, a snapshot)."""
+    action = {"items_import": Action.IMPORT_ITEMS, "dataset_create": Action.MAKE_DATASET}[kind]
+    job, _ = Job.objects.get_or_create(
+        project=objects.project, kind=kind, defaults={"action": action, "handler": "-", "state": Job.State.SUCCEEDED}
+    )
+    return job
+
+
 DOORS: dict[str, Door] = {
     "annotation:member-add": _json(
         "post",
@@ -112,6 +125,10 @@ DOORS: dict[str, Door] = {
     "rewards:dataset-file": _json(
         "get", Action.VIEW_DATASETS, lambda o: f"/api/v1/datasets/{o.snapshot.pk}/files/manifest/"
     ),
+    "core:job-detail": _json("get", Action.IMPORT_ITEMS, lambda o: f"/api/v1/jobs/{_job(o, 'items_import').pk}/"),
+    "core:job-detail dataset": _json(
+        "get", Action.MAKE_DATASET, lambda o: f"/api/v1/jobs/{_job(o, 'dataset_create').pk}/"
+    ),
     "trainer:run-detail": _json("get", Action.VIEW_RUNS, lambda o: f"/api/v1/runs/{o.run.pk}/"),
     "trainer:run-metrics": _json("get", Action.VIEW_RUNS, lambda o: f"/api/v1/runs/{o.run.pk}/metrics/"),
     "trainer:run-cancel": _json("post", Action.START_RUNS, lambda o: f"/api/v1/runs/{o.queued_run.pk}/cancel/"),
@@ -131,7 +148,15 @@ DOORS: dict[str, Door] = {
 
 # Doors with a rule of their own, each tested below.
 LISTINGS = {"annotation:project-list", "trainer:run-list", "frontend:home", "frontend:runs"}
-OWNER_ONLY = {"annotation:session-next", "annotation:session-detail", "annotation:judgment-submit"}
+OWNER_ONLY = {
+    "annotation:session-next",
+    "annotation:session-detail",
+    "annotation:judgment-submit",
+    "annotation:assignment-skip",
+    "annotation:item-report",
+    "annotation:assignment-renew",
+    "annotation:judgment-revise",
+}
 OTHER = {
     "trainer:run-list POST": "test_starting_a_run_names_a_snapshot_the_user_may_train_on",
     "frontend:lead-home": "test_the_lead_home_needs_a_lead_role_somewhere",
@@ -265,27 +290,49 @@ def test_listings_show_only_what_the_role_may_see(world):
             assert (f"/runs/{objects.run.pk}/" in runs_page) == sees_runs, (persona, key)
 
 
+def _owners_judgment(objects) -> int:
+    """A judgment of the loop's owner on an open item of their project, for the revision door."""
+    session, owner, now = objects.extra["loop_session"], objects.extra["loop_owner"], timezone.now()
+    lease = Assignment.objects.create(
+        session=session,
+        item=ItemFactory(batch=objects.open_batch),
+        annotator=owner,
+        left_is_a=True,
+        leased_at=now,
+        lease_expires_at=now + timedelta(minutes=10),
+    )
+    return judgment_submit(assignment_id=lease.pk, annotator_id=owner.pk, choice="left")[0].pk
+
+
 def test_the_annotator_loop_answers_only_the_session_owner(world):
     for key in PROJECTS:
         objects = world.projects[key]
         session, lease, owner = objects.extra["loop_session"], objects.extra["lease"], objects.extra["loop_owner"]
-        judgment = {"choice": "left"}
+        judgment, judgment_id = {"choice": "left"}, _owners_judgment(objects)
         for persona in PERSONAS:
             client = api_client(world, persona)
+
+            def post(path, body=None, client=client):
+                return client.post(path, body or {}, content_type="application/json")
+
             calls = [
                 lambda client=client, s=session: client.get(f"/api/v1/sessions/{s.pk}/"),
                 lambda client=client, s=session: client.get(f"/api/v1/sessions/{s.pk}/next/"),
-                lambda client=client, lease=lease, judgment=judgment: client.post(
-                    f"/api/v1/assignments/{lease.pk}/judgment/", judgment, content_type="application/json"
+                lambda post=post, lease=lease, judgment=judgment: post(
+                    f"/api/v1/assignments/{lease.pk}/judgment/", judgment
                 ),
+                lambda post=post, lease=lease: post(f"/api/v1/assignments/{lease.pk}/skip/", {"reason": "unsure"}),
+                lambda post=post, lease=lease: post(f"/api/v1/assignments/{lease.pk}/report/", {"kind": "broken"}),
+                lambda post=post, lease=lease: post(f"/api/v1/assignments/{lease.pk}/renew/"),
+                lambda post=post, pk=judgment_id: post(f"/api/v1/judgments/{pk}/revision/", {"choice": "right"}),
             ]
             answers = [rolled_back(call).status_code for call in calls]
             if persona == "anonymous":
-                assert answers == [401, 401, 401], (persona, key, answers)
+                assert answers == [401] * len(calls), (persona, key, answers)
             elif world.users[persona] == owner:
                 assert all(code < 400 for code in answers), (persona, key, answers)
             else:
-                assert answers == [404, 404, 404], (persona, key, answers)
+                assert answers == [404] * len(calls), (persona, key, answers)
 
 
 def test_starting_a_run_names_a_snapshot_the_user_may_train_on(world):
@@ -374,6 +421,14 @@ ADMINS: dict[str, AdminEntry] = {
         lambda o: o.judgment.assignment, Action.VIEW_JUDGMENTS, add=NOBODY, change=NOBODY
     ),
     "annotation.judgment": AdminEntry(lambda o: o.judgment, Action.VIEW_JUDGMENTS, add=NOBODY, change=NOBODY),
+    "annotation.itemreport": AdminEntry(
+        lambda o: _report(o),
+        Action.VIEW_ITEMS,
+        add=NOBODY,
+        change=NOBODY,
+        actions={"withdraw_items": Action.MANAGE_BATCHES},
+    ),
+    "annotation.judgmentrevision": AdminEntry(lambda o: _revision(o), Action.VIEW_JUDGMENTS, add=NOBODY, change=NOBODY),
     "rewards.agreementsnapshot": AdminEntry(lambda o: o.agreement, Action.VIEW_AGREEMENT, add=NOBODY, change=NOBODY),
     "rewards.projectflagrules": AdminEntry(
         lambda o: o.flag_rules, Action.VIEW_AGREEMENT, add=Action.CHANGE_PROJECT, change=Action.CHANGE_PROJECT
@@ -390,6 +445,25 @@ ADMINS: dict[str, AdminEntry] = {
         actions={"cancel_runs": Action.START_RUNS},
     ),
 }
+
+
+def _report(objects) -> ItemReport:
+    """A report on the project's judged item (made once, kept for every persona)."""
+    assignment = objects.judgment.assignment
+    report, _ = ItemReport.objects.get_or_create(
+        assignment=assignment, defaults={"item_id": assignment.item_id, "annotator_id": assignment.annotator_id}
+    )
+    return report
+
+
+def _revision(objects) -> JudgmentRevision:
+    judgment = objects.judgment
+    revision, _ = JudgmentRevision.objects.get_or_create(
+        judgment=judgment, defaults={"old_choice": judgment.choice, "new_choice": judgment.choice}
+    )
+    return revision
+
+
 # Admins of what belongs to no project: Django's model permissions, which no role group holds.
 SUPERUSER_ONLY_ADMINS = {
     "auth.user",
@@ -404,6 +478,7 @@ SUPERUSER_ONLY_ADMINS = {
 CUSTOM_ADMIN_DOORS = {
     "annotation_project_import": "test_admin_custom_doors",
     "rewards_datasetsnapshot_file": "test_admin_custom_doors",
+    "rewards_datasetsnapshot_job": "test_admin_custom_doors",
     "trainer_trainingrun_start": "test_admin_custom_doors",
     "trainer_trainingrun_cancel": "test_admin_custom_doors",
 }
@@ -496,6 +571,8 @@ def _run_action(client: Client, base: str, name: str, obj) -> bool:
             effect = Batch.objects.get(pk=obj.pk).status == Batch.Status.CLOSED
         elif name == "cancel_runs":
             effect = TrainingRun.objects.get(pk=obj.pk).status == Status.CANCELLED
+        elif name == "withdraw_items":
+            effect = Item.objects.get(pk=obj.item_id).withdrawn_at is not None
         elif name == "make_dataset_snapshot":
             effect = response.status_code == 200 and b'name="apply"' in response.content
         else:
@@ -526,6 +603,11 @@ def test_admin_custom_doors(world):
             doors = [
                 ("get", f"/admin/annotation/project/{objects.project.pk}/import/", Action.IMPORT_ITEMS),
                 ("get", f"/admin/rewards/datasetsnapshot/{objects.snapshot.pk}/files/manifest/", Action.VIEW_DATASETS),
+                (
+                    "get",
+                    f"/admin/rewards/datasetsnapshot/jobs/{_job(objects, 'dataset_create').pk}/",
+                    Action.MAKE_DATASET,
+                ),
                 ("post", f"/admin/trainer/trainingrun/{objects.queued_run.pk}/cancel/", Action.START_RUNS),
             ]
             for method, path, action in doors:

@@ -140,8 +140,10 @@ def test_nothing_left_to_judge_and_a_lease_that_expired(page, demo):
     log_in(page, "ann")
     page.goto(f"/annotate/{project.pk}/")
     expect(page.locator("#annotator")).to_have_attribute("data-state", "item")
-    # The lease runs out while the annotator is reading; their judgment is refused and the next item comes.
+    # The lease runs out while the annotator is reading and someone else takes the item's last place: their
+    # judgment is refused and the next item comes. (A pick on an item still free is kept: test_annotator_actions.)
     Assignment.objects.filter(annotator=annotator).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    Item.objects.filter(assignments__annotator=annotator).update(judgment_count=project.overlap)
     before = shown(page)["assignment"]
     page.keyboard.press("1")
     page.keyboard.press("Enter")

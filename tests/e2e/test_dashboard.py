@@ -111,6 +111,13 @@ def test_a_lead_opens_the_dashboard_and_every_chart_draws(page, dashboard_projec
 
     # cyd's left bias is flagged and shows in the bias chart's colours and the annotator flags table.
     expect(page.locator("#annotator-flags")).to_contain_text("position bias")
+    # What a flag means is on the page as text, and the legend opens on a click or a tap (no hover needed).
+    expect(page.locator("#annotator-flags .flag-meaning").first).to_be_visible()
+    legend = page.locator("#flag-legend")
+    expect(legend.locator("dl")).to_be_hidden()
+    legend.locator("summary").click()
+    expect(legend.locator("dl")).to_be_visible()
+    expect(legend).to_contain_text("a large effect on few judgments")
     # Another batch in the bias chart: the chart redraws with that batch's annotators.
     page.locator("#bias-batch").select_option(label="week 1")
     assert chart_state(page, "chart-bias")["points"] >= len(ANNOTATORS)
@@ -139,6 +146,11 @@ def test_a_lead_opens_the_dashboard_and_every_chart_draws(page, dashboard_projec
     page.wait_for_url(re.compile(r"/annotators/\d+/$"))
     expect(page.locator("#annotator-table tbody tr")).to_have_count(4)
     expect(page.locator("#annotator-table")).to_contain_text("position bias")
+    flag = page.locator("#annotator-table details.flag-detail").filter(has_text="position bias").first
+    expect(flag.locator(".flag-meaning")).to_be_hidden()
+    flag.locator("summary").click()  # a tap opens it, as a click does
+    expect(flag.locator(".flag-meaning")).to_be_visible()
+    expect(flag).to_contain_text("Picks the response shown on the left")
     for canvas_id in ("chart-annotator-quality", "chart-annotator-habits"):
         page.wait_for_function("(id) => window.Chart.getChart(document.getElementById(id))", arg=canvas_id)
         state = chart_state(page, canvas_id)

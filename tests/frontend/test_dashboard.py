@@ -297,3 +297,35 @@ def test_the_split_items_page_pages_through_long_lists(lead, project):
     assert f'href="?batch={batch.pk}&amp;page=2"' in first
     second = client.get(f"{dashboard_url(project)}split-items/?batch={batch.pk}&page=2").content.decode()
     assert second.count('class="split-item"') == 2 and "Page 2 of 2" in second
+
+
+def test_watch_and_warn_levels_show_with_their_meaning_in_words_and_the_minimum_seconds(lead, project):
+    """A left-leaning, hasty annotator on 18 items: the page says the level (watch: a large effect on few
+    judgments; warn), what each flag means without hovering, and the project's minimum seconds."""
+    batch = BatchFactory(project=project, name="hasty")
+    items = ItemFactory.create_batch(18, batch=batch)
+    for n, item in enumerate(items):
+        for username in ("steady1", "steady2"):
+            judge(item, username, "a", shown_left="ab"[n % 2])
+        shown = "ab"[n % 2]
+        picked = shown if n < 14 else ("b" if shown == "a" else "a")  # left on 14 of 18
+        judge(item, "lefty", picked, shown_left=shown, seconds=1.5)
+    snapshot = snapshot_compute(batch=batch)
+    levels = {(f["code"], f["level"]) for f in snapshot.report["flags"] if f["subject"] == "annotator"}
+    assert ("position_bias", "watch") in levels and ("too_fast", "warn") in levels
+
+    client = browser_for(lead)
+    html = client.get(dashboard_url(project)).content.decode()
+    table = re.search(r'<table class="figures" id="annotator-flags">.*?</table>', html, re.S).group(0)
+    row = re.search(r'<tr class="level-watch">.*?position bias.*?</tr>', table, re.S).group(0)
+    assert '<td class="level-word">watch</td>' in row
+    assert "Picks the response shown on the left (or right) more than chance" in row  # the meaning, as text
+    assert "took less than the project minimum of 3 s" in table
+    assert 'id="flag-legend"' in html and "a large effect on few judgments" in html
+
+    lefty = next(r for r in snapshot.report["annotators"] if r["username"] == "lefty")["annotator"]
+    page = client.get(f"{dashboard_url(project)}annotators/{lefty}/").content.decode()
+    assert "Too fast (&lt; 3 s)" in page
+    # Per batch, each flag opens on a tap (a details element), not only on hover.
+    assert '<details class="flag-detail"><summary><span class="flag flag-watch">position bias' in page
+    assert "Picks the response shown on the left" in page and '<span class="level-word">watch</span>' in page

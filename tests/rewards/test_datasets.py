@@ -13,11 +13,13 @@ from django.utils import timezone
 
 from annotation.models import AnnotationSession, Assignment, Batch, Item, Judgment
 from annotation.services import member_add
+from core.models import Job
 from rewards.errors import DatasetTampered, SnapshotImmutable
 from rewards.models import DatasetSnapshot
 from rewards.selectors import batch_item_votes, batch_item_votes_iter, dataset_files
 from rewards.services.datasets import dataset_create, dataset_verify, prompt_group, split_score
 from rewards.services.pairs import iter_decisions, preference_pairs
+from tests.core.jobs import follow_job
 from tests.factories import BatchFactory, ProjectFactory, UserFactory
 
 ANNOTATORS = tuple(f"ann-{c}" for c in "abcdefg")
@@ -128,8 +130,12 @@ def test_snapshot_files_match_counts_sha256_and_votes(ml_engineer_client, projec
     response = ml_engineer_client.post(
         datasets_url(project), {"batches": [mixed_batch.pk], "seed": 3, "validation_fraction": 0.2}, format="json"
     )
-    assert response.status_code == 201, response.json()
-    body = response.json()
+    assert response.status_code == 202, response.json()
+    assert not DatasetSnapshot.objects.exists()  # made by the worker, not inside the request
+    job = follow_job(ml_engineer_client, response)
+    assert (job["kind"], job["state"], job["error"]) == ("dataset_create", "succeeded", None)
+    assert job["progress"] == {"done": 1, "total": 1, "unit": "steps", "fraction": 1.0}
+    body = job["result"]
     snapshot = DatasetSnapshot.objects.get(pk=body["id"])
     files = dataset_files(snapshot=snapshot)
     assert files["train"].parent == artifacts / "datasets" / str(snapshot.pk)
@@ -312,7 +318,8 @@ def _leftovers(artifacts: Path) -> list[str]:
 def test_open_batches_are_refused_and_nothing_is_kept(lead_client, project, mixed_batch, artifacts):
     still_open = make_batch(project, [agreed("x")], name="open one", closed=False)
     response = lead_client.post(datasets_url(project), {"batches": [mixed_batch.pk, still_open.pk]}, format="json")
-    assert response.status_code == 409
+    assert response.status_code == 409  # at once: nothing is queued
+    assert not Job.objects.exists()
     assert response.json()["code"] == "batch_open" and "open one" in response.json()["detail"]
     assert not DatasetSnapshot.objects.exists() and _leftovers(artifacts) == []
 
@@ -343,8 +350,9 @@ def test_bad_requests_are_refused(lead_client, project, mixed_batch, artifacts, 
 def test_batches_without_pairs_are_refused(lead_client, project, artifacts):
     batch = make_batch(project, [{"prompt": "p", "votes": ["a", "b", "tie"]}])
     response = lead_client.post(datasets_url(project), {"batches": [batch.pk]}, format="json")
-    assert response.status_code == 400
-    assert response.json()["code"] == "no_pairs" and "1 split" in response.json()["detail"]
+    job = follow_job(lead_client, response)  # known only once the pairs are read: the job fails
+    assert (job["state"], job["result"]) == ("failed", None)
+    assert job["error"]["code"] == "no_pairs" and "1 split" in job["error"]["detail"]
     assert _leftovers(artifacts) == []
 
 
@@ -379,7 +387,7 @@ def test_temporary_folders_of_killed_exports_are_cleared_after_a_day(project, mi
 def test_without_batch_ids_every_closed_batch_is_used(lead_client, project, mixed_batch):
     make_batch(project, [agreed("not yet")], closed=False)
     second = make_batch(project, [agreed("later")], name="second")
-    body = lead_client.post(datasets_url(project), {}, format="json").json()
+    body = follow_job(lead_client, lead_client.post(datasets_url(project), {}, format="json"))["result"]
     assert [b["name"] for b in body["batches"]] == ["first", "second"]
     assert body["counts"]["train"] + body["counts"]["validation"] == 21
     assert second.pk in [b["id"] for b in body["batches"]]

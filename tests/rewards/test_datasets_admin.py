@@ -11,9 +11,11 @@ from django.contrib.auth.models import Permission
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
+from core.models import Job
 from rewards.models import DatasetSnapshot
 from rewards.selectors import dataset_files
 from rewards.services.datasets import dataset_create
+from tests.core.jobs import run_queued_jobs
 from tests.factories import ProjectFactory
 from tests.rewards.test_datasets import agreed, make_batch, read_jsonl, sha256_of
 
@@ -65,10 +67,21 @@ def test_batch_action_asks_for_the_rule_then_makes_the_snapshot(admin_client, ba
     assert again.status_code == 200 and "errorlist" in again.content.decode()
     assert not DatasetSnapshot.objects.exists()
 
-    done = admin_client.post(
+    queued = admin_client.post(
         CHANGELIST,
         {**selected, "apply": "1", "weighting": "dawid_skene", "validation_fraction": "0.2", "seed": "5"},
     )
+    # A job: its page follows it, refreshing itself, until the worker has made the snapshot.
+    job = Job.objects.get()
+    assert queued.status_code == 302
+    assert queued["Location"] == reverse("admin:rewards_datasetsnapshot_job", args=[job.pk])
+    assert not DatasetSnapshot.objects.exists()
+    waiting = admin_client.get(queued["Location"])
+    assert waiting.status_code == 200
+    html = waiting.content.decode()
+    assert 'data-state="queued"' in html and 'http-equiv="refresh"' in html and f"job {job.pk}" in html
+    assert run_queued_jobs() == [job.pk]
+    done = admin_client.get(queued["Location"])
     snapshot = DatasetSnapshot.objects.get()
     assert done.status_code == 302
     assert done["Location"] == reverse("admin:rewards_datasetsnapshot_change", args=[snapshot.pk])
@@ -81,6 +94,7 @@ def test_batch_action_asks_for_the_rule_then_makes_the_snapshot(admin_client, ba
     detail = admin_client.get(done["Location"])
     html = detail.content.decode()
     assert detail.status_code == 200
+    assert f"Dataset snapshot {snapshot.pk}: {snapshot.train_count} train and" in html  # the job's message
     for name in ("train", "validation", "excluded", "manifest"):
         assert snapshot.sha256[name] in html
         url = reverse("admin:rewards_datasetsnapshot_file", args=[snapshot.pk, name])
@@ -127,6 +141,7 @@ def test_batch_action_needs_a_lead_or_ml_engineer_of_the_project(client, project
     # Django permissions given by hand open nothing: the admin asks the project role (core.admin).
     assert "Log in" in response.content.decode()
     assert not DatasetSnapshot.objects.exists()
+    assert not Job.objects.exists()
 
 
 def test_the_admin_cannot_change_add_or_delete_a_snapshot(admin_client, project, batches):
@@ -219,3 +234,25 @@ def test_every_batch_admin_page_still_loads(admin_client, batches):
     assert admin_client.get(CHANGELIST).status_code == 200
     assert "make_dataset_snapshot" in admin_client.get(CHANGELIST).content.decode()
     assert admin_client.get(reverse("admin:annotation_batch_change", args=[batches[0].pk])).status_code == 200
+
+
+def test_a_snapshot_job_that_fails_says_why_on_its_page(admin_client, project):
+    split = make_batch(project, [{"prompt": "p", "votes": ["a", "b", "tie"]}], name="split")
+    queued = admin_client.post(
+        CHANGELIST,
+        {
+            "action": "make_dataset_snapshot",
+            ACTION_CHECKBOX_NAME: [split.pk],
+            "apply": "1",
+            "weighting": "vote",
+            "validation_fraction": "0.1",
+            "seed": "0",
+        },
+    )
+    assert queued.status_code == 302
+    run_queued_jobs()
+    page = admin_client.get(queued["Location"])
+    html = page.content.decode()
+    assert page.status_code == 200 and 'data-state="failed"' in html and 'http-equiv="refresh"' not in html
+    assert "No snapshot was made: These batches give no preference pairs (1 split)" in html
+    assert not DatasetSnapshot.objects.exists()

@@ -1,10 +1,13 @@
 """A simulated crowd over six batches: the default flags name the left-biased, the length-biased and the
 drifting annotator, in the right batches, and no one else.
 
-The committed seed is fixed; sweep others with TANDEM_CROWD_SEEDS=0,1,2,... Of seeds 0-239, 233 pass.
-The misses are chance, not tuning: mostly an honest annotator scoring under 0.7 on ~35 gold items (the
-gold rule is a point estimate, see FlagRules), once a 1-in-20,000 streak of left picks, once the
-length-biased annotator's first batch missing the verbosity flag.
+The committed seed is fixed; sweep others with TANDEM_CROWD_SEEDS=0,1,2,... Of seeds 0-239, 154 pass. The misses
+are the price of the per-annotator calibration (FlagRules; test_flag_defaults.py): each honest annotator-batch is
+warned with a chance of about 0.3 % (mostly position bias at p < 0.005 and a left share outside 40-60 %), and
+this crowd has 102 honest annotator-batches per project, so 71 of the 240 projects show one such warning; 15 more
+give the planted annotators a second kind of warning beside their own (the drifting one, at 60 % accuracy, also
+looks biased in one batch). The old defaults (Holm over the batch at p < 0.001) passed 233 of 240 here but missed
+two of the three problem annotators the demo plants and most random clickers.
 """
 
 import os
@@ -21,7 +24,8 @@ DROPS = {"gold_drop", "consensus_drop"}
 
 def run_project(crowd: Crowd) -> dict[tuple[str, int | None], dict[int, set[str]]]:
     """Batch after batch, as the snapshot service does: the baseline is the annotator's earlier batches,
-    less those in which they raised a drop alarm. Returns subject -> batch (1-based) -> flag codes."""
+    less those in which they raised a drop alarm. Returns subject -> batch (1-based) -> codes of the warnings and
+    alarms ("watch" flags, a large effect on little evidence, are calibrated in test_flag_defaults.py)."""
     batches = crowd.batches()
     history, alarmed = [], set()
     seen: dict[tuple[str, int | None], dict[int, set[str]]] = defaultdict(lambda: defaultdict(set))
@@ -33,6 +37,8 @@ def run_project(crowd: Crowd) -> dict[tuple[str, int | None], dict[int, set[str]
         )
         history.append(report.annotators)
         for flag in flags_for(report):
+            if flag.level == "watch":
+                continue
             seen[(flag.subject, flag.annotator)][b + 1].add(flag.code)
             if flag.code in DROPS:
                 alarmed.add((b, flag.annotator))

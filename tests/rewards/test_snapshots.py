@@ -209,14 +209,18 @@ def test_flags_use_the_projects_rules(crowd_project):
     project.min_seconds_per_judgment = 8  # judgments take 1-40 s: about one in five is too fast
     project.save(update_fields=["min_seconds_per_judgment"])
 
-    def fast_ones(snapshot, share: float) -> tuple[set, set]:
-        flagged = {f["annotator"] for f in snapshot.report["flags"] if f["code"] == "too_fast"}
+    def fast_ones(snapshot, share: float, level: str = "warn") -> tuple[set, set]:
+        flagged = {f["annotator"] for f in snapshot.report["flags"] if f["code"] == "too_fast" and f["level"] == level}
         rows = snapshot.report["annotators"]
         return flagged, {r["annotator"] for r in rows if r["too_fast"] / r["n_judgments"] > share}
 
     default = snapshot_compute(batch=batches[0])
     flagged, expected = fast_ones(default, 0.2)
     assert flagged == expected
+    # Over 10 % (and not over 20 %) is watched, with the project's minimum in the message.
+    watched, over_a_tenth = fast_ones(default, 0.1, level="watch")
+    assert watched == over_a_tenth - expected
+    assert all("minimum of 8 s" in f["message"] for f in default.report["flags"] if f["code"] == "too_fast")
 
     # A strict lead: any fast judgment flags its annotator, and any disagreement flags the batch.
     ProjectFlagRules.objects.create(project=project, rules={"too_fast_share_warn": 0.0, "batch_agreement_warn": 1.01})

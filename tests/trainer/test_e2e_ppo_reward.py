@@ -25,6 +25,7 @@ from django.conf import settings
 
 from annotation.models import Batch
 from rewards.models import DatasetSnapshot
+from tests.core.jobs import wait_for_job
 from tests.factories import BatchFactory, ItemFactory
 from tests.rewards.judging import judge
 from tests.trainer.test_e2e_training import RUNS, api_start, final_run
@@ -89,8 +90,9 @@ def test_ppo_on_a_learned_reward_raises_the_reward_with_bounded_kl(
         {"batches": [batch.pk], "validation_fraction": 0.25, "seed": SEED},
         format="json",
     )
-    assert response.status_code == 201, response.json()
-    snapshot = DatasetSnapshot.objects.get(pk=response.json()["id"])
+    job = wait_for_job(ml_engineer_client, response)  # a job on the test's worker
+    assert job["state"] == "succeeded", job
+    snapshot = DatasetSnapshot.objects.get(pk=job["result"]["id"])
     counts = snapshot.counts
     assert (counts["train"], counts["excluded"]) == (128 - counts["validation"], 0), counts
     assert counts["validation"] >= 16, counts

@@ -16,8 +16,10 @@ from django.test import Client
 
 from rewards.models import DatasetSnapshot
 from rewards.selectors import dataset_files
+from tests.core.jobs import wait_for_job
 from tests.rewards.test_datasets import agreed, make_batch
 from trainer.models import FINAL_STATUSES, ProjectRunLimits, Status, TrainingRun
+from trainer.selectors import run_flags
 from trainer.services.runs import run_start
 from trainer.tasks import mark_lost_runs_task
 
@@ -77,8 +79,9 @@ def snapshot(project, ml_engineer_client) -> DatasetSnapshot:
         {"batches": [batch.pk], "validation_fraction": 0.25, "seed": 1},
         format="json",
     )
-    assert response.status_code == 201, response.json()
-    return DatasetSnapshot.objects.get(pk=response.json()["id"])
+    job = wait_for_job(ml_engineer_client, response)  # a job on the test's worker
+    assert job["state"] == "succeeded", job
+    return DatasetSnapshot.objects.get(pk=job["result"]["id"])
 
 
 @pytest.fixture
@@ -126,6 +129,14 @@ def test_snapshot_to_reward_model_to_dpo_to_ppo(
         reward_model.evaluation
     )
     assert reward_model.device.startswith("cpu")
+    # The API's flags are read from the stored evaluation, which keeps the gain over the length baseline and its
+    # spread for the interval (tests/trainer/test_flags.py checks the figures against scipy and statsmodels).
+    assert {"accuracy_gain_over_longer", "accuracy_gain_over_longer_sd", "n_model_beats_longer"} <= set(
+        reward_model.evaluation
+    )
+    detail = ml_engineer_client.get(f"{RUNS}{rm_id}/").json()
+    assert detail["flags"] == [flag.as_dict() for flag in run_flags(run=reward_model)]
+    assert detail["evaluation_summary"]["name"] == "accuracy" and detail["duration_seconds"] > 0
     metrics = ml_engineer_client.get(f"{RUNS}{rm_id}/metrics/").json()
     assert metrics["status"] == "succeeded" and metrics["series"], metrics
     assert any("loss" in name for name in metrics["series"])

@@ -84,8 +84,11 @@ def test_every_bounded_field_is_refused_over_its_limit(field, settings, ml_engin
     settings.TANDEM_RUN_LIMITS = {**settings.TANDEM_RUN_LIMITS, field: value - 1}
     response = api_start(ml_engineer_client, snapshot, kind, **{field: value})
     assert response.status_code == 400
-    # PPO and RLOO runs would also need a reward model: sizes are checked with the config, before that.
-    assert response.json()["errors"] == {field: over_limit(value - 1, field)}
+    # PPO and RLOO runs also need a reward model: every problem comes back in the same answer.
+    expected = {field: over_limit(value - 1, field)}
+    if kind in configs.NEEDS_REWARD_MODEL:
+        expected["reward_model_run"] = f"A {kind} run needs a succeeded reward-model run to score its samples."
+    assert response.json()["errors"] == expected
     assert TrainingRun.objects.count() == 0 and sent == []
 
 

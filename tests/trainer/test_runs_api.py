@@ -174,7 +174,10 @@ def test_ppo_and_rloo_need_a_succeeded_reward_model_of_the_same_project(ml_engin
     # A reward model on a DPO run is a mistake too.
     good = finished_reward_model(snapshot)
     response = start(ml_engineer_client, snapshot, kind="dpo", reward_model_run=good.pk)
-    assert response.json()["code"] == "invalid_reward_model"
+    assert response.json()["code"] == "invalid_config"
+    assert response.json()["errors"] == {
+        "reward_model_run": "Only PPO and RLOO runs use a reward model; a dpo run does not."
+    }
     assert TrainingRun.objects.filter(status=Status.QUEUED).count() == 0
     assert sent == []
 

@@ -58,7 +58,18 @@ def test_the_page_has_the_strict_csp_no_inline_script_and_escaped_text(run, ml_e
     assert "frontend/vendor/chart.umd.min.js" in html and "frontend/runs.js" in html
     assert "<script>alert(1)</script>" not in html
     data = json.loads(re.search(r'<script id="run-page" type="application/json">(.*?)</script>', html, re.S).group(1))
-    assert data == {"id": run.pk, "status": "succeeded", "active": False, "can_cancel": True}
+    assert data == {
+        "id": run.pk,
+        "status": "succeeded",
+        "active": False,
+        "can_cancel": True,
+        "has_lineage": False,
+        # Where the script links the lineage's batches and criteria versions once the run writes it (staff only).
+        "admin_urls": {
+            "batch": "/admin/annotation/batch/{id}/change/",
+            "criteria": "/admin/annotation/criteriaversion/{id}/change/",
+        },
+    }
     assert "0.8125" in html  # the evaluation table
     assert f"Snapshot {run.snapshot_id}" in html
     assert "batch" in html.lower()

@@ -2,8 +2,9 @@
 
 Evaluation on the validation split: accuracy (chosen scored above rejected), the same on pairs where the chosen
 answer is the shorter one, and the Spearman correlation of reward with answer length; beside it, a baseline that
-always prefers the longer answer. A reward model no better than that baseline, or one whose accuracy collapses on
-shorter-chosen pairs, has learned length rather than quality.
+always prefers the longer answer, and the pairwise gain over it (mean and spread). A reward model no better than that
+baseline, or one whose accuracy collapses on shorter-chosen pairs, has learned length rather than quality:
+trainer.flags reads these figures and says so on the run.
 """
 
 from __future__ import annotations
@@ -142,6 +143,9 @@ def evaluate_rewards(
     def mean(values: np.ndarray) -> float | None:
         return finite_or_none(values.mean()) if len(values) else None
 
+    # Per pair, the reward model's score minus the baseline's (each 1, 1/2 or 0): its mean is the accuracy gain over
+    # the baseline, and with its spread trainer.flags puts a paired interval on that gain.
+    gain = model_acc - baseline_acc
     rewards = np.concatenate([chosen_rewards, rejected_rewards])
     lengths = np.concatenate([chosen_lengths, rejected_lengths])
     if n_pairs and np.ptp(rewards) > 0 and np.ptp(lengths) > 0:
@@ -154,6 +158,10 @@ def evaluate_rewards(
         "reward_length_spearman": rho,
         "baseline_longer_accuracy": mean(baseline_acc),
         "baseline_longer_accuracy_shorter_chosen": mean(baseline_acc[shorter]),
+        "accuracy_gain_over_longer": mean(gain),
+        "accuracy_gain_over_longer_sd": finite_or_none(gain.std(ddof=1)) if n_pairs > 1 else None,
+        "n_model_beats_longer": int((gain > 0).sum()),
+        "n_longer_beats_model": int((gain < 0).sum()),
         "n_pairs": int(n_pairs),
         "n_shorter_chosen": int(shorter.sum()),
         "reward_chosen_mean": mean(chosen_rewards),

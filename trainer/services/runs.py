@@ -1,8 +1,9 @@
 """Starting, cancelling and reaping runs: everything the web process and beat do to a run.
 
-A run is validated completely (role, config, reward model, the snapshot's sha256s) before its row exists, and its
-task goes through the task outbox (core.outbox): stored with the row, sent after the commit, retried while the broker
-is away, and the run failed "Failed to queue" if the outbox gives up. The worker side is trainer.services.execute.
+A run is validated completely (role, config, models and limits, reward model, the snapshot's sha256s: every problem
+reported at once) before its row exists, and its task goes through the task outbox (core.outbox): stored with the row,
+sent after the commit, retried while the broker is away, and the run failed "Failed to queue" if the outbox gives up.
+The worker side is trainer.services.execute.
 """
 
 import logging
@@ -18,11 +19,12 @@ from django.utils import timezone
 
 from core.models import OutboxMessage
 from core.outbox import outbox_enqueue
+from rewards.errors import DatasetTampered
 from rewards.models import DatasetSnapshot
 from rewards.services.datasets import dataset_verify
-from trainer.configs import NEEDS_REWARD_MODEL, validate_config
+from trainer.configs import KINDS, NEEDS_REWARD_MODEL, ConfigError, config_check
 from trainer.confinement import run_config_confine
-from trainer.errors import InvalidRewardModel, RunNotAllowed, RunNotCancellable
+from trainer.errors import RunNotAllowed, RunNotCancellable
 from trainer.models import Kind, Status, TrainingRun
 from trainer.selectors import run_can_start
 
@@ -42,27 +44,46 @@ def checkpoint_dir(*, run: TrainingRun) -> Path:
     return run_output_dir(run=run) / "checkpoint"
 
 
-def _check_reward_model(*, kind: str, snapshot: DatasetSnapshot, reward_model: TrainingRun | None) -> None:
+def _reward_model_error(*, kind: str, snapshot: DatasetSnapshot, reward_model: TrainingRun | None) -> str | None:
+    """Why `reward_model` cannot serve a `kind` run on `snapshot`, or None when it can."""
     if kind not in NEEDS_REWARD_MODEL:
         if reward_model is not None:
-            raise InvalidRewardModel(f"Only PPO and RLOO runs use a reward model; a {kind} run does not.")
-        return
+            return f"Only PPO and RLOO runs use a reward model; a {kind} run does not."
+        return None
     if reward_model is None:
-        raise InvalidRewardModel(f"A {kind} run needs a succeeded reward-model run to score its samples.")
+        return f"A {kind} run needs a succeeded reward-model run to score its samples."
     if reward_model.kind != Kind.REWARD_MODEL:
-        raise InvalidRewardModel(
-            f"Run {reward_model.pk} is a {reward_model.get_kind_display()} run, not a reward model."
-        )
+        return f"Run {reward_model.pk} is a {reward_model.get_kind_display()} run, not a reward model."
     if reward_model.status != Status.SUCCEEDED:
-        raise InvalidRewardModel(
-            f"Reward-model run {reward_model.pk} is {reward_model.get_status_display().lower()}; it must have succeeded."
-        )
+        return f"Reward-model run {reward_model.pk} is {reward_model.get_status_display().lower()}; it must have succeeded."
     if reward_model.project_id != snapshot.project_id:
-        raise InvalidRewardModel(
-            f"Reward-model run {reward_model.pk} belongs to another project than dataset snapshot {snapshot.pk}."
-        )
+        return f"Reward-model run {reward_model.pk} belongs to another project than dataset snapshot {snapshot.pk}."
     if not checkpoint_dir(run=reward_model).is_dir():
-        raise InvalidRewardModel(f"Reward-model run {reward_model.pk} has no checkpoint on disk any more.")
+        return f"Reward-model run {reward_model.pk} has no checkpoint on disk any more."
+    return None
+
+
+def run_start_check(
+    *, kind: str, snapshot: DatasetSnapshot, config: dict, reward_model: TrainingRun | None = None
+) -> tuple[dict, dict[str, str]]:
+    """(the config as it would be stored, every problem by field): the settings (trainer.configs), the models
+    and sizes the project allows (trainer.confinement), and the reward model (under "reward_model_run", the API's
+    name). Every stage runs whatever the others found, so one answer lists everything."""
+    full_config, errors = config_check(kind, config)
+    if kind not in KINDS:
+        return full_config, errors
+    if "config" not in errors:
+        try:
+            # Models confined to the project and the model roots, sizes to the project's limits. Fields that failed
+            # above read None here and are skipped.
+            full_config = run_config_confine(kind=kind, config=full_config, project_id=snapshot.project_id)
+        except ConfigError as exc:
+            for field, message in exc.errors.items():
+                errors.setdefault(field, message)
+    reward_model_error = _reward_model_error(kind=kind, snapshot=snapshot, reward_model=reward_model)
+    if reward_model_error:
+        errors["reward_model_run"] = reward_model_error
+    return full_config, errors
 
 
 def run_start(
@@ -73,20 +94,30 @@ def run_start(
     reward_model: TrainingRun | None = None,
     created_by: AbstractBaseUser | None = None,
     based_on: TrainingRun | None = None,
+    input_errors: dict[str, str] | None = None,
 ) -> TrainingRun:
     """Validates everything, stores a queued run and sends its task once the transaction commits.
 
     created_by None means a trusted caller (the start_run command run on the server); a user must be an ML
-    engineer of the snapshot's project (or a superuser). Raises RunNotAllowed, trainer.configs.ConfigError,
-    InvalidRewardModel or rewards.errors.DatasetTampered; nothing is stored or queued then.
+    engineer of the snapshot's project (or a superuser), else RunNotAllowed before anything else is looked at.
+    Then every check runs and the problems come back together: rewards.errors.DatasetTampered (409) when the
+    snapshot's files changed, with the other problems in its `errors`; else one trainer.configs.ConfigError
+    (`invalid_config`) with a message per field (settings, `base_model`, `reward_model_run`). `input_errors` are
+    problems the caller found reading its own input (a --set line, an id that names no run): they are reported
+    with the rest, and nothing is stored or queued while there are any.
     """
     if created_by is not None and not run_can_start(user=created_by, project=snapshot.project_id):
         raise RunNotAllowed("Only the project's ML engineers can start training runs.")
-    full_config = validate_config(kind, config)
-    # Models confined to the project and the model roots, sizes to the project's limits: refused here, not queued.
-    full_config = run_config_confine(kind=kind, config=full_config, project_id=snapshot.project_id)
-    _check_reward_model(kind=kind, snapshot=snapshot, reward_model=reward_model)
-    dataset_verify(snapshot=snapshot)
+    full_config, errors = run_start_check(kind=kind, snapshot=snapshot, config=config, reward_model=reward_model)
+    errors.update(input_errors or {})  # the caller's reading of a field is the more precise one
+    try:
+        dataset_verify(snapshot=snapshot)
+    except DatasetTampered as exc:
+        if errors:
+            raise DatasetTampered(exc.detail, errors=errors) from exc
+        raise
+    if errors:
+        raise ConfigError(errors)
     with transaction.atomic():
         run = TrainingRun.objects.create(
             project_id=snapshot.project_id,

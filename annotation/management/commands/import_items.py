@@ -38,8 +38,10 @@ class Command(BaseCommand):
             if options["json"]:
                 self.stdout.write(json.dumps(exc.report.as_dict(), indent=2))
             for error in exc.report.errors:
-                # Line 0 is the file as a whole (too large, closed batch): no line number to point at.
-                self.stderr.write(f"line {error['line']}: {error['reason']}" if error["line"] else error["reason"])
+                # No line: an error of the file as a whole (too large, closed batch, corrupt gzip).
+                self.stderr.write(
+                    error["reason"] if error["line"] is None else f"line {error['line']}: {error['reason']}"
+                )
             hidden = exc.report.error_count - len(exc.report.errors)
             if hidden:
                 self.stderr.write(f"... and {hidden} more bad line(s)")

@@ -3,6 +3,7 @@
 // the server says the annotator is. What the annotator has clicked but not submitted is the only local state.
 
 import { api, endpoints, serverNow } from "./api.js";
+import { annotatorActions } from "./annotate_actions.js";
 import { renderConversation, renderText } from "./render.js";
 
 const root = document.getElementById("annotator");
@@ -20,8 +21,13 @@ const DIMENSION_KEYS = [
   ["v", "b", "n"],
   ["u", "i", "o"],
 ];
-const DIMENSION_VALUES = ["left", "right", "tie"];
-const DIMENSION_LABELS = { left: "Left", right: "Right", tie: "Tie" };
+const DIMENSION_VALUES = ["left", "right", "tie", "na"];
+// [on a wide screen, on stacked panes]; "na": the criterion does not apply to this item (no key of its own).
+const DIMENSION_LABELS = { left: ["Left", "Top"], right: ["Right", "Bottom"], tie: ["Tie"], na: ["N/A"] };
+const CHOICE_NAMES = { left: ["Left", "Top"], right: ["Right", "Bottom"], tie: ["Tie"], both_bad: ["Both bad"] };
+// The panes stack (and become top and bottom) in the same windows as tandem.css's stacked layout.
+const STACKED = window.matchMedia("(max-width: 800px), (max-height: 560px)");
+const TOUCH = window.matchMedia("(hover: none) and (pointer: coarse)");
 
 const state = {
   session: null,
@@ -35,7 +41,22 @@ const state = {
   doneTimer: null,
   noticeTimer: null,
   dimensionKeys: new Map(), // key → [dimension key, value]
+  last: null, // the last judgment while it may be changed: { id, item, choice, dimensions, justification, until }
+  saved: null, // while changing the last judgment: the current item and its picks, to come back to
+  lastActivity: Date.now(),
+  renewing: false,
+  leaseLost: "", // why the item on the screen can no longer be kept, from the server
 };
+
+function choiceName(choice) {
+  const names = CHOICE_NAMES[choice] || [choice];
+  return STACKED.matches ? names[names.length - 1] : names[0];
+}
+
+// The item whose lease the page keeps: the current one, also while the last judgment is being changed.
+function leasedItem() {
+  return state.saved ? state.saved.item : state.item;
+}
 
 // --- Screens and small helpers -------------------------------------------------------------------------
 
@@ -122,18 +143,8 @@ function tick() {
   } else {
     clock.hidden = true;
   }
-  const lease = $("lease");
-  if (state.item && state.screen === "item") {
-    const left = secondsUntil(state.item.lease_expires_at);
-    lease.textContent =
-      left <= 0
-        ? "Time ran out on this item: it has gone back to the pool. Press Enter for the next one."
-        : left < 120
-          ? `This item goes back to the pool in ${duration(left)}.`
-          : "";
-  } else {
-    lease.textContent = "";
-  }
+  renderLease();
+  renderLast();
   if (state.screen === "break") {
     const left = (state.breakEndsAt - serverNow()) / 1000;
     $("break-countdown").textContent = duration(left);
@@ -242,8 +253,13 @@ function showItem(item) {
     state.choice = null;
     state.dimensions = {};
     $("justification").value = "";
+    $("skip-reason").value = "";
+    state.leaseLost = "";
     formError("");
+    closeReport();
   }
+  // How long a lease runs, to renew it well before it lapses (a reload may bring a lease half used).
+  item.leaseSeconds = Math.max(Number(state.session?.lease_minutes) * 60 || secondsUntil(item.lease_expires_at), 30);
   const prompt = $("prompt");
   if (Array.isArray(item.messages)) {
     prompt.replaceChildren(renderConversation(item.messages));
@@ -292,14 +308,19 @@ function buildDimensions(dimensions) {
       button.dataset.dimension = dimension.key;
       button.dataset.value = value;
       button.setAttribute("aria-pressed", "false");
-      button.setAttribute("aria-label", `${dimension.label || dimension.key}: ${DIMENSION_LABELS[value]}`);
-      if (keys) {
+      const [wide, narrow] = DIMENSION_LABELS[value];
+      button.setAttribute("aria-label", `${dimension.label || dimension.key}: ${value === "na" ? "not applicable" : wide}`);
+      if (value === "na") {
+        button.classList.add("na");
+        button.title = "Not applicable: this criterion does not fit this item";
+      }
+      if (keys && column < keys.length) {
         const kbd = document.createElement("kbd");
         kbd.textContent = keys[column];
         button.append(kbd, " ");
         state.dimensionKeys.set(keys[column], [dimension.key, value]);
       }
-      button.append(DIMENSION_LABELS[value]);
+      button.append(sideLabel(wide, narrow));
       row.append(button);
     });
     if (dimension.description) {
@@ -312,6 +333,18 @@ function buildDimensions(dimensions) {
   });
   box.replaceChildren(...rows);
   box.hidden = rows.length === 0;
+}
+
+function sideLabel(wide, narrow) {
+  if (!narrow) return wide;
+  const fragment = document.createDocumentFragment();
+  for (const [text, className] of [[wide, "side-wide"], [narrow, "side-narrow"]]) {
+    const span = document.createElement("span");
+    span.className = className;
+    span.textContent = text;
+    fragment.append(span);
+  }
+  return fragment;
 }
 
 function renderSelection() {
@@ -344,14 +377,23 @@ function pickDimension(key, value) {
 
 async function submit() {
   if (state.busy || state.screen !== "item" || !state.item) return;
+  if (state.saved) return submitRevision();
   const item = state.item;
+  if (state.leaseLost || (!state.choice && secondsUntil(item.lease_expires_at) <= 0)) {
+    notice(state.leaseLost ? `${state.leaseLost} Here is the next one.` : "Time ran out on that item, so it went back to the pool. Here is the next one.");
+    await withBusy(() => loadNext({ refresh: true }));
+    return;
+  }
   if (!state.choice) {
     if (secondsUntil(item.lease_expires_at) <= 0) {
       notice("Time ran out on that item, so it went back to the pool. Here is the next one.");
       await withBusy(() => loadNext({ refresh: true }));
       return;
     }
-    formError("Pick a response first: 1 left, 2 right" + (item.choices.includes("tie") ? ", 3 tie" : "") + ".");
+    const offered = (item.choices || ["left", "right"]).map((choice) =>
+      TOUCH.matches ? choiceName(choice).toLowerCase() : `${CHOICE_KEYS[choice]} ${choiceName(choice).toLowerCase()}`,
+    );
+    formError(`Pick a response first: ${offered.join(", ")}.`);
     return;
   }
   const justification = $("justification").value.trim();
@@ -361,13 +403,23 @@ async function submit() {
     return;
   }
   await withBusy(async () => {
-    const response = await call("POST", endpoints.judgment(item.assignment_id), {
-      choice: state.choice,
-      dimensions: { ...state.dimensions },
-      justification,
-    });
+    const body = { choice: state.choice, dimensions: { ...state.dimensions }, justification };
+    let response = await call("POST", endpoints.judgment(item.assignment_id), body);
+    if (response.status === 410 && response.data.code === "lease_expired") {
+      // The lease lapsed with a pick made: let the item again if it is still free, and send the pick again.
+      const renewed = await call("POST", endpoints.renew(item.assignment_id));
+      if (renewed.status !== 200) {
+        const why = renewed.data.detail || "This item went back to the pool: your pick could not be kept.";
+        notice(`${why} Here is the next one.`);
+        await loadNext({ refresh: true });
+        return;
+      }
+      item.lease_expires_at = renewed.data.lease_expires_at;
+      response = await call("POST", endpoints.judgment(item.assignment_id), body);
+    }
     if (response.status === 200 || response.status === 201) {
       notice("");
+      rememberLast(response.data, item, body);
       await loadNext({ refresh: true });
     } else if (response.status === 410 || response.status === 409 || response.status === 404) {
       notice(skipReason(response));
@@ -394,6 +446,8 @@ function skipReason(response) {
       return "That item's batch was closed. Here is the next one.";
     case "conflict":
       return "That item was already judged (perhaps in another tab). Here is the next one.";
+    case "item_withdrawn":
+      return "A lead withdrew that item. Here is the next one.";
     default:
       return "That item is no longer yours to judge. Here is the next one.";
   }
@@ -411,6 +465,12 @@ async function withBusy(work) {
     $("submit").disabled = false;
   }
 }
+
+// --- Skip, report, changing the last judgment, keeping the lease (annotate_actions.js) ----------------------
+
+const { skip, openReport, closeReport, sendReport, rememberLast, renderLast, openRevision, closeRevision, submitRevision, noteActivity, maybeRenew, renderLease } = annotatorActions({
+  state, root, $, call, notice, formError, withBusy, loadNext, showItem, renderSelection, duration, secondsUntil, skipReason, show, choiceName, leasedItem,
+});
 
 // --- Keyboard -------------------------------------------------------------------------------------------
 
@@ -439,6 +499,7 @@ function onKeyDown(event) {
     if (event.key === "Escape") {
       event.preventDefault();
       event.target.blur();
+      if ($("report-form").contains(event.target)) closeReport();
     }
     return;
   }
@@ -453,6 +514,17 @@ function onKeyDown(event) {
     return;
   }
   if (state.screen !== "item") return;
+  if (event.key === "Escape" && (state.saved || !$("report-form").hidden)) {
+    event.preventDefault();
+    if (state.saved) closeRevision();
+    else closeReport();
+    return;
+  }
+  if (event.key === "Backspace") {
+    event.preventDefault();
+    openRevision();
+    return;
+  }
   if (event.key === "Enter") {
     event.preventDefault(); // also stops a focused button from being clicked: Enter always submits
     if (!event.repeat) submit();
@@ -470,6 +542,12 @@ function onKeyDown(event) {
   if (key === "j") {
     event.preventDefault(); // focus the box without typing the j into it
     $("justification").focus();
+    return;
+  }
+  if (key === "k" || key === "p") {
+    event.preventDefault();
+    if (key === "k") skip();
+    else openReport();
     return;
   }
   const dimension = state.dimensionKeys.get(key);
@@ -499,6 +577,28 @@ $("judgment").addEventListener("submit", (event) => {
   submit();
 });
 $("keys-toggle").addEventListener("click", () => toggleHelp());
+$("skip").addEventListener("click", () => skip());
+$("report-open").addEventListener("click", () => ($("report-form").hidden ? openReport() : closeReport()));
+$("report-cancel").addEventListener("click", () => closeReport());
+$("report-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  sendReport();
+});
+$("revise-open").addEventListener("click", () => openRevision());
+$("revise-cancel").addEventListener("click", () => closeRevision());
+// Activity that keeps the lease alive: keys, clicks, touches, scrolling the texts, the mouse (at most every 5 s).
+let lastMove = 0;
+for (const type of ["keydown", "pointerdown", "input", "wheel"]) {
+  document.addEventListener(type, noteActivity, { passive: true, capture: true });
+}
+root.addEventListener("scroll", noteActivity, { passive: true, capture: true });
+document.addEventListener("mousemove", () => {
+  if (Date.now() - lastMove > 5000) {
+    lastMove = Date.now();
+    noteActivity();
+  }
+}, { passive: true });
+setInterval(maybeRenew, 5000);
 $("break-retry").addEventListener("click", () => startSession({ fromBreak: true }));
 $("done-retry").addEventListener("click", () => loadNext());
 $("error-retry").addEventListener("click", () => startSession());

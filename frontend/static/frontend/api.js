@@ -63,4 +63,8 @@ export const endpoints = {
   session: (sessionId) => `sessions/${encodeURIComponent(sessionId)}/`,
   next: (sessionId) => `sessions/${encodeURIComponent(sessionId)}/next/`,
   judgment: (assignmentId) => `assignments/${encodeURIComponent(assignmentId)}/judgment/`,
+  skip: (assignmentId) => `assignments/${encodeURIComponent(assignmentId)}/skip/`,
+  report: (assignmentId) => `assignments/${encodeURIComponent(assignmentId)}/report/`,
+  renew: (assignmentId) => `assignments/${encodeURIComponent(assignmentId)}/renew/`,
+  revision: (judgmentId) => `judgments/${encodeURIComponent(judgmentId)}/revision/`,
 };

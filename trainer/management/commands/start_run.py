@@ -1,6 +1,7 @@
 """`manage.py start_run --kind KIND --snapshot ID --base-model MODEL [--reward-model RUN] [--set k=v ...] [--wait]`.
 
-Validates and queues a run through the same service as the API and the admin; prints the run's id. With --wait it
+Validates and queues a run through the same service as the API and the admin (every problem listed at once, by
+field); prints the run's id. With --wait it
 follows the run, printing its progress, and exits non-zero unless it succeeded.
 """
 
@@ -11,10 +12,17 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.errors import AnnotationError
+from rewards.errors import DatasetTampered
 from rewards.models import DatasetSnapshot
-from trainer.configs import KINDS, ConfigError, parse_set_options
+from trainer.configs import KINDS, ConfigError, set_options_check
 from trainer.models import FINAL_STATUSES, Status, TrainingRun
 from trainer.services.runs import run_start
+
+
+def _lines(errors: dict[str, str]) -> str:
+    # --reward-model is the option's name here; the service names the problem as the API does.
+    names = {"reward_model_run": "reward_model_run (--reward-model)"}
+    return "\n".join(f"  {names.get(field, field)}: {message}" for field, message in sorted(errors.items()))
 
 
 class Command(BaseCommand):
@@ -44,23 +52,35 @@ class Command(BaseCommand):
         snapshot = DatasetSnapshot.objects.filter(pk=options["snapshot"]).first()
         if snapshot is None:
             raise CommandError(f"No dataset snapshot {options['snapshot']}.")
-        reward_model = None
-        if options["reward_model"] is not None:
-            reward_model = TrainingRun.objects.filter(pk=options["reward_model"]).first()
-            if reward_model is None:
-                raise CommandError(f"No run {options['reward_model']}.")
         user = None
         if options["user"]:
             user = get_user_model().objects.filter(username=options["user"]).first()
             if user is None:
                 raise CommandError(f"No user named {options['user']!r}.")
+        # --set lines that cannot be read and a --reward-model that names no run are reported by run_start with
+        # every other problem of the run, at once.
+        config, input_errors = set_options_check(options["set_options"], kind=kind)
+        config["base_model"] = options["base_model"]
+        reward_model = None
+        if options["reward_model"] is not None:
+            reward_model = TrainingRun.objects.filter(pk=options["reward_model"]).first()
+            if reward_model is None:
+                input_errors["reward_model_run"] = f"No run {options['reward_model']}."
         try:
-            config = parse_set_options(options["set_options"], kind=kind)
-            config["base_model"] = options["base_model"]
-            run = run_start(kind=kind, snapshot=snapshot, config=config, reward_model=reward_model, created_by=user)
+            run = run_start(
+                kind=kind,
+                snapshot=snapshot,
+                config=config,
+                reward_model=reward_model,
+                created_by=user,
+                input_errors=input_errors,
+            )
         except ConfigError as exc:
-            lines = "\n".join(f"  {field}: {message}" for field, message in sorted(exc.errors.items()))
-            raise CommandError(f"Invalid configuration; nothing was queued:\n{lines}") from exc
+            raise CommandError(f"Invalid configuration; nothing was queued:\n{_lines(exc.errors)}") from exc
+        except DatasetTampered as exc:
+            others = exc.extra.get("errors")
+            more = f"\nAlso wrong:\n{_lines(others)}" if others else ""
+            raise CommandError(f"{exc.detail} Nothing was queued.{more}") from exc
         except AnnotationError as exc:
             raise CommandError(f"{exc.detail} Nothing was queued.") from exc
         self.stdout.write(f"Run {run.pk} queued ({run.get_kind_display()} on dataset snapshot {snapshot.pk}).")

@@ -1,0 +1,63 @@
+"""Dataset snapshots as jobs (core.jobs): the API and the admin's Batch action queue one and answer at once; a worker
+makes it through the same service as `manage.py export_pairs`, which stays synchronous."""
+
+from collections.abc import Sequence
+
+from django.contrib.auth.models import AbstractBaseUser
+
+from annotation.models import Project
+from core.authz import Action
+from core.jobs import JobFailed, job_submit
+from core.models import Job
+from rewards.errors import DatasetError
+from rewards.services.datasets import dataset_batches_check, dataset_create
+
+KIND = "dataset_create"
+
+
+def dataset_job_submit(
+    *,
+    project: Project,
+    batch_ids: Sequence[int] | None = None,
+    weighting: str,
+    validation_fraction: float,
+    seed: int,
+    created_by: AbstractBaseUser | None = None,
+) -> Job:
+    """Queues a dataset snapshot; returns the job. Batches that are unknown, open or missing are refused here, at
+    once, with the DatasetError the snapshot itself would raise; "no pairs" is known only once the worker has read
+    them, and fails the job."""
+    dataset_batches_check(project=project, batch_ids=batch_ids)
+    return job_submit(
+        kind=KIND,
+        project=project,
+        action=Action.MAKE_DATASET,
+        handler="rewards.jobs.dataset_job_run",
+        args={
+            "batches": list(batch_ids) if batch_ids is not None else None,
+            "weighting": weighting,
+            "validation_fraction": validation_fraction,
+            "seed": seed,
+        },
+        created_by=created_by,
+    )
+
+
+def dataset_job_run(*, job: Job, upload=None) -> dict:
+    """The worker's side: the snapshot as GET /api/v1/datasets/{id}/ shows it is the result."""
+    from rewards.apis_datasets import DatasetOutputSerializer  # the API's view of a snapshot, rendered once here
+    from rewards.selectors import dataset_get
+
+    args = job.args
+    try:
+        snapshot = dataset_create(
+            project=job.project,
+            batch_ids=args["batches"],
+            weighting=args["weighting"],
+            validation_fraction=args["validation_fraction"],
+            seed=args["seed"],
+            created_by=job.created_by,
+        )
+    except DatasetError as exc:
+        raise JobFailed(code=exc.code, detail=exc.detail, **exc.extra) from exc
+    return dict(DatasetOutputSerializer(dataset_get(snapshot_id=snapshot.pk)).data)
