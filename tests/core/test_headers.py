@@ -98,3 +98,24 @@ def test_the_docs_may_be_made_public(client, settings):
     assert client.get("/api/docs/").status_code == 200
     assert client.get("/api/redoc/").status_code == 200
     assert client.get("/api/schema/").status_code == 200
+
+
+def test_the_kept_policy_is_the_one_django_csp_builds(settings):
+    """The middleware builds each path's policy once; it must be what django-csp builds for that path, and a view's
+    own policy (django-csp's decorators) or a nonce still gets a policy built for it."""
+    from csp.decorators import csp_update
+    from csp.utils import build_policy
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from core.middleware import ContentSecurityPolicyMiddleware, _override_for
+
+    middleware = ContentSecurityPolicyMiddleware(lambda request: HttpResponse("ok"))
+    for path in ("/annotate/1/", "/admin/", "/api/v1/projects/", "/api/redoc/"):
+        for _ in range(2):  # built, then kept
+            response = middleware(RequestFactory().get(path))
+            assert response["Content-Security-Policy"] == build_policy(replace=_override_for(path)), path
+    own = ContentSecurityPolicyMiddleware(csp_update({"img-src": ["https://example.org"]})(lambda r: HttpResponse()))
+    assert "https://example.org" in own(RequestFactory().get("/annotate/1/"))["Content-Security-Policy"]
+    settings.CONTENT_SECURITY_POLICY = {"DIRECTIVES": {"default-src": ["'self'"]}}
+    assert middleware(RequestFactory().get("/annotate/1/"))["Content-Security-Policy"] == "default-src 'self'"
