@@ -7,6 +7,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from annotation.models import Membership
 from annotation.selectors import project_list_for
 from annotation.services.sessions import ANNOTATING_ROLES
+from core.authz import Action, role_may
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,10 @@ class ProjectCard:
     description: str
     role: str  # the membership's role label, "" when the user sees the project without being a member
     can_annotate: bool
+    # The ML engineer's actions (and a lead's runs link), as core.authz allows them in this project.
+    can_view_runs: bool = False
+    can_start_runs: bool = False
+    can_view_datasets: bool = False
 
 
 def project_cards_for(*, user: AbstractBaseUser) -> list[ProjectCard]:
@@ -31,6 +36,9 @@ def project_cards_for(*, user: AbstractBaseUser) -> list[ProjectCard]:
             description=project.description,
             role=labels.get(roles.get(project.pk), ""),
             can_annotate=roles.get(project.pk) in ANNOTATING_ROLES,
+            can_view_runs=user.is_superuser or role_may(roles.get(project.pk), Action.VIEW_RUNS),
+            can_start_runs=user.is_superuser or role_may(roles.get(project.pk), Action.START_RUNS),
+            can_view_datasets=user.is_superuser or role_may(roles.get(project.pk), Action.VIEW_DATASETS),
         )
         for project in project_list_for(user=user)
     ]

@@ -12,5 +12,10 @@ urlpatterns = [
     path("lead/", views_lead.lead_home, name="lead-home"),
     path("lead/projects/<id:project_id>/", views_lead.project_dashboard_view, name="lead-project"),
     path("lead/projects/<id:project_id>/annotators/<id:user_id>/", views_lead.annotator_view, name="lead-annotator"),
+    path(
+        "lead/projects/<id:project_id>/annotators/<id:user_id>/judgments/",
+        views_lead.annotator_judgments_view,
+        name="lead-annotator-judgments",
+    ),
     path("lead/projects/<id:project_id>/split-items/", views_lead.split_items_view, name="lead-split-items"),
 ]

@@ -4,6 +4,9 @@ Leads only (a lead membership; superusers count as leads, as in the lead API). T
 and never compute metrics; the split-items page lists what rewards' aggregation excludes.
 """
 
+from urllib.parse import urlencode
+
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -20,8 +23,11 @@ from frontend.dashboard import (
     split_items_page,
     with_texts,
 )
+from rewards.apis_drilldown import DrilldownFilterSerializer, drilldown_filters
+from rewards.selectors_drilldown import annotator_judged_in, annotator_judgments, drilldown_rows
 
 SPLIT_ITEMS_PER_PAGE = 25
+JUDGMENTS_PER_PAGE = 50
 
 
 def _lead_project(request, project_id: int) -> Project:
@@ -88,5 +94,46 @@ def split_items_view(request, project_id: int):
             "page": page,
             "total": len(entries),
             "csv_url": csv_url,
+        },
+    )
+
+
+@login_required
+def annotator_judgments_view(request, project_id: int, user_id: int):
+    """One annotator's votes, gold misses and justifications (VIEW_JUDGMENTS: who chose what), paged and filtered."""
+    project = project_for(
+        user=request.user, action=Action.VIEW_JUDGMENTS, project_id=project_id, what="see annotators' votes"
+    )
+    if not annotator_judged_in(project=project, user_id=user_id):
+        raise Http404("This user has no judgment in this project.")
+    # The form sends batch="" for every batch; a malformed query shows the unfiltered list rather than an error.
+    form = DrilldownFilterSerializer(data={key: value for key, value in request.GET.items() if value})
+    data = form.validated_data if form.is_valid() else {"gold_missed": False, "with_justification": False}
+    filters = drilldown_filters(project=project, data=data)
+    judgments = annotator_judgments(project=project, user_id=user_id, filters=filters)
+    page = Paginator(judgments, JUDGMENTS_PER_PAGE).get_page(request.GET.get("page"))
+    page.object_list = drilldown_rows(judgments=list(page.object_list))
+    query = {
+        key: value
+        for key, value in (
+            ("batch", filters.batch_id),
+            ("gold_missed", 1 if filters.gold_missed else None),
+            ("with_justification", 1 if filters.with_justification else None),
+        )
+        if value
+    }
+    api_url = reverse("rewards:annotator-judgments", args=[project.pk, user_id])
+    return render(
+        request,
+        "frontend/lead/judgments.html",
+        {
+            "project": project,
+            "user_id": user_id,
+            "username": get_user_model().objects.filter(pk=user_id).values_list("username", flat=True).first(),
+            "batches": list(project.batches.order_by("created_at", "pk")),
+            "filters": filters,
+            "page": page,
+            "query": urlencode(query),
+            "csv_url": f"{api_url}?{urlencode({**query, 'format': 'csv'})}",
         },
     )

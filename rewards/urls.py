@@ -1,7 +1,7 @@
 from django.urls import path
 
 import core.converters  # noqa: F401 - registers the <id:...> path converter used below
-from rewards import apis, apis_datasets
+from rewards import apis, apis_datasets, apis_drilldown
 
 app_name = "rewards"
 urlpatterns = [
@@ -12,6 +12,11 @@ urlpatterns = [
         name="project-agreement-annotators",
     ),
     path("projects/<id:project_id>/split-items/", apis.SplitItemsApi.as_view(), name="split-items"),
+    path(
+        "projects/<id:project_id>/annotators/<id:user_id>/judgments/",
+        apis_drilldown.AnnotatorJudgmentsApi.as_view(),
+        name="annotator-judgments",
+    ),
 ]
 
 # Dataset snapshots (rewards/apis_datasets.py).

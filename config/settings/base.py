@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "rewards",
     "trainer",
     "frontend",
+    "demo",  # the demo project and model: seeds every app, imported by none
 ]
 
 MIDDLEWARE = [

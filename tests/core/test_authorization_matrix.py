@@ -115,6 +115,16 @@ DOORS: dict[str, Door] = {
     "rewards:split-items": _json(
         "get", Action.VIEW_AGREEMENT, lambda o: f"/api/v1/projects/{o.project.pk}/split-items/"
     ),
+    "rewards:annotator-judgments": _json(
+        "get",
+        Action.VIEW_JUDGMENTS,
+        lambda o: f"/api/v1/projects/{o.project.pk}/annotators/{o.judgment.annotator_id}/judgments/",
+    ),
+    "rewards:annotator-judgments csv": _json(
+        "get",
+        Action.VIEW_JUDGMENTS,
+        lambda o: f"/api/v1/projects/{o.project.pk}/annotators/{o.judgment.annotator_id}/judgments/?format=csv",
+    ),
     "rewards:project-datasets": _json(
         "get", Action.VIEW_DATASETS, lambda o: f"/api/v1/projects/{o.project.pk}/datasets/"
     ),
@@ -139,6 +149,12 @@ DOORS: dict[str, Door] = {
         "get",
         Action.VIEW_AGREEMENT,
         lambda o: f"/lead/projects/{o.project.pk}/annotators/{o.annotator.pk}/",
+        page=True,
+    ),
+    "frontend:lead-annotator-judgments": Door(
+        "get",
+        Action.VIEW_JUDGMENTS,
+        lambda o: f"/lead/projects/{o.project.pk}/annotators/{o.judgment.annotator_id}/judgments/",
         page=True,
     ),
     "frontend:lead-split-items": Door(

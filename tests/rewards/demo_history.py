@@ -1,10 +1,10 @@
-"""The demo history (annotation/demo/history.py) as rewards.metrics arrays, from the same plan seed_demo writes."""
+"""The demo history (demo/data/history.py) as rewards.metrics arrays, from the same plan seed_demo writes."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from annotation.demo.history import SIM_ANNOTATORS, history_lines, plan_votes
+from demo.data.history import SIM_ANNOTATORS, history_lines, plan_votes
 from rewards.metrics import Judgments, longer_side
 
 LABEL = {"a": 0, "b": 1, "tie": 2, "both_bad": 3}

@@ -8,8 +8,8 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from annotation.management.commands.seed_demo import HISTORY_BATCH_NAME, PROJECT_NAME
 from annotation.models import Batch, Project
+from demo.management.commands.seed_demo import HISTORY_BATCH_NAME, PROJECT_NAME
 from rewards.metrics import batch_report
 from tests.rewards.demo_history import demo_history_judgments
 

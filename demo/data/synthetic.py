@@ -2,7 +2,7 @@
 
 import random
 
-from annotation.demo.pair import Pair, slug
+from demo.data.pair import Pair, slug
 
 FORMAL = [
     (

@@ -1,6 +1,6 @@
 """Demo families for coding, maths and science questions (the "usage" stratum); the sums are computed, not typed."""
 
-from annotation.demo.pair import Pair, chat, slug
+from demo.data.pair import Pair, chat, slug
 
 # --- Coding -----------------------------------------------------------------------------
 

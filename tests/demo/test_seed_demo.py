@@ -12,11 +12,7 @@ from django.core.management import CommandError, call_command
 from django.db.models import Count
 from django.test import Client
 
-from annotation.demo import LARGE_MODEL, SMALL_MODEL, demo_jsonl, demo_lines, demo_pairs
-from annotation.demo.adversarial import EXACT_WORDS
-from annotation.demo.history import HISTORY_ITEMS, SIM_ANNOTATORS
 from annotation.import_format import parse_line
-from annotation.management.commands.seed_demo import BATCH_NAME, HISTORY_BATCH_NAME, PROJECT_NAME
 from annotation.models import (
     AnnotationSession,
     Assignment,
@@ -29,6 +25,10 @@ from annotation.models import (
     Project,
 )
 from annotation.services.imports import stratum_mix_warnings
+from demo.data import LARGE_MODEL, SMALL_MODEL, demo_jsonl, demo_lines, demo_pairs
+from demo.data.adversarial import EXACT_WORDS
+from demo.data.history import HISTORY_ITEMS, SIM_ANNOTATORS
+from demo.management.commands.seed_demo import BATCH_NAME, HISTORY_BATCH_NAME, PROJECT_NAME
 
 
 def _seed() -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.demo import demo_lines
+from demo.data import demo_lines
 
 # The files a finished build has; their presence is what "already there" means.
 MODEL_FILES = ("config.json", "model.safetensors", "tokenizer.json")

@@ -17,8 +17,8 @@ import math
 import random
 from dataclasses import dataclass
 
-from annotation.demo import demo_lines, demo_pairs
 from annotation.rules import needs_another_judgment, vote_decision
+from demo.data import demo_lines, demo_pairs
 
 BASE_ITEMS = 120  # the history as it first was; the items after them are close calls (or gold)
 CLOSE_CALLS = 13  # lines added after BASE_ITEMS: the regular ones are close calls (a matter of taste)

@@ -8,11 +8,11 @@ import io
 import json
 import random
 
-from annotation.demo.adversarial import adversarial
-from annotation.demo.everyday import cooking, travel, writing
-from annotation.demo.pair import Pair
-from annotation.demo.synthetic import synthetic
-from annotation.demo.technical import coding, maths, science
+from demo.data.adversarial import adversarial
+from demo.data.everyday import cooking, travel, writing
+from demo.data.pair import Pair
+from demo.data.synthetic import synthetic
+from demo.data.technical import coding, maths, science
 
 SMALL_MODEL = "tandem-demo-small"
 LARGE_MODEL = "tandem-demo-large"

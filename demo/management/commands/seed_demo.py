@@ -12,11 +12,11 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from annotation.demo import demo_jsonl
-from annotation.demo.history import SIM_ANNOTATORS, history_lines, plan_votes
 from annotation.models import AnnotationSession, Assignment, Batch, Item, Judgment, Project, Role
 from annotation.services import ImportRejected, items_import, member_add, project_create
 from annotation.services.batches import batch_close
+from demo.data import demo_jsonl
+from demo.data.history import SIM_ANNOTATORS, history_lines, plan_votes
 
 PROJECT_NAME = "Demo: helpful assistant"
 PROJECT_DESCRIPTION = (
@@ -73,7 +73,7 @@ class Command(BaseCommand):
         # The demo goes through the same service as every other import: a re-run skips what is already there.
         try:
             report = items_import(project=project, batch_name=batch_name, source=source, filename=filename)
-        except ImportRejected as exc:  # a broken demo file is a bug in annotation/demo, say where
+        except ImportRejected as exc:  # a broken demo file is a bug in demo/data, say where
             lines = "; ".join(f"line {e['line']}: {e['reason']}" for e in exc.report.errors[:5])
             raise CommandError(f"The demo data was rejected by the import: {lines}") from exc
         self.stdout.write(report.summary())

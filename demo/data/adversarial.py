@@ -5,7 +5,7 @@ Nothing here is harmful: the trap is always an instruction that is easy to miss 
 
 import json
 
-from annotation.demo.pair import Pair, slug
+from demo.data.pair import Pair, slug
 
 # task, an answer with exactly that many words, an answer that ignores the limit
 EXACT_WORDS = [

@@ -1,6 +1,6 @@
 """Demo families for everyday questions: cooking, travel and writing (the "usage" stratum)."""
 
-from annotation.demo.pair import Pair, chat, slug
+from demo.data.pair import Pair, chat, slug
 
 # --- Cooking ----------------------------------------------------------------------------
 
