@@ -219,7 +219,14 @@ def walk_revision(walker: Walker, judgment, item) -> None:
 
 
 # Pages for leads and ML engineers: an annotator is refused them, and the refusal is walked for leaks too.
-NOT_FOR_ANNOTATORS = ("run", "lead-home", "lead-project", "lead-annotator", "lead-split-items")
+NOT_FOR_ANNOTATORS = (
+    "run",
+    "lead-home",
+    "lead-project",
+    "lead-annotator",
+    "lead-annotator-judgments",
+    "lead-split-items",
+)
 
 
 def page_urls(world) -> list[tuple[str, int | tuple[int, ...]]]:
