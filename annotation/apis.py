@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 
 from annotation.jobs import items_import_submit
 from annotation.models import Batch, Project, Role
-from annotation.selectors import project_list_for, project_role_for
+from annotation.selectors import project_list_for, project_roles_for
 from annotation.services import ImportRejected, member_add, member_remove
 from annotation.services.batches import batch_close
 from annotation.services.members import MemberError
@@ -27,12 +27,13 @@ class ProjectListApi(APIView):
             fields = ["id", "name", "description", "role"]
 
         def get_role(self, project) -> str | None:
-            return project_role_for(project=project, user=self.context["request"].user)
+            return self.context["roles"].get(project.pk)
 
     @extend_schema(responses=OutputSerializer(many=True))
     def get(self, request):
         projects = project_list_for(user=request.user)
-        return Response(self.OutputSerializer(projects, many=True, context={"request": request}).data)
+        context = {"request": request, "roles": project_roles_for(user=request.user)}  # one read, not one a project
+        return Response(self.OutputSerializer(projects, many=True, context=context).data)
 
 
 class MemberAddApi(APIView):

@@ -3,17 +3,15 @@
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 
-from annotation.models import Membership, Project, Role
+from annotation.models import Membership, Project
 
 
-def project_role_for(*, project: Project, user: AbstractBaseUser) -> str | None:
-    """The user's role on the project; superusers count as leads."""
+def project_roles_for(*, user: AbstractBaseUser) -> dict[int, str]:
+    """The user's role in each project they are a member of (superusers hold no role without a membership:
+    core.authz lets them do everything but annotate)."""
     if not user.is_authenticated:
-        return None
-    role = Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
-    if role is None and user.is_superuser:
-        return Role.LEAD
-    return role
+        return {}
+    return dict(Membership.objects.filter(user=user).values_list("project_id", "role"))
 
 
 def project_list_for(*, user: AbstractBaseUser) -> QuerySet[Project]:

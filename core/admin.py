@@ -15,7 +15,7 @@ from django.contrib import admin, messages
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
-from core.authz import STAFF_ROLES, Action, may, may_anywhere, projects_where, roles_allowed
+from core.authz import Action, may, may_anywhere, projects_where, roles_allowed
 from core.models import OutboxMessage
 
 
@@ -24,17 +24,10 @@ class TandemAdminSite(admin.AdminSite):
     site_title = "Tandem admin"
 
     def has_permission(self, request: HttpRequest) -> bool:
-        """Staff flag and a staff role held now: the flag is kept in step with roles by annotation's membership
-        services, and this check makes a stale flag harmless."""
+        """Staff flag and a staff role held now (the roles that see projects in the admin): the flag is kept in step
+        with roles by annotation's membership services, and this check makes a stale flag harmless."""
         user = request.user
-        if not (user.is_active and user.is_staff):
-            return False
-        if user.is_superuser:
-            return True
-        from django.apps import apps
-
-        memberships = apps.get_model("annotation", "Membership").objects
-        return memberships.filter(user_id=user.pk, role__in=STAFF_ROLES).exists()
+        return user.is_active and user.is_staff and may_anywhere(user=user, action=Action.VIEW_PROJECT)
 
 
 def _project_id(obj: Model, path: str) -> int | None:

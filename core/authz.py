@@ -72,9 +72,6 @@ ROLE_ACTIONS: dict[str, frozenset[Action]] = {
     ),
 }
 
-# Roles that work in the Django admin: holding one in any project makes a user staff (annotation.services.members).
-STAFF_ROLES = frozenset({Role.LEAD, Role.ML_ENGINEER})
-
 
 def role_may(role: str | None, action: Action) -> bool:
     return role is not None and action in ROLE_ACTIONS.get(role, frozenset())
@@ -83,6 +80,11 @@ def role_may(role: str | None, action: Action) -> bool:
 def roles_allowed(action: Action) -> frozenset[str]:
     """The roles that may do `action`."""
     return frozenset(role for role, actions in ROLE_ACTIONS.items() if action in actions)
+
+
+# Roles that work in the Django admin, the ones that see projects there: holding one in any project makes a user
+# staff (annotation.services.members), and the admin site lets in only those (core.admin.TandemAdminSite).
+STAFF_ROLES = roles_allowed(Action.VIEW_PROJECT)
 
 
 def _memberships():

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from django.contrib.auth.models import AbstractBaseUser
 
 from annotation.models import Membership
-from annotation.selectors import project_list_for
+from annotation.selectors import project_list_for, project_roles_for
 from annotation.services.sessions import ANNOTATING_ROLES
 from core.authz import Action, role_may
 
@@ -27,7 +27,7 @@ def project_cards_for(*, user: AbstractBaseUser) -> list[ProjectCard]:
     """The user's projects with their role, and whether the session API will let them annotate there."""
     if not user.is_authenticated:
         return []
-    roles = dict(Membership.objects.filter(user=user).values_list("project_id", "role"))
+    roles = project_roles_for(user=user)
     labels = dict(Membership._meta.get_field("role").choices)
     return [
         ProjectCard(
