@@ -56,6 +56,12 @@ class Project(models.Model):
         default=120,
         help_text="Seconds after a judgment in which its annotator may revise it, while the item is open; 0: never.",
     )
+    identity_leak_patterns = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Model or vendor names a generated response must not contain (whole words, any case), as a "
+        'JSON list of strings: ["GPT", "OpenAI"].',
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -104,8 +110,15 @@ class Batch(models.Model):
         OPEN = "open", "Open"
         CLOSED = "closed", "Closed"
 
+    class Kind(models.TextChoices):
+        COMPARISON = "comparison", "Comparison"
+        # Two checkpoints' responses to a held-out prompt set (made by evaluation.services): served like any other
+        # batch, left out of dataset snapshots unless asked for.
+        EVALUATION = "evaluation", "Evaluation"
+
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="batches")
     name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.COMPARISON)
     criteria_version = models.ForeignKey(CriteriaVersion, on_delete=models.PROTECT, related_name="batches")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     created_at = models.DateTimeField(auto_now_add=True)

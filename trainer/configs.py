@@ -13,7 +13,11 @@ from typing import Any
 
 from annotation.errors import AnnotationError
 
-KINDS = ("reward_model", "dpo", "ppo", "rloo")
+KINDS = ("reward_model", "dpo", "ppo", "rloo", "generate")
+# Kinds that train from a snapshot (every field of _COMMON applies); generate only samples.
+TRAINING_KINDS = ("reward_model", "dpo", "ppo", "rloo")
+# Kinds that optimise a policy and save checkpoints along the way (trainer.checkpoints).
+POLICY_KINDS = frozenset({"dpo", "ppo", "rloo"})
 # Online methods optimise a policy against a trained reward model: the run names a succeeded reward-model run.
 NEEDS_REWARD_MODEL = frozenset({"ppo", "rloo"})
 
@@ -121,6 +125,73 @@ _COMMON = [
     _f("time_limit_seconds", int, 86400, "The run is stopped after this long.", min=1, max=30 * 86400),
 ]
 
+_CHECKPOINTS = [
+    _f(
+        "checkpoint_every",
+        int,
+        None,
+        "Save a checkpoint every this many optimizer steps (empty: 4 evenly spaced, plus the final one).",
+        min=1,
+        max=10**7,
+        nullable=True,
+    ),
+    _f(
+        "keep_checkpoints",
+        int,
+        None,
+        "Keep the files of only this many most recent intermediate checkpoints (empty: keep all).",
+        min=1,
+        max=10**4,
+        nullable=True,
+    ),
+    _f(
+        "resume_from",
+        int,
+        None,
+        "Continue from this checkpoint id (a resumable one, of a run of the same kind and snapshot).",
+        min=1,
+        max=2**63 - 1,
+        nullable=True,
+    ),
+]
+
+_GENERATE = [
+    _f(
+        "model",
+        str,
+        None,
+        "The model that writes the responses: checkpoint:ID, run:ID (its final checkpoint), a folder under the "
+        "model roots, or a hub id where the server allows them.",
+        required=True,
+        model=True,
+    ),
+    _f("n", int, 1, "Responses per prompt.", min=1, max=64),
+    _f("temperature", float, 0.7, "Sampling temperature (0: greedy).", min=0, max=10),
+    _f("top_p", float, 1.0, "Nucleus sampling: keep the smallest set of tokens with this much probability.", min=0,
+       min_exclusive=True, max=1),
+    _f("max_new_tokens", int, 256, "Most tokens per response.", min=1, max=8192),
+    _f("seed", int, 42, "Random seed of the sampling.", min=0, max=2**32 - 1),
+    _f("batch_size", int, 8, "Prompts per generate call (left-padded).", min=1, max=4096),
+    _f(
+        "reward_model_run",
+        int,
+        None,
+        "Score every response with this succeeded reward-model run of the project (empty: no score).",
+        min=1,
+        max=2**63 - 1,
+        nullable=True,
+    ),
+    _f(
+        "reference_model",
+        str,
+        None,
+        "Measure the KL of the sampled tokens to this model (same forms as model; empty: no KL).",
+        nullable=True,
+        model=True,
+    ),
+    _f("time_limit_seconds", int, 86400, "The run is stopped after this long.", min=1, max=30 * 86400),
+]
+
 _BY_KIND: dict[str, list[Field]] = {
     "reward_model": [
         _f("learning_rate", float, 1e-5, "Peak learning rate (AdamW, linear decay).", min=0, min_exclusive=True, max=1),
@@ -179,6 +250,7 @@ _BY_KIND: dict[str, list[Field]] = {
             nullable=True,
         ),
     ],
+    "generate": _GENERATE,
     "rloo": [
         _f("learning_rate", float, 1e-6, "Peak learning rate (AdamW, linear decay).", min=0, min_exclusive=True, max=1),
         _f(
@@ -233,8 +305,12 @@ def fields(kind: str) -> dict[str, Field]:
     """The fields of one kind, common ones first, in a stable order (for forms and docs)."""
     if kind not in KINDS:
         raise ConfigError({"kind": _unknown_kind(kind)})
+    if kind not in TRAINING_KINDS:
+        return {field.name: field for field in _BY_KIND[kind]}
     result = {field.name: field for field in _COMMON}
     result.update({field.name: field for field in _BY_KIND[kind]})
+    if kind in POLICY_KINDS:
+        result.update({field.name: field for field in _CHECKPOINTS})
     return result
 
 

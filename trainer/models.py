@@ -14,7 +14,11 @@ class Kind(models.TextChoices):
     DPO = "dpo", "DPO"
     PPO = "ppo", "PPO"
     RLOO = "rloo", "RLOO"
+    GENERATE = "generate", "Generate"
 
+
+# Kinds that optimise a policy and save checkpoints along the way (trainer.checkpoints).
+POLICY_KINDS = frozenset({Kind.DPO, Kind.PPO, Kind.RLOO})
 
 # Kinds that score their samples with a reward model trained by an earlier run.
 NEEDS_REWARD_MODEL = frozenset({Kind.PPO, Kind.RLOO})
@@ -44,7 +48,14 @@ class TrainingRun(models.Model):
     kind = models.CharField(max_length=20, choices=Kind.choices)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True)
     config = models.JSONField(help_text="The complete configuration, defaults filled in, as validated at start.")
-    snapshot = models.ForeignKey("rewards.DatasetSnapshot", on_delete=models.PROTECT, related_name="training_runs")
+    snapshot = models.ForeignKey(
+        "rewards.DatasetSnapshot",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="training_runs",
+        help_text="What it trains on; empty only for a generate run, which trains on nothing.",
+    )
     reward_model = models.ForeignKey(
         "self",
         null=True,
@@ -60,6 +71,28 @@ class TrainingRun(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         help_text="The run this one was started like, if any.",
+    )
+    resume_from = models.ForeignKey(
+        "trainer.Checkpoint",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="resumed_by",
+        help_text="The checkpoint (of a run of the same kind and snapshot) whose weights and optimizer state it "
+        "continues from.",
+    )
+    sampled_checkpoint = models.ForeignKey(
+        "trainer.Checkpoint",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="generation_runs",
+        help_text="Generate runs: the checkpoint that wrote the responses (empty for a base-model folder).",
+    )
+    inputs = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Files a run reads besides its snapshot: {"prompts": {"path", "sha256", "count"}} for generate.',
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="training_runs"
@@ -97,6 +130,13 @@ class TrainingRun(models.Model):
                 condition=~Q(kind__in=[Kind.PPO, Kind.RLOO]) | Q(reward_model__isnull=False),
                 name="run_online_kinds_need_reward_model",
             ),
+            models.CheckConstraint(
+                condition=Q(kind=Kind.GENERATE) | Q(snapshot__isnull=False), name="run_trains_on_a_snapshot"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind=Kind.GENERATE) | Q(sampled_checkpoint__isnull=True),
+                name="run_sampled_checkpoint_only_for_generate",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -130,6 +170,65 @@ class RunMetric(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}={self.value:g} at step {self.step}"
+
+
+class Checkpoint(models.Model):
+    """A policy's weights at one optimizer step, saved by the worker (trainer.checkpoints). Never edited.
+
+    `manifest` maps each file under `folder` (relative path) to its sha256; a download or a load checks them first.
+    `metrics` holds the training metrics logged at that step (reward, KL, loss...). The final checkpoint of a
+    succeeded run is the run's own output (`final`); intermediate ones also hold the optimizer state to resume from.
+    """
+
+    run = models.ForeignKey(TrainingRun, on_delete=models.PROTECT, related_name="checkpoints")
+    step = models.PositiveIntegerField()
+    folder = models.CharField(max_length=500, help_text="Relative to ARTIFACTS_DIR.")
+    manifest = models.JSONField(default=dict, help_text="File (relative to the folder) -> sha256.")
+    metrics = models.JSONField(default=dict, blank=True, help_text="Training metrics at this step.")
+    final = models.BooleanField(default=False, help_text="The run's last checkpoint (its output when it succeeded).")
+    resumable = models.BooleanField(default=False, help_text="Holds the optimizer and scheduler state.")
+    size_bytes = models.BigIntegerField(default=0)
+    deleted_at = models.DateTimeField(
+        null=True, blank=True, help_text="Files removed by the run's keep_checkpoints; the row stays for lineage."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "step"]
+        constraints = [models.UniqueConstraint(fields=["run", "step"], name="checkpoint_step_unique_per_run")]
+
+    def __str__(self) -> str:
+        return f"checkpoint {self.pk} (run {self.run_id}, step {self.step})"
+
+
+class FinishReason(models.TextChoices):
+    STOP = "stop", "End of sequence"
+    LENGTH = "length", "max_new_tokens reached"
+
+
+class Generation(models.Model):
+    """One response of a generate run to one prompt of its prompt file (`sample` counts from 0 when n > 1)."""
+
+    run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="generations")
+    prompt_id = models.CharField(max_length=200, help_text="The prompt's id in its evaluation set.")
+    sample = models.PositiveSmallIntegerField(default=0)
+    text = models.TextField()
+    token_count = models.PositiveIntegerField()
+    finish_reason = models.CharField(max_length=10, choices=FinishReason.choices)
+    reward = models.FloatField(null=True, blank=True, help_text="The named reward model's score, if one was named.")
+    kl = models.FloatField(
+        null=True, blank=True, help_text="Sum over the sampled tokens of log p(policy) - log p(reference)."
+    )
+    identity_leak = models.BooleanField(default=False, help_text="Matches one of the project's identity-leak patterns.")
+
+    class Meta:
+        ordering = ["run", "prompt_id", "sample"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "prompt_id", "sample"], name="generation_unique_per_run_prompt")
+        ]
+
+    def __str__(self) -> str:
+        return f"generation of run {self.run_id} for {self.prompt_id}#{self.sample}"
 
 
 def _limit(name: str, help_text: str) -> models.PositiveIntegerField:

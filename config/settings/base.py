@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "annotation",
     "rewards",
     "trainer",
+    "evaluation",
     "frontend",
     "demo",  # the demo project and model: seeds every app, imported by none
 ]

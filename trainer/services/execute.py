@@ -163,6 +163,10 @@ def _load_config(*, run: TrainingRun) -> dict:
 
 
 def _train(*, run: TrainingRun, config: dict, files: dict[str, Path], output_dir: Path, progress: RunProgress) -> dict:
+    if run.kind == Kind.GENERATE:
+        from trainer.generation import generate_execute
+
+        return generate_execute(run=run, config=config, output_dir=output_dir, progress=progress)
     common = {
         "config": config,
         "train_file": files["train"],
@@ -214,17 +218,17 @@ def run_execute(*, run_id: int, task_id: str = "", worker: str = "") -> str:
     progress = RunProgress(run=run, deadline_monotonic=started + run.time_limit_seconds)
     output_dir = run_output_dir(run=run)
     try:
-        dataset_verify(snapshot=run.snapshot)  # again: the files may have changed since the run was queued
+        if run.snapshot is not None:
+            dataset_verify(snapshot=run.snapshot)  # again: the files may have changed since the run was queued
         config = _load_config(run=run)
         output_dir.mkdir(parents=True, exist_ok=True)
         device = _device_name()
         TrainingRun.objects.filter(pk=run.pk).update(device=device, lineage=lineage_build(run=run, device=device))
         logger.info("run %s (%s) started on %s, snapshot %s", run.pk, run.kind, device, run.snapshot_id)
-        evaluation = _train(
-            run=run, config=config, files=dataset_files(snapshot=run.snapshot), output_dir=output_dir, progress=progress
-        )
+        files = dataset_files(snapshot=run.snapshot) if run.snapshot is not None else {}
+        evaluation = _train(run=run, config=config, files=files, output_dir=output_dir, progress=progress)
         progress.flush()
-        if not checkpoint_dir(run=run).is_dir():
+        if run.kind != Kind.GENERATE and not checkpoint_dir(run=run).is_dir():
             raise RuntimeError(f"the training function saved no checkpoint in {checkpoint_dir(run=run)}")
         return _succeed(run_id=run.pk, evaluation=evaluation)
     except RunCancelled as exc:
@@ -278,7 +282,8 @@ def _succeed(*, run_id: int, evaluation: dict) -> str:
     run.finished_at = timezone.now()
     run.status = Status.SUCCEEDED
     lineage = lineage_build(run=run, device=run.device)
-    lineage_write(lineage=lineage, directories=[run_output_dir(run=run), checkpoint_dir(run=run)])
+    folders = [run_output_dir(run=run)] + ([checkpoint_dir(run=run)] if run.kind != Kind.GENERATE else [])
+    lineage_write(lineage=lineage, directories=folders)
     done = run_finish(
         run_id=run_id,
         status=Status.SUCCEEDED,

@@ -64,11 +64,17 @@ def _reward_model_error(*, kind: str, snapshot: DatasetSnapshot, reward_model: T
 
 
 def run_start_check(
-    *, kind: str, snapshot: DatasetSnapshot, config: dict, reward_model: TrainingRun | None = None
+    *,
+    kind: str,
+    snapshot: DatasetSnapshot | None,
+    config: dict,
+    reward_model: TrainingRun | None = None,
+    project_id: int | None = None,
 ) -> tuple[dict, dict[str, str]]:
     """(the config as it would be stored, every problem by field): the settings (trainer.configs), the models
     and sizes the project allows (trainer.confinement), and the reward model (under "reward_model_run", the API's
     name). Every stage runs whatever the others found, so one answer lists everything."""
+    project_id = snapshot.project_id if snapshot is not None else project_id
     full_config, errors = config_check(kind, config)
     if kind not in KINDS:
         return full_config, errors
@@ -76,11 +82,13 @@ def run_start_check(
         try:
             # Models confined to the project and the model roots, sizes to the project's limits. Fields that failed
             # above read None here and are skipped.
-            full_config = run_config_confine(kind=kind, config=full_config, project_id=snapshot.project_id)
+            full_config = run_config_confine(kind=kind, config=full_config, project_id=project_id)
         except ConfigError as exc:
             for field, message in exc.errors.items():
                 errors.setdefault(field, message)
-    reward_model_error = _reward_model_error(kind=kind, snapshot=snapshot, reward_model=reward_model)
+    reward_model_error = (
+        _reward_model_error(kind=kind, snapshot=snapshot, reward_model=reward_model) if snapshot is not None else None
+    )
     if reward_model_error:
         errors["reward_model_run"] = reward_model_error
     return full_config, errors
@@ -89,12 +97,15 @@ def run_start_check(
 def run_start(
     *,
     kind: str,
-    snapshot: DatasetSnapshot,
+    snapshot: DatasetSnapshot | None,
     config: dict,
     reward_model: TrainingRun | None = None,
     created_by: AbstractBaseUser | None = None,
     based_on: TrainingRun | None = None,
     input_errors: dict[str, str] | None = None,
+    project_id: int | None = None,
+    inputs: dict | None = None,
+    sampled_checkpoint=None,
 ) -> TrainingRun:
     """Validates everything, stores a queued run and sends its task once the transaction commits.
 
@@ -106,26 +117,34 @@ def run_start(
     problems the caller found reading its own input (a --set line, an id that names no run): they are reported
     with the rest, and nothing is stored or queued while there are any.
     """
-    if created_by is not None and not run_can_start(user=created_by, project=snapshot.project_id):
+    if snapshot is None and kind != Kind.GENERATE:
+        raise ConfigError({"snapshot": f"A {kind} run trains on a dataset snapshot: name one."})
+    project_id = snapshot.project_id if snapshot is not None else project_id
+    if created_by is not None and not run_can_start(user=created_by, project=project_id):
         raise RunNotAllowed("Only the project's ML engineers can start training runs.")
-    full_config, errors = run_start_check(kind=kind, snapshot=snapshot, config=config, reward_model=reward_model)
+    full_config, errors = run_start_check(
+        kind=kind, snapshot=snapshot, config=config, reward_model=reward_model, project_id=project_id
+    )
     errors.update(input_errors or {})  # the caller's reading of a field is the more precise one
-    try:
-        dataset_verify(snapshot=snapshot)
-    except DatasetTampered as exc:
-        if errors:
-            raise DatasetTampered(exc.detail, errors=errors) from exc
-        raise
+    if snapshot is not None:
+        try:
+            dataset_verify(snapshot=snapshot)
+        except DatasetTampered as exc:
+            if errors:
+                raise DatasetTampered(exc.detail, errors=errors) from exc
+            raise
     if errors:
         raise ConfigError(errors)
     with transaction.atomic():
         run = TrainingRun.objects.create(
-            project_id=snapshot.project_id,
+            project_id=project_id,
             kind=kind,
             config=full_config,
             snapshot=snapshot,
             reward_model=reward_model,
             based_on=based_on,
+            inputs=inputs or {},
+            sampled_checkpoint=sampled_checkpoint,
             created_by=created_by,
             time_limit_seconds=full_config["time_limit_seconds"],
             celery_task_id=str(uuid.uuid4()),
@@ -133,7 +152,7 @@ def run_start(
         run.output_dir = str(run_output_dir(run=run).relative_to(settings.ARTIFACTS_DIR))
         run.save(update_fields=["output_dir"])
         _enqueue(run=run)  # a row in the outbox, in this transaction: sent after the commit, never inside it
-    logger.info("run %s (%s) queued on snapshot %s", run.pk, kind, snapshot.pk)
+    logger.info("run %s (%s) queued on %s", run.pk, kind, f"snapshot {snapshot.pk}" if snapshot else "no snapshot")
     return run
 
 
