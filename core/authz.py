@@ -38,7 +38,9 @@ class Action(StrEnum):
     MAKE_DATASET = "make_dataset"  # dataset snapshots from closed batches
     VIEW_DATASETS = "view_datasets"  # dataset snapshots and their files
     VIEW_RUNS = "view_runs"  # training runs, their metrics, lineage and pages
-    START_RUNS = "start_runs"  # start and cancel training runs
+    START_RUNS = "start_runs"  # start and cancel training runs (generate runs included)
+    VIEW_EVALUATION = "view_evaluation"  # evaluation sets, generations side by side, results, the leaderboard
+    MANAGE_EVALUATION = "manage_evaluation"  # import evaluation sets, make evaluation batches
 
 
 # The matrix. docs/SECURITY.md prints it; tests/core/test_authorization_matrix.py holds every door to it.
@@ -58,6 +60,8 @@ ROLE_ACTIONS: dict[str, frozenset[Action]] = {
             Action.MAKE_DATASET,
             Action.VIEW_DATASETS,
             Action.VIEW_RUNS,
+            Action.VIEW_EVALUATION,
+            Action.MANAGE_EVALUATION,
         }
     ),
     Role.ML_ENGINEER: frozenset(
@@ -68,6 +72,8 @@ ROLE_ACTIONS: dict[str, frozenset[Action]] = {
             Action.VIEW_DATASETS,
             Action.VIEW_RUNS,
             Action.START_RUNS,
+            Action.VIEW_EVALUATION,
+            Action.MANAGE_EVALUATION,
         }
     ),
 }
