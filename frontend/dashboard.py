@@ -233,11 +233,31 @@ def project_dashboard(*, project: Project) -> dict:
         )
     return {
         "rows": rows,
+        "dimension_rows": _dimension_rows(summaries),
         "metric_labels": [label for _, _, label, _ in BATCH_METRICS],
         "computed": any(snapshot is not None for _, snapshot, _ in summaries),
         "annotator_flags": _annotator_flag_list(urls, summaries),
         "chart": _chart_data(urls, rules, summaries),
     }
+
+
+def _dimension_rows(summaries) -> list[dict]:
+    """Per batch and criteria dimension: agreement on that dimension's answers (regular items), for the table under
+    the batches. Batches whose criteria have no dimensions, or whose snapshot predates the figure, add no row."""
+    rows = []
+    for batch, snapshot, _ in summaries:
+        for dimension in (snapshot.report.get("dimensions") or []) if snapshot else []:
+            rows.append(
+                {
+                    "batch": batch,
+                    "label": dimension["label"],
+                    "key": dimension["key"],
+                    "judgments": dimension["judgments"],
+                    "alpha": _metric(dimension["alpha"], "kappa", reason_if_missing="empty"),
+                    "agreement": _metric(dimension["percent_agreement"], "share", reason_if_missing="empty"),
+                }
+            )
+    return rows
 
 
 def _annotator_flag_list(urls: Callable[[int], str], summaries) -> dict:

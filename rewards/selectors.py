@@ -46,9 +46,12 @@ _HOUR_SQL = {
     "postgresql": "FLOOR(EXTRACT(EPOCH FROM created_at) / 3600)::bigint",
     "sqlite": "CAST(strftime('%%s', created_at) AS INTEGER) / 3600",
 }
+# Judgments of withdrawn items (a lead took them out after reports: broken, harmful, out of scope) count nowhere: the
+# subquery reads the few withdrawn ids from the partial index item_withdrawn.
+_NOT_WITHDRAWN = "item_id NOT IN (SELECT id FROM annotation_item WHERE batch_id = {batch} AND withdrawn_at IS NOT NULL)"
 _JUDGMENT_ROWS_SQL = (
     "SELECT item_id, annotator_id, {label}, CASE WHEN shown_left = 'a' THEN 1 ELSE 0 END, seconds, {hour} "
-    "FROM annotation_judgment WHERE batch_id = {batch} ORDER BY created_at, id"
+    "FROM annotation_judgment WHERE batch_id = {batch} AND " + _NOT_WITHDRAWN + " ORDER BY created_at, id"
 )
 _ITEM_FACTS_SQL = (
     "SELECT id, CASE gold WHEN 'a' THEN 0 WHEN 'b' THEN 1 WHEN 'tie' THEN 2 ELSE -1 END, "
@@ -118,6 +121,33 @@ def batch_judgments(*, batch: Batch, annotator_index: dict[int, int] | None = No
     return BatchJudgments(
         judgments=judgments, item_ids=item_ids, annotator_ids=ordered, hours=rows[:, 5].astype(np.int64)
     )
+
+
+DIMENSION_CODE = {"a": 0, "b": 1, "tie": 2}  # "na" (does not apply) is no vote on the dimension
+
+
+def batch_dimension_votes(*, batch: Batch) -> dict[str, Judgments]:
+    """Per criteria dimension, the batch's answers on regular items (not gold, not withdrawn) as Judgments with
+    labels a / b / tie (annotation.rules stores them canonical); "does not apply" and missing answers are left out.
+    Item and annotator indices are dense per dimension."""
+    rows = (
+        Judgment.objects.filter(batch_id=batch.pk, item__gold="", item__withdrawn_at__isnull=True)
+        .exclude(dimensions={})
+        .values_list("item_id", "annotator_id", "dimensions")
+    )
+    per_key: dict[str, list[tuple[int, int, int]]] = {}
+    for item_id, annotator_id, dimensions in rows.iterator(chunk_size=5000):
+        for key, answer in (dimensions or {}).items():
+            code = DIMENSION_CODE.get(answer)
+            if code is not None:
+                per_key.setdefault(key, []).append((item_id, annotator_id, code))
+    result = {}
+    for key, votes in per_key.items():
+        table = np.array(votes, dtype=np.int64)
+        _, item = np.unique(table[:, 0], return_inverse=True)
+        _, annotator = np.unique(table[:, 1], return_inverse=True)
+        result[key] = Judgments.from_arrays(item=item.reshape(-1), annotator=annotator.reshape(-1), label=table[:, 2])
+    return result
 
 
 def usernames_for(*, user_ids: Sequence[int]) -> dict[int, str]:
@@ -279,6 +309,7 @@ def snapshot_summary(*, batch: Batch, snapshot: AgreementSnapshot | None) -> dic
         gold_judgments=report["gold_accuracy"]["n"],
         flags=[f for f in flags if f["subject"] == "batch"],
         judgments_per_hour=report.get("judgments_per_hour", []),
+        dimensions=report.get("dimensions", []),
         annotators=[
             {
                 "annotator_id": row["annotator"],

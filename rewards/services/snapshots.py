@@ -18,9 +18,12 @@ from rewards.metrics import (
     flags_for,
     pool_baseline,
 )
+from rewards.metrics.agreement import krippendorff_alpha, percent_agreement
+from rewards.metrics.report import to_jsonable
 from rewards.models import AgreementSnapshot, SplitItem
 from rewards.selectors import (
     LABELS,
+    batch_dimension_votes,
     batch_judgments,
     batches_due_for_snapshot,
     earlier_batches,
@@ -91,6 +94,7 @@ def _snapshot_store(*, batch: Batch, history: list[tuple[Batch, dict]]) -> Agree
     for row in data["cohen_pairs"]:
         row["annotator_a"], row["annotator_b"] = user_ids[row["annotator_a"]], user_ids[row["annotator_b"]]
     data["judgments_per_hour"] = judgments_per_hour(current.hours)
+    data["dimensions"] = dimension_agreement(batch=batch)
     data["flags"] = [
         {**flag.to_dict(), "annotator": None if flag.annotator is None else user_ids[flag.annotator]}
         | ({"username": username[flag.annotator]} if flag.annotator is not None else {})
@@ -102,6 +106,28 @@ def _snapshot_store(*, batch: Batch, history: list[tuple[Batch, dict]]) -> Agree
     _store_split_items(snapshot=snapshot)
     _prune(batch=batch, keep=settings.TANDEM_SNAPSHOTS_KEPT_PER_BATCH)
     return snapshot
+
+
+def dimension_agreement(*, batch: Batch) -> list[dict]:
+    """Agreement on each criteria dimension of the batch's version (priority order), on regular items: Krippendorff's
+    alpha (nominal, a / b / tie) and percent agreement, over the items where two or more annotators answered it."""
+    votes = batch_dimension_votes(batch=batch)
+    rows = []
+    for dimension in sorted(batch.criteria_version.dimensions or [], key=lambda d: d.get("priority", 0)):
+        key = dimension.get("key")
+        judgments = votes.get(key)
+        alpha = krippendorff_alpha(judgments) if judgments is not None else None
+        percent = percent_agreement(judgments) if judgments is not None else None
+        rows.append(
+            {
+                "key": key,
+                "label": dimension.get("label") or key,
+                "judgments": judgments.size if judgments is not None else 0,
+                "alpha": to_jsonable(alpha),
+                "percent_agreement": to_jsonable(percent),
+            }
+        )
+    return rows
 
 
 def _store_split_items(*, snapshot: AgreementSnapshot) -> None:

@@ -100,8 +100,9 @@ def in_user_ids(data: dict, flags: list[dict], user: list[int]) -> dict:
 
 def comparable(report: dict) -> dict:
     """Order-free form: annotator rows by user id, pairs as unordered pairs, flags without their wording (messages
-    name annotators, which the reference does not know)."""
-    report = {k: v for k, v in report.items() if k != "judgments_per_hour"}
+    name annotators, which the reference does not know). Agreement per dimension is checked in
+    test_dimension_agreement.py."""
+    report = {k: v for k, v in report.items() if k not in ("judgments_per_hour", "dimensions")}
     report["annotators"] = sorted(
         ({k: v for k, v in row.items() if k != "username"} for row in report["annotators"]),
         key=lambda r: r["annotator"],
