@@ -261,20 +261,19 @@ def _dimension_rows(summaries) -> list[dict]:
 
 
 def _annotator_flag_list(urls: Callable[[int], str], summaries) -> dict:
-    """Annotator flags of the newest batch that has a snapshot (what a lead acts on now), and how many flags
-    the earlier batches' latest snapshots hold (those are on each annotator's page and in the CSV)."""
+    """Annotator flags of every batch's latest snapshot, newest batch first and, within a batch, alarms first: a
+    lead acts on the newest batch, and still sees what the earlier ones raised without opening each annotator."""
     computed = [(batch, summary) for batch, snapshot, summary in summaries if snapshot is not None]
-    if not computed:
-        return {"batch": None, "flags": [], "earlier": 0}
-    batch, summary = computed[-1]
-    flags = [
-        {"username": row["username"], "url": urls(row["annotator_id"]), **flag}
-        for row in summary["annotators"]
-        for flag in row["flags"]
-    ]
-    flags.sort(key=lambda f: (LEVEL_ORDER.get(f["level"], 3), f["username"].lower()))
-    earlier = sum(len(row["flags"]) for _, s in computed[:-1] for row in s["annotators"])
-    return {"batch": batch.name, "flags": flags, "earlier": earlier}
+    flags = []
+    for position, (batch, summary) in enumerate(reversed(computed)):
+        batch_flags = [
+            {"username": row["username"], "url": urls(row["annotator_id"]), "batch": batch.name, **flag}
+            for row in summary["annotators"]
+            for flag in row["flags"]
+        ]
+        batch_flags.sort(key=lambda f: (LEVEL_ORDER.get(f["level"], 3), f["username"].lower()))
+        flags.extend({**flag, "newest": position == 0} for flag in batch_flags)
+    return {"batch": computed[-1][0].name if computed else None, "flags": flags, "batches": len(computed)}
 
 
 def _chart_data(urls: Callable[[int], str], rules, summaries) -> dict:

@@ -329,3 +329,23 @@ def test_watch_and_warn_levels_show_with_their_meaning_in_words_and_the_minimum_
     # Per batch, each flag opens on a tap (a details element), not only on hover.
     assert '<details class="flag-detail"><summary><span class="flag flag-watch">position bias' in page
     assert "Picks the response shown on the left" in page and '<span class="level-word">watch</span>' in page
+
+
+def test_the_flags_table_lists_every_batch_newest_first(lead, project):
+    """Flags raised in an earlier batch stay in the table (with their batch), under the newest batch's."""
+    for name, lefty in (("first", "early-lefty"), ("second", "late-lefty")):
+        batch = BatchFactory(project=project, name=name)
+        for n, item in enumerate(ItemFactory.create_batch(18, batch=batch)):
+            for username in ("steady1", "steady2"):
+                judge(item, username, "a", shown_left="ab"[n % 2])
+            shown = "ab"[n % 2]
+            judge(item, lefty, shown if n < 17 else ("b" if shown == "a" else "a"), shown_left=shown)
+        snapshot_compute(batch=batch)
+
+    html = browser_for(lead).get(dashboard_url(project)).content.decode()
+    table = re.search(r'<table class="figures" id="annotator-flags">.*?</table>', html, re.S).group(0)
+    assert table.index("late-lefty") < table.index("early-lefty")
+    late = re.search(r"<tr[^>]*>\s*<td>second <span[^>]*>\(newest\)</span></td>.*?</tr>", table, re.S).group(0)
+    assert "late-lefty" in late
+    early = re.search(r'<tr class="[^"]*earlier-batch">\s*<td>first</td>.*?</tr>', table, re.S)
+    assert early and "early-lefty" in table[early.start() :]
