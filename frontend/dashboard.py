@@ -306,6 +306,7 @@ def _chart_data(urls: Callable[[int], str], rules, summaries) -> dict:
             "consensus_kappa": "κ against consensus",
             "left_share": "Left share (position)",
             "longer_share": "Longer share (length)",
+            "longer_vs_consensus": "Longer where the consensus was shorter (length vs consensus)",
             "judgments": "Judgments",
         },
         "thresholds": {"kappa_warn": rules.batch_kappa_warn, "kappa_alarm": rules.batch_kappa_alarm},
@@ -331,6 +332,7 @@ def _chart_data(urls: Callable[[int], str], rules, summaries) -> dict:
                         "username": row["username"],
                         "left_share": row["left_share"],
                         "longer_share": row["longer_share"],
+                        "longer_vs_consensus": row.get("longer_vs_consensus"),
                         "flagged": any(f["code"] in ("position_bias", "verbosity_bias") for f in row["flags"]),
                     }
                     for row in sorted(summary["annotators"], key=lambda r: r["username"].lower())
@@ -342,23 +344,32 @@ def _chart_data(urls: Callable[[int], str], rules, summaries) -> dict:
     }
 
 
-def _per_hour(summaries: list[dict]) -> list[dict] | None:
-    """Judgments per hour over the project's batches (the snapshots' judgments_per_hour summed per hour), every
-    hour between the first and the last present (zeros included, so gaps show), the last two weeks at most.
-    None when no snapshot carries any (snapshots stored before the series existed have none)."""
+def _per_hour(summaries: list[dict]) -> dict | None:
+    """Judgments over time across the project's batches (the snapshots' judgments_per_hour summed), every bucket
+    between the first and the last present (zeros included, so gaps show): per hour over two days at most, else per
+    UTC day (ten days of hours are 240 bars nobody reads), the last PER_HOUR_MAX_BARS buckets. None when no snapshot
+    carries any (snapshots stored before the series existed have none)."""
     totals: dict[datetime, int] = defaultdict(int)
     for summary in summaries:
         for row in summary.get("judgments_per_hour") or []:
             totals[datetime.fromisoformat(row["hour"])] += int(row["judgments"])
     if not totals:
         return None
-    last = max(totals)
-    hour = max(min(totals), last - timedelta(hours=PER_HOUR_MAX_BARS - 1))
-    out = []
-    while hour <= last:
-        out.append({"hour": hour.isoformat(), "judgments": totals.get(hour, 0)})
-        hour += timedelta(hours=1)
-    return out
+    first, last = min(totals), max(totals)
+    if last - first >= timedelta(hours=48):
+        days: dict[datetime, int] = defaultdict(int)
+        for hour, count in totals.items():
+            days[hour.replace(hour=0)] += count
+        totals, step, unit = days, timedelta(days=1), "day"
+        first, last = min(totals), max(totals)
+    else:
+        step, unit = timedelta(hours=1), "hour"
+    bucket = max(first, last - step * (PER_HOUR_MAX_BARS - 1))
+    rows = []
+    while bucket <= last:
+        rows.append({"start": bucket.isoformat(), "judgments": totals.get(bucket, 0)})
+        bucket += step
+    return {"unit": unit, "rows": rows}
 
 
 def annotator_page(*, project: Project, user_id: int) -> dict | None:
@@ -415,6 +426,7 @@ def annotator_page(*, project: Project, user_id: int) -> dict | None:
                 "consensus_agreement": "Agrees with consensus",
                 "left_share": "Left share (position)",
                 "longer_share": "Longer share (length)",
+                "longer_vs_consensus": "Longer where the consensus was shorter (length vs consensus)",
                 "tie_rate": "Tie rate",
             },
             "batch_names": [r["batch"].name for r in judged],

@@ -322,6 +322,9 @@ def snapshot_summary(*, batch: Batch, snapshot: AgreementSnapshot | None) -> dic
                 "left_share": row["left_share"]["value"],
                 "left_p_value": row["left_p_value"],
                 "longer_share": row["longer_share"]["value"],
+                # Among the items where this annotator and the others' consensus picked responses of different
+                # length, the share where this annotator picked the longer one: ½ is the consensus's own taste.
+                "longer_vs_consensus": (row.get("longer_excess") or {}).get("value"),
                 "tie_rate": row["tie_rate"]["value"],
                 "both_bad_rate": row["both_bad_rate"]["value"],
                 "median_seconds": row["median_seconds"],
@@ -443,13 +446,13 @@ def batch_export_rows(*, batch: Batch, chunk_size: int = 2_000) -> Iterator[tupl
             last_pk = rows[-1][0]
 
 
-def closed_batches(*, project: Project) -> list[Batch]:
-    """The project's closed batches, oldest first: what a dataset is made from when no batch is named."""
-    return list(
-        Batch.objects.filter(project=project, status=Batch.Status.CLOSED)
-        .select_related("criteria_version")
-        .order_by("created_at", "pk")
-    )
+def closed_batches(*, project: Project, include_evaluation: bool = False) -> list[Batch]:
+    """The project's closed batches, oldest first: what a dataset is made from when no batch is named. Evaluation
+    batches (checkpoints judged against each other) only when asked for: they are not training data by default."""
+    batches = Batch.objects.filter(project=project, status=Batch.Status.CLOSED)
+    if not include_evaluation:
+        batches = batches.exclude(kind=Batch.Kind.EVALUATION)
+    return list(batches.select_related("criteria_version").order_by("created_at", "pk"))
 
 
 def batches_have_messages(*, batches: Sequence[Batch]) -> bool:

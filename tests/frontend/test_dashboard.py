@@ -3,11 +3,14 @@
 
 import json
 import re
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
+from annotation.models import Judgment
 from annotation.services import member_add
 from rewards.models import AgreementSnapshot
 from rewards.selectors import snapshot_summary
@@ -349,3 +352,42 @@ def test_the_flags_table_lists_every_batch_newest_first(lead, project):
     assert "late-lefty" in late
     early = re.search(r'<tr class="[^"]*earlier-batch">\s*<td>first</td>.*?</tr>', table, re.S)
     assert early and "early-lefty" in table[early.start() :]
+
+
+def _dashboard_data(client, project) -> dict:
+    html = client.get(dashboard_url(project)).content.decode()
+    return json.loads(re.search(r'<script id="dashboard-data" type="application/json">(.*?)</script>', html, re.S)[1])
+
+
+def test_judgments_over_ten_days_are_counted_per_day_and_over_a_day_per_hour(lead, project):
+    batch = BatchFactory(project=project, name="slow")
+    start = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(days=9)
+    for n, item in enumerate(ItemFactory.create_batch(20, batch=batch)):
+        judgment = judge(item, "steady1", "a")
+        Judgment.objects.filter(pk=judgment.pk).update(created_at=start + timedelta(hours=12 * n))
+    snapshot_compute(batch=batch)
+    client = browser_for(lead)
+    per_time = _dashboard_data(client, project)["per_hour"]
+    assert per_time["unit"] == "day"
+    assert len(per_time["rows"]) == 10 and sum(r["judgments"] for r in per_time["rows"]) == 20
+    assert all(datetime.fromisoformat(r["start"]).hour == 0 for r in per_time["rows"])
+
+    Judgment.objects.filter(batch=batch).update(created_at=start)
+    snapshot_compute(batch=batch)
+    per_time = _dashboard_data(client, project)["per_hour"]
+    assert per_time == {"unit": "hour", "rows": [{"start": start.isoformat(), "judgments": 20}]}
+
+
+def test_the_bias_chart_compares_length_preference_with_the_consensus(lead, project):
+    """The longer answer is the consensus's pick on every item: an annotator who agrees is at ½ (no excess), one who
+    picks the shorter answer where the others picked the longer is at 0."""
+    batch = BatchFactory(project=project, name="lengths")
+    for item in ItemFactory.create_batch(12, batch=batch):  # B is the longer response
+        for username in ("steady1", "steady2", "steady3"):
+            judge(item, username, "b")
+        judge(item, "shorty", "a")
+    snapshot_compute(batch=batch)
+    (bias,) = _dashboard_data(browser_for(lead), project)["bias"]
+    by_name = {row["username"]: row for row in bias["annotators"]}
+    assert by_name["steady1"]["longer_share"] == 1.0  # the old bar: looks biased, is not
+    assert by_name["shorty"]["longer_vs_consensus"] == 0.0

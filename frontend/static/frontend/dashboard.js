@@ -123,7 +123,7 @@ function kappaChart(data) {
   const values = data.batches.flatMap((b) => series.map(([key]) => b[key])).filter((v) => v !== null);
   const low = Math.min(0, ...values);
   return new Chart(canvas("chart-kappa"), {
-    type: "line",
+    type: fewBatches(names) ? "bar" : "line",
     data: {
       labels: names,
       datasets: series.map(([key, colour], i) => ({
@@ -159,10 +159,15 @@ function kappaChart(data) {
   });
 }
 
+// With one or two batches a line chart is a column of overlapping dots: grouped bars show each value apart.
+function fewBatches(names) {
+  return names.length <= 2;
+}
+
 function personChart(id, data, key, { percentScale }) {
   const people = data.annotators;
   return new Chart(canvas(id), {
-    type: "line",
+    type: fewBatches(data.batch_names) ? "bar" : "line",
     data: { labels: data.batch_names, datasets: personDatasets(people, key) },
     options: {
       onClick: openPointOwner,
@@ -203,8 +208,8 @@ function biasChart(data) {
           urls: rows.map((r) => urlOf.get(r.id)),
         },
         {
-          label: data.labels.longer_share,
-          data: rows.map((r) => r.longer_share),
+          label: data.labels.longer_vs_consensus,
+          data: rows.map((r) => r.longer_vs_consensus),
           backgroundColor: rows.map((r) => (r.flagged ? "#ae3ec9" : "rgba(43, 138, 62, 0.65)")),
           urls: rows.map((r) => urlOf.get(r.id)),
         },
@@ -241,16 +246,18 @@ function perHourChart(data) {
     document.getElementById("per-hour-missing").hidden = false;
     return null;
   }
+  const { unit, rows } = data.per_hour;
   const label = (iso) => {
     const date = new Date(iso);
     const day = date.toISOString().slice(5, 10);
-    return `${day} ${String(date.getUTCHours()).padStart(2, "0")}h`;
+    return unit === "day" ? day : `${day} ${String(date.getUTCHours()).padStart(2, "0")}h`;
   };
+  document.getElementById("per-hour-title").textContent = unit === "day" ? "Judgments per day" : "Judgments per hour";
   return new Chart(target, {
     type: "bar",
     data: {
-      labels: data.per_hour.map((row) => label(row.hour)),
-      datasets: [{ label: data.labels.judgments, data: data.per_hour.map((row) => row.judgments), backgroundColor: COLOURS[0] }],
+      labels: rows.map((row) => label(row.start)),
+      datasets: [{ label: data.labels.judgments, data: rows.map((row) => row.judgments), backgroundColor: COLOURS[0] }],
     },
     options: {
       scales: { y: { beginAtZero: true, ticks: { precision: 0 } }, x: { ticks: { autoSkip: true, maxRotation: 0 } } },
