@@ -22,11 +22,13 @@ from annotation.models import (
     Judgment,
     Membership,
     Project,
+    QualificationAttempt,
 )
 from annotation.services import ImportRejected, ImportReport, criteria_version_create, project_create
 from annotation.services.batches import batch_close
 from annotation.services.members import MemberError, member_add, member_remove
 from annotation.services.projects import DEFAULT_CRITERIA
+from annotation.services.qualification import qualification_reset
 from core.admin import NOBODY, ProjectScopedAdmin, ProjectScopedInline, project_action
 from core.authz import Action, check, may
 from core.jobs import job_get_for, job_progress
@@ -88,8 +90,19 @@ class ImportItemsForm(forms.Form):
     keep_hh_gold = forms.BooleanField(required=False, label="Keep HH-RLHF's known preference as gold")
 
 
+class ProjectForm(forms.ModelForm):
+    def clean_identity_leak_patterns(self):
+        value = self.cleaned_data.get("identity_leak_patterns")
+        if value in (None, ""):
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            raise forms.ValidationError('A JSON list of names, for example ["GPT", "OpenAI"].')
+        return [v.strip() for v in value]
+
+
 @admin.register(Project)
 class ProjectAdmin(ProjectScopedAdmin):
+    form = ProjectForm
     list_display = ["name", "overlap", "gold_rate", "session_minutes", "session_max_tasks", "created_at"]
     search_fields = ["name"]
     inlines = [MembershipInline, CriteriaVersionInline]
@@ -240,14 +253,29 @@ class CriteriaVersionAdmin(ProjectScopedAdmin):
 class BatchAdmin(ProjectScopedAdmin):
     view_action = Action.VIEW_PROJECT
     add_action = change_action = Action.MANAGE_BATCHES
-    list_display = ["name", "project", "status", "criteria_version", "created_at", "closed_at"]
-    list_filter = ["status"]
+    list_display = ["name", "project", "kind", "status", "criteria_version", "created_at", "closed_at"]
+    list_filter = ["status", "kind"]
     search_fields = ["name", "project__name"]
     readonly_fields = ["criteria_version", "created_at", "closed_at"]
     actions = ["close_batches"]
 
+    def get_readonly_fields(self, request, obj=None):
+        # A batch's kind decides where its judgments go (an evaluation batch stays out of dataset snapshots): chosen
+        # when it is added, never changed after. Evaluation batches are made by evaluation.services only.
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "kind"] if obj is not None else fields
+
+    def formfield_for_choice_field(self, db_field, request, **kwargs):
+        if db_field.name == "kind":
+            kwargs["choices"] = [(k, label) for k, label in Batch.Kind.choices if k != Batch.Kind.EVALUATION]
+            field = super().formfield_for_choice_field(db_field, request, **kwargs)
+            field.required = False  # left out: a comparison batch, as before batches had kinds
+            return field
+        return super().formfield_for_choice_field(db_field, request, **kwargs)
+
     def save_model(self, request, obj, form, change):
         if not change:
+            obj.kind = obj.kind or Batch.Kind.COMPARISON
             # A new batch pins the project's current criteria version.
             obj.criteria_version = CriteriaVersion.objects.filter(project=obj.project).order_by("-number").first()
         closing = change and "status" in form.changed_data and obj.status == Batch.Status.CLOSED
@@ -384,3 +412,39 @@ class JudgmentAdmin(ReadOnlyAdmin):
     search_fields = ["annotator__username", "item__external_id"]
     raw_id_fields = ["item", "assignment"]
     show_full_result_count = False
+
+
+@admin.register(QualificationAttempt)
+class QualificationAttemptAdmin(ProjectScopedAdmin):
+    """Qualification attempts, written by the annotator loop (annotation.services.qualification): read-only for the
+    roles that see agreement; "allow another attempt" for those who manage members."""
+
+    view_action = Action.VIEW_AGREEMENT
+    add_action = change_action = NOBODY
+    list_display = [
+        "annotator",
+        "project",
+        "started_at",
+        "finished_at",
+        "answered",
+        "size",
+        "correct",
+        "score",
+        "passed",
+        "criteria_version",
+        "reset_at",
+    ]
+    list_filter = ["passed"]
+    search_fields = ["annotator__username"]
+    actions = ["reset_attempts"]
+
+    @project_action(
+        action=Action.MANAGE_MEMBERS,
+        description="Allow another attempt (the annotators' attempts so far are kept, marked reset)",
+    )
+    def reset_attempts(self, request, queryset):
+        pairs = set(queryset.values_list("project_id", "annotator_id"))
+        for project_id, annotator_id in pairs:
+            project = Project.objects.get(pk=project_id)
+            qualification_reset(project=project, annotator_id=annotator_id, by=request.user)
+        self.message_user(request, f"{len(pairs)} annotator(s) may take the qualification again.", messages.SUCCESS)

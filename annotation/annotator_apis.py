@@ -98,6 +98,10 @@ def next_payload(assignment: Assignment, project: Project) -> dict:
             "require_justification": project.require_justification,
         }
     )
+    # While qualifying (annotation.services.qualification): how far the attempt has come, nothing about any answer.
+    qualification = getattr(assignment, "qualification", None)
+    if qualification is not None:
+        payload["qualification"] = {"answered": qualification["answered"], "size": qualification["size"]}
     return payload
 
 
@@ -118,6 +122,12 @@ NextSerializer = inline_serializer(
         "lease_expires_at": serializers.DateTimeField(),
         "choices": serializers.ListField(child=serializers.CharField()),
         "require_justification": serializers.BooleanField(),
+        "qualification": inline_serializer(
+            name="QualificationProgress",
+            fields={"answered": serializers.IntegerField(), "size": serializers.IntegerField()},
+            required=False,
+            help_text="Only while the project's qualification is being taken: items answered of the attempt's size.",
+        ),
     },
 )
 
@@ -127,6 +137,9 @@ class NextAssignmentApi(APIView):
         responses={
             200: NextSerializer,
             204: OpenApiResponse(description="Nothing left to judge."),
+            403: OpenApiResponse(
+                ErrorSerializer, description='{"code": "not_qualified"}: the project\'s qualification was not passed'
+            ),
             404: ErrorSerializer,
             410: OpenApiResponse(ErrorSerializer, description='{"code": "session_limit"}'),
         }

@@ -45,3 +45,9 @@ class NotFound(AnnotationError):
 
 class InvalidJudgment(AnnotationError):
     status, code = 400, "invalid"
+
+
+class NotQualified(AnnotationError):
+    """The annotator failed the project's qualification: no live items until a lead allows another attempt."""
+
+    status, code = 403, "not_qualified"

@@ -62,6 +62,15 @@ class Project(models.Model):
         help_text="Model or vendor names a generated response must not contain (whole words, any case), as a "
         'JSON list of strings: ["GPT", "OpenAI"].',
     )
+    # Qualification (issue 13): a new annotator passes a set of gold items of the project's qualification batches
+    # before live items are served (annotation.services.qualification).
+    qualification_required = models.BooleanField(
+        default=False, help_text="New annotators must pass a qualification set of gold items before live work."
+    )
+    qualification_threshold = models.FloatField(
+        default=0.8, help_text="Share of the qualification items to answer as the gold answer says, 0 to 1."
+    )
+    qualification_size = models.PositiveIntegerField(default=10, help_text="Qualification items per attempt.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -69,6 +78,11 @@ class Project(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(overlap__gte=1), name="project_overlap_positive"),
             models.CheckConstraint(condition=Q(gold_rate__gte=0) & Q(gold_rate__lte=1), name="project_gold_rate_0_1"),
+            models.CheckConstraint(
+                condition=Q(qualification_threshold__gte=0) & Q(qualification_threshold__lte=1),
+                name="project_qualification_threshold_0_1",
+            ),
+            models.CheckConstraint(condition=Q(qualification_size__gte=1), name="project_qualification_size_positive"),
         ]
 
     def __str__(self) -> str:
@@ -115,6 +129,9 @@ class Batch(models.Model):
         # Two checkpoints' responses to a held-out prompt set (made by evaluation.services): served like any other
         # batch, left out of dataset snapshots unless asked for.
         EVALUATION = "evaluation", "Evaluation"
+        # Gold items that new annotators answer before live work (annotation.services.qualification): served only
+        # to annotators qualifying, never as live work, never in dataset snapshots.
+        QUALIFICATION = "qualification", "Qualification"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="batches")
     name = models.CharField(max_length=200)
@@ -373,3 +390,45 @@ class JudgmentRevision(models.Model):
 
     def __str__(self) -> str:
         return f"judgment {self.judgment_id}: {self.old_choice} → {self.new_choice}"
+
+
+class QualificationAttempt(models.Model):
+    """One annotator's try at a project's qualification set: in progress until `size` items are answered, then
+    scored against the gold answers. A lead's reset sets reset_at: the attempt stays on record and no longer counts."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="qualification_attempts")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="qualification_attempts"
+    )
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    size = models.PositiveIntegerField(help_text="Items to answer, the project's qualification size at the start.")
+    threshold = models.FloatField(help_text="The share to reach, the project's threshold at the start.")
+    # Answered: judged or skipped (a skipped or reported item counts as answered and not correct).
+    answered = models.PositiveIntegerField(default=0)
+    correct = models.PositiveIntegerField(default=0)
+    score = models.FloatField(null=True, blank=True, help_text="correct / size, once finished.")
+    passed = models.BooleanField(null=True, blank=True, help_text="Empty while in progress.")
+    criteria_version = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The project's criteria version number when the attempt started."
+    )
+    reset_at = models.DateTimeField(null=True, blank=True, help_text="When a lead allowed another attempt.")
+    reset_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "annotator"],
+                condition=Q(finished_at__isnull=True),
+                name="qualification_one_in_progress",
+            )
+        ]
+        # tandem_lease_next asks "has this annotator a passed attempt here?" on every `next` of a project that
+        # requires qualification.
+        indexes = [models.Index(fields=["project", "annotator"], name="qualification_by_annotator")]
+
+    def __str__(self) -> str:
+        return f"{self.annotator} qualifying on {self.project} from {self.started_at:%Y-%m-%d %H:%M}"

@@ -1,7 +1,7 @@
 from django.urls import path
 
 import core.converters  # noqa: F401 - registers the <id:...> path converter used below
-from annotation import annotator_apis, annotator_fast_path, apis
+from annotation import annotator_apis, annotator_fast_path, apis, apis_qualification
 from annotation.annotator_fast_path import with_fast_path
 
 app_name = "annotation"
@@ -31,4 +31,14 @@ urlpatterns = [
     path("batches/<id:batch_id>/close/", apis.BatchCloseApi.as_view(), name="batch-close"),
     path("projects/<id:project_id>/sessions/", annotator_apis.SessionStartApi.as_view(), name="session-start"),
     path("sessions/<id:session_id>/", annotator_apis.SessionDetailApi.as_view(), name="session-detail"),
+    path(
+        "projects/<id:project_id>/qualification/",
+        apis_qualification.QualificationListApi.as_view(),
+        name="qualification-list",
+    ),
+    path(
+        "projects/<id:project_id>/annotators/<id:user_id>/qualification/reset/",
+        apis_qualification.QualificationResetApi.as_view(),
+        name="qualification-reset",
+    ),
 ]

@@ -15,6 +15,7 @@ from django.shortcuts import render
 from django.urls import reverse
 
 from annotation.models import Project
+from annotation.selectors_qualification import attempt_row, qualification_attempts
 from core.authz import Action, project_for
 from frontend.dashboard import (
     annotator_page,
@@ -64,6 +65,11 @@ def annotator_view(request, project_id: int, user_id: int):
     context = annotator_page(project=project, user_id=user_id)
     if context is None:
         raise Http404("No such annotator on this project.")
+    # Qualification results (annotation.services.qualification), newest first.
+    context["qualification"] = [
+        attempt_row(attempt) for attempt in qualification_attempts(project=project, user_id=user_id)
+    ]
+    context["qualification_csv"] = reverse("annotation:qualification-list", args=[project.pk]) + "?format=csv"
     return render(request, "frontend/lead/annotator.html", {"project": project, "csv": _csv_urls(project), **context})
 
 

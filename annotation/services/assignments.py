@@ -1,7 +1,7 @@
 """The assignment engine: lease the next item to an annotator, never past the item's overlap.
 
 Guarantees live in the database. On PostgreSQL the whole step is one call of tandem_lease_next
-(annotation/sql/annotator_loop_v3.sql): the session row locked, candidate items locked with FOR UPDATE SKIP LOCKED
+(annotation/sql/annotator_loop_v4.sql): the session row locked, candidate items locked with FOR UPDATE SKIP LOCKED
 and their open leases recounted under the lock, so two annotators cannot both take an item's last slot. On SQLite
 the same steps run here in Python, in a transaction that is IMMEDIATE, which serialises this path. A unique
 (item, annotator) constraint stops one annotator seeing an item twice. An expired lease simply stops counting: no
@@ -24,9 +24,10 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from annotation.authentication import ANNOTATOR_SQL, TokenKey, annotator_sql, user_id_for_token_key
-from annotation.errors import NotFound, SessionLimit
+from annotation.errors import NotFound, NotQualified, SessionLimit
 from annotation.models import AnnotationSession, Assignment, Batch, CriteriaVersion, Item, Project
 from annotation.services import rows
+from annotation.services.qualification import QUALIFIED, qualification_lease
 
 _crypto = random.SystemRandom()
 # Rows locked per try: enough to get past a lease committed since the query's snapshot, few enough that
@@ -73,11 +74,20 @@ def _next_for(*, session_id: int, annotator_id) -> tuple[AnnotationSession, Assi
         annotator_id = user_id_for_token_key(annotator_id)
         if annotator_id is None:
             raise NotFound("No such session.")
+    return _next_in_python(session_id=session_id, annotator_id=annotator_id)
+
+
+def _next_in_python(*, session_id: int, annotator_id: int) -> tuple[AnnotationSession, Assignment | None]:
+    """The steps below in one transaction, the session's row locked."""
     with transaction.atomic():
         session = _locked_session(pk=session_id, annotator_id=annotator_id)
         if session is None:
             raise NotFound("No such session.")
-        return session, _next(session)
+        try:
+            return session, _next(session)
+        except NotQualified as exc:
+            refusal = exc  # raised once the transaction has committed: a failed attempt's score is kept
+    raise refusal
 
 
 def _next_in_one_statement(*, session_id: int, annotator_id) -> tuple[AnnotationSession, Assignment | None]:
@@ -91,6 +101,9 @@ def _next_in_one_statement(*, session_id: int, annotator_id) -> tuple[Annotation
     status = row["lease__status"]
     if status == "not_found":
         raise NotFound("No such session.")
+    if status == "qualify":
+        # Not qualified yet on a project that requires it: the Python steps, which serve qualification items first.
+        return _next_in_python(session_id=session_id, annotator_id=row["session__annotator_id"])
     if status == "task_limit":
         raise SessionLimit(_TASK_LIMIT)
     if status == "time_limit":
@@ -134,6 +147,10 @@ def _next(session: AnnotationSession) -> Assignment | None:
     now = timezone.now()
     if session.tasks_done >= session.max_tasks:
         raise SessionLimit(_TASK_LIMIT)
+    if session.project.qualification_required:
+        qualifying = qualification_lease(session=session, now=now)
+        if qualifying is not QUALIFIED:
+            return qualifying
     open_lease = _open_lease(session, now)
     if (
         open_lease is not None
@@ -178,9 +195,13 @@ def _unseen(annotator_id: int) -> Exists:
 
 def _lease_gold(session: AnnotationSession) -> Item | None:
     # Gold items have no overlap cap: every annotator may meet each one once.
-    open_gold = Item.objects.filter(
-        project_id=session.project_id, batch__status=Batch.Status.OPEN, gold__gt="", withdrawn_at__isnull=True
-    ).exclude(_unseen(session.annotator_id))
+    open_gold = (
+        Item.objects.filter(
+            project_id=session.project_id, batch__status=Batch.Status.OPEN, gold__gt="", withdrawn_at__isnull=True
+        )
+        .exclude(batch__kind=Batch.Kind.QUALIFICATION)  # qualification items are never live work
+        .exclude(_unseen(session.annotator_id))
+    )
     ids = list(open_gold.values_list("pk", flat=True)[:500])
     if not ids:
         return None
@@ -300,7 +321,7 @@ WHERE session.id = %s
 _OPEN_BATCHES_SQL = f"""
 SELECT {rows.columns(Batch, "batch")}, {rows.columns(CriteriaVersion, "criteria")}
 FROM annotation_batch batch JOIN annotation_criteriaversion criteria ON criteria.id = batch.criteria_version_id
-WHERE batch.project_id = %s AND batch.status = %s
+WHERE batch.project_id = %s AND batch.status = %s AND batch.kind <> '{Batch.Kind.QUALIFICATION.value}'
 ORDER BY batch.created_at, batch.id
 """  # noqa: S608 (column names from the models, no input)
 

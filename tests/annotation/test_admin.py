@@ -105,6 +105,16 @@ def test_project_added_in_the_admin_gets_criteria_version_1(admin_client):
     assert response.status_code == 302, response.content.decode()[:3000]
     project = Project.objects.get(name="From the admin")
     assert [v.number for v in project.criteria_versions.all()] == [1]
+    assert project.identity_leak_patterns == []
+
+    # Identity-leak patterns: a JSON list of names, nothing else.
+    data["name"] = "With patterns"
+    data["identity_leak_patterns"] = '{"GPT": 1}'
+    response = admin_client.post(admin_url(Project, "add"), data)
+    assert response.status_code == 200 and "A JSON list of names" in response.content.decode()
+    data["identity_leak_patterns"] = '[" GPT ", "OpenAI"]'
+    assert admin_client.post(admin_url(Project, "add"), data).status_code == 302
+    assert Project.objects.get(name="With patterns").identity_leak_patterns == ["GPT", "OpenAI"]
 
 
 def test_project_page_links_to_the_import_page(admin_client, project):
@@ -232,3 +242,19 @@ def test_import_page_is_for_staff_only(client, annotator, project):
     response = client.get(import_url(project))
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+def test_a_batch_kind_is_chosen_when_added_and_never_changed(admin_client, project):
+    """An evaluation batch turned into a comparison batch would enter dataset snapshots: the kind is read-only once
+    the batch exists, and the add form does not offer "evaluation" (evaluation.services makes those)."""
+    from tests.factories import BatchFactory
+
+    add = admin_client.get(admin_url(Batch, "add")).content.decode()
+    assert 'name="kind"' in add and 'value="comparison"' in add and 'value="evaluation"' not in add
+    batch = BatchFactory(project=project, name="eval", kind=Batch.Kind.EVALUATION)
+    change = admin_client.get(admin_url(Batch, "change", batch.pk)).content.decode()
+    assert 'name="kind"' not in change and "Evaluation" in change
+    data = {"project": project.pk, "name": "eval", "status": "open", "kind": "comparison"}
+    admin_client.post(admin_url(Batch, "change", batch.pk), data)
+    batch.refresh_from_db()
+    assert batch.kind == Batch.Kind.EVALUATION

@@ -46,6 +46,7 @@ const state = {
   lastActivity: Date.now(),
   renewing: false,
   leaseLost: "", // why the item on the screen can no longer be kept, from the server
+  qualifying: false, // the last item was a qualification item
 };
 
 function choiceName(choice) {
@@ -108,6 +109,13 @@ function handleUnexpected(response, what) {
     show("logged-out");
   } else if (code === "not_member") {
     show("forbidden");
+  } else if (code === "not_qualified") {
+    // The project's qualification was not passed: the server's words (the score, what was needed), nothing more.
+    state.item = null;
+    state.qualifying = false; // not passed: no word about passing
+    renderQualification(null);
+    $("not-qualified-detail").textContent = response.data.detail || "";
+    show("not-qualified");
   } else {
     const detail = response.data.detail ? ` ${response.data.detail}` : "";
     showError(`Could not ${what} (HTTP ${response.status}).${detail}`);
@@ -246,8 +254,22 @@ function showDone() {
   state.doneTimer = setInterval(() => loadNext(), 60000);
 }
 
+// "Qualification: n of N" while the project's qualification set is being answered; a word when it has been passed.
+function renderQualification(progress) {
+  const box = $("qualification");
+  if (progress) {
+    box.textContent = `Qualification: ${progress.answered} of ${progress.size}`;
+    state.qualifying = true;
+  } else if (state.qualifying) {
+    state.qualifying = false;
+    notice("You passed the qualification: from now on these are live items.");
+  }
+  box.hidden = !progress;
+}
+
 function showItem(item) {
   const sameItem = state.item && state.item.assignment_id === item.assignment_id;
+  renderQualification(item.qualification || null);
   state.item = item;
   if (!sameItem) {
     state.choice = null;
@@ -601,6 +623,7 @@ document.addEventListener("mousemove", () => {
 setInterval(maybeRenew, 5000);
 $("break-retry").addEventListener("click", () => startSession({ fromBreak: true }));
 $("done-retry").addEventListener("click", () => loadNext());
+$("not-qualified-retry").addEventListener("click", () => loadNext());
 $("error-retry").addEventListener("click", () => startSession());
 setInterval(tick, 1000);
 startSession();
