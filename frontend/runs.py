@@ -1,7 +1,8 @@
 """Run pages: the runs a user may see, and one run live (progress, charts, evaluation and its flags, lineage).
 
 ML engineers and leads of the run's project (and superusers) may look; starting and cancelling stay with ML
-engineers, through the API the page calls. The page polls /api/v1/runs/<id>/metrics/, and reads the run itself
+engineers, through the API the page calls. The page lists the run's checkpoints (downloads through
+/api/v1/checkpoints/<id>/download/, ML engineers only) and polls /api/v1/runs/<id>/metrics/, and reads the run itself
 (/api/v1/runs/<id>/) whenever its status changes, to fill in lineage, evaluation and flags without a reload.
 """
 
@@ -16,8 +17,10 @@ from core.authz import Action, check
 from trainer.models import Status, TrainingRun
 from trainer.queue_state import run_queue_label, run_queue_state
 from trainer.selectors import (
+    checkpoint_can_download_in,
     id_from_query,
     run_can_start,
+    run_checkpoints,
     run_duration_seconds,
     run_evaluation_summary,
     run_flags,
@@ -52,6 +55,17 @@ def duration_text(seconds: float | None) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
+# The figures a checkpoint's row shows first, when it has them (DPO, PPO and RLOO log different names).
+CHECKPOINT_METRICS_FIRST = ("loss", "reward_mean", "reward", "kl", "rewards_accuracies", "rewards_margins")
+
+
+def checkpoint_metrics_text(metrics: dict, *, limit: int = 4) -> str:
+    names = [n for n in CHECKPOINT_METRICS_FIRST if n in metrics] + sorted(
+        n for n in metrics if n not in CHECKPOINT_METRICS_FIRST
+    )
+    return ", ".join(f"{name} {metrics[name]:.4g}" for name in names[:limit] if isinstance(metrics[name], int | float))
+
+
 @login_required
 def run_list_view(request):
     runs = run_list(user=request.user, project_id=id_from_query(request.GET.get("project")))[:200]
@@ -81,7 +95,7 @@ def run_view(request, run_id: int):
     check(user=request.user, action=Action.VIEW_RUNS, project=run.project_id, what="see its training runs")
     lineage = run.lineage or {}
     # Before the run starts its lineage is empty: the snapshot says the same.
-    batches = list(run.snapshot.batches.select_related("criteria_version").order_by("pk"))
+    batches = list(run.snapshot.batches.select_related("criteria_version").order_by("pk")) if run.snapshot_id else []
     criteria = {b.criteria_version_id: b.criteria_version for b in batches}
     queue = run_queue_state(run=run)
     page = {
@@ -118,5 +132,8 @@ def run_view(request, run_id: int):
             # Why a queued run is not running yet (waiting for the broker, with the last error, or for a worker).
             "queue": queue,
             "queue_label": run_queue_label(run=run, queue=queue),
+            # Saved along the run (policy kinds), the final one last; ML engineers may download their files.
+            "checkpoints": [{"c": c, "metrics": checkpoint_metrics_text(c.metrics)} for c in run_checkpoints(run=run)],
+            "can_download_checkpoints": checkpoint_can_download_in(user=request.user, project=run.project_id),
         },
     )

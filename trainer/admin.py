@@ -18,15 +18,21 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from annotation.errors import AnnotationError
-from core.admin import NOBODY, ProjectScopedAdmin, project_action
+from core.admin import NOBODY, ProjectScopedAdmin, ProjectScopedMixin, project_action
 from core.authz import Action, check, projects_where
 from rewards.errors import DatasetTampered
 from rewards.models import DatasetSnapshot
 from trainer import admin_limits  # noqa: F401  (registers the superusers' admin of per-project run limits)
-from trainer.configs import KINDS, ConfigError, defaults, fields, set_options_check
+from trainer.configs import KINDS, TRAINING_KINDS, ConfigError, defaults, fields, set_options_check
 from trainer.errors import RunNotCancellable
-from trainer.models import NEEDS_REWARD_MODEL, Kind, RunMetric, Status, TrainingRun
-from trainer.selectors import id_from_query, run_can_start, run_metrics_summary, runs_visible_to
+from trainer.models import NEEDS_REWARD_MODEL, Checkpoint, Kind, RunMetric, Status, TrainingRun
+from trainer.selectors import (
+    checkpoint_can_download_in,
+    id_from_query,
+    run_can_start,
+    run_metrics_summary,
+    runs_visible_to,
+)
 from trainer.services.runs import run_cancel, run_start
 
 
@@ -43,7 +49,7 @@ def _settings_text(kind: str, config: dict) -> str:
 
 
 class RunStartForm(forms.Form):
-    kind = forms.ChoiceField(choices=Kind.choices)
+    kind = forms.ChoiceField(choices=[(k, Kind(k).label) for k in TRAINING_KINDS])  # generate: on an evaluation set
     snapshot = forms.ModelChoiceField(queryset=DatasetSnapshot.objects.none(), label="Dataset snapshot")
     reward_model = forms.ModelChoiceField(
         queryset=TrainingRun.objects.none(),
@@ -100,6 +106,55 @@ FORM_FIELD_FOR_ERROR = {
 }
 
 
+class CheckpointInline(ProjectScopedMixin, admin.TabularInline):
+    """A run's checkpoints, read-only: the worker writes them (trainer.checkpoints), nobody edits them. `obj` in the
+    permission methods is the run, whose project decides."""
+
+    model = Checkpoint
+    project_path = "project"  # of the parent run
+    view_action = Action.VIEW_RUNS
+    add_action = change_action = delete_action = NOBODY
+    extra = max_num = 0
+    can_delete = False
+    fields = ["step", "final", "resumable", "metrics_text", "size_bytes", "deleted_at", "created_at", "download"]
+    readonly_fields = fields
+    verbose_name_plural = "checkpoints (files sha256-checked on download)"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Checkpoint]:
+        # The parent run's page only shows it to those who may see the run; the inline lists that run's rows.
+        return admin.TabularInline.get_queryset(self, request).order_by("step")
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return self._can(request, self.view_action, obj)  # obj: the run (None: in some project, for the queryset)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="metrics")
+    def metrics_text(self, checkpoint: Checkpoint) -> str:
+        return ", ".join(f"{k} {v:.4g}" for k, v in sorted(checkpoint.metrics.items()) if isinstance(v, int | float))
+
+    @admin.display(description="files")
+    def download(self, checkpoint: Checkpoint) -> str:
+        if checkpoint.deleted_at is not None:
+            return "removed (keep_checkpoints)"
+        request = getattr(self, "_request", None)
+        if request is not None and not checkpoint_can_download_in(user=request.user, project=checkpoint.run.project_id):
+            return f"{len(checkpoint.manifest)} files"
+        url = reverse("trainer:checkpoint-download", kwargs={"checkpoint_id": checkpoint.pk})
+        return format_html('<a href="{}">Download ({} files)</a>', url, len(checkpoint.manifest))
+
+    def get_formset(self, request, obj=None, **kwargs):
+        self._request = request  # download() decides per user; the inline has no other way to see the request
+        return super().get_formset(request, obj, **kwargs)
+
+
 @admin.register(TrainingRun)
 class TrainingRunAdmin(ProjectScopedAdmin):
     view_action = Action.VIEW_RUNS
@@ -120,6 +175,7 @@ class TrainingRunAdmin(ProjectScopedAdmin):
     list_select_related = ["project", "snapshot", "created_by"]
     search_fields = ["id", "error"]
     actions = ["cancel_runs"]
+    inlines = [CheckpointInline]
     change_form_template = "admin/trainer/trainingrun/change_form.html"
     change_list_template = "admin/trainer/trainingrun/change_list.html"
     fields = [
@@ -130,6 +186,7 @@ class TrainingRunAdmin(ProjectScopedAdmin):
         "snapshot",
         "reward_model",
         "based_on",
+        "resume_from",
         "created_by",
         "created_at",
         "started_at",
@@ -251,7 +308,9 @@ class TrainingRunAdmin(ProjectScopedAdmin):
             "title": "Start a training run",
             "form": form,
             "opts": self.model._meta,
-            "field_docs": [{"kind": k, "label": Kind(k).label, "fields": list(fields(k).values())} for k in KINDS],
+            "field_docs": [
+                {"kind": k, "label": Kind(k).label, "fields": list(fields(k).values())} for k in TRAINING_KINDS
+            ],
             "selected_kind": kind,
         }
         return TemplateResponse(request, "admin/trainer/trainingrun/start.html", context)

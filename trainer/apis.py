@@ -1,16 +1,30 @@
-"""The runs API: start, list, read, follow (metrics) and cancel training runs. Views parse and delegate."""
+"""The runs API: start, list, read, follow (metrics) and cancel training runs, list a run's checkpoints and download
+one. Views parse and delegate."""
 
+from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.authz import Action, check, role_of
 from rewards.models import DatasetSnapshot
-from trainer.models import Kind, Status, TrainingRun
+from trainer.checkpoints import checkpoint_archive, checkpoint_archive_name, checkpoint_verify
+from trainer.models import Checkpoint, Kind, Status, TrainingRun
 from trainer.queue_state import run_queue_state
 from trainer.selectors import (
+    CHECKPOINT_DOWNLOAD_ACTION,
+    checkpoint_get,
+    run_checkpoints,
     run_duration_seconds,
     run_evaluation_summary,
     run_flags,
@@ -56,6 +70,7 @@ class RunOutputSerializer(serializers.ModelSerializer):
             "snapshot",
             "reward_model",
             "based_on",
+            "resume_from",
             "config",
             "created_by",
             "created_at",
@@ -312,3 +327,77 @@ class RunCancelApi(APIView):
         run = run_cancel(run=_visible_run(request, run_id), user=request.user)
         code = status.HTTP_202_ACCEPTED if run.status == Status.RUNNING else status.HTTP_200_OK
         return Response(RunOutputSerializer(run).data, status=code)
+
+
+class CheckpointOutputSerializer(serializers.ModelSerializer):
+    deleted = serializers.SerializerMethodField(help_text="Its files were removed by the run's keep_checkpoints.")
+    download_url = serializers.SerializerMethodField(help_text="A tar of its files, manifest.json first.")
+
+    class Meta:
+        model = Checkpoint
+        fields = [
+            "id",
+            "run",
+            "step",
+            "final",
+            "resumable",
+            "metrics",
+            "size_bytes",
+            "deleted",
+            "deleted_at",
+            "created_at",
+            "download_url",
+        ]
+        read_only_fields = fields
+
+    def get_deleted(self, checkpoint) -> bool:
+        return checkpoint.deleted_at is not None
+
+    def get_download_url(self, checkpoint) -> str | None:
+        if checkpoint.deleted_at is not None:
+            return None
+        url = reverse("trainer:checkpoint-download", kwargs={"checkpoint_id": checkpoint.pk})
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request else url
+
+
+class RunCheckpointsApi(APIView):
+    """The checkpoints a run saved, by step: the intermediate ones as they were saved, the final one at its end."""
+
+    @extend_schema(responses=CheckpointOutputSerializer(many=True))
+    def get(self, request, run_id: int):
+        run = _visible_run(request, run_id)
+        return Response(
+            CheckpointOutputSerializer(run_checkpoints(run=run), many=True, context={"request": request}).data
+        )
+
+
+class CheckpointDownloadApi(APIView):
+    """One checkpoint as a streamed tar (manifest.json first, then every file), for the project's ML engineers.
+
+    Every file's sha256 is checked against the manifest before the first byte: 409 checkpoint_tampered when a file
+    changed, is missing or was added, 410 checkpoint_deleted when keep_checkpoints removed its files."""
+
+    @extend_schema(
+        responses={
+            (200, "application/x-tar"): OpenApiResponse(OpenApiTypes.BINARY, description="tar archive"),
+            403: RunStartErrorSerializer,
+            404: RunStartErrorSerializer,
+            409: RunStartErrorSerializer,
+            410: RunStartErrorSerializer,
+        }
+    )
+    def get(self, request, checkpoint_id: int):
+        checkpoint = checkpoint_get(checkpoint_id=checkpoint_id)
+        if checkpoint is None:
+            raise Http404("No such checkpoint.")
+        check(
+            user=request.user,
+            action=CHECKPOINT_DOWNLOAD_ACTION,
+            project=checkpoint.run.project_id,
+            what="download checkpoints",
+        )
+        checkpoint_verify(checkpoint=checkpoint)
+        response = StreamingHttpResponse(checkpoint_archive(checkpoint=checkpoint), content_type="application/x-tar")
+        response["Content-Disposition"] = f'attachment; filename="{checkpoint_archive_name(checkpoint=checkpoint)}"'
+        return response

@@ -17,3 +17,15 @@ class RunNotAllowed(RunError):
 
 class RunNotCancellable(RunError):
     status, code = 409, "not_cancellable"
+
+
+class CheckpointTampered(AnnotationError):
+    """A checkpoint's file is missing, was added, or its sha256 differs from the one recorded when it was saved."""
+
+    status, code = 409, "checkpoint_tampered"
+
+
+class CheckpointGone(AnnotationError):
+    """A checkpoint whose files were removed by its run's keep_checkpoints: the row stays, the weights do not."""
+
+    status, code = 410, "checkpoint_deleted"

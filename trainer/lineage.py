@@ -5,6 +5,7 @@ batches, criteria versions), which reward model and which settings made it, and 
 """
 
 import functools
+import hashlib
 import json
 import os
 import subprocess
@@ -90,10 +91,28 @@ def _reward_model(run: TrainingRun) -> dict | None:
     }
 
 
-def lineage_build(*, run: TrainingRun, device: str = "") -> dict:
+def _training_data(run: TrainingRun) -> dict:
+    """The snapshot a training run trained on, its batches and their criteria versions."""
     batches = list(run.snapshot.batches.select_related("criteria_version").order_by("pk"))
     criteria = {b.criteria_version_id: b.criteria_version for b in batches}
     return {
+        "snapshot": _snapshot(run),
+        "batches": [
+            {"id": b.pk, "name": b.name, "status": b.status, "criteria_version": b.criteria_version.number}
+            for b in batches
+        ],
+        "criteria_versions": [
+            {"id": c.pk, "number": c.number, "created_at": _iso(c.created_at)}
+            for c in sorted(criteria.values(), key=lambda c: c.number)
+        ],
+    }
+
+
+def lineage_build(*, run: TrainingRun, device: str = "") -> dict:
+    """A training run's lineage, or a generate run's (trainer.generation): what it sampled, from which prompt file,
+    and the data that trained the sampled checkpoint."""
+    generate = run.snapshot_id is None
+    lineage = {
         "schema": SCHEMA_VERSION,
         "run": {
             "id": run.pk,
@@ -107,24 +126,118 @@ def lineage_build(*, run: TrainingRun, device: str = "") -> dict:
             "device": device or run.device,
             "worker": run.worker,
             "output_dir": run.output_dir,
-            "checkpoint": str(Path(run.output_dir) / "checkpoint"),
+            "checkpoint": None if generate else str(Path(run.output_dir) / "checkpoint"),
         },
         "project": {"id": run.project_id, "name": run.project.name},
         "config": run.config,
-        "snapshot": _snapshot(run),
-        "batches": [
-            {"id": b.pk, "name": b.name, "status": b.status, "criteria_version": b.criteria_version.number}
-            for b in batches
-        ],
-        "criteria_versions": [
-            {"id": c.pk, "number": c.number, "created_at": _iso(c.created_at)}
-            for c in sorted(criteria.values(), key=lambda c: c.number)
-        ],
-        "reward_model": _reward_model(run),
-        "evaluation": run.evaluation,
-        "code": code_version(),
-        "written_at": timezone.now().isoformat(),
     }
+    if generate:
+        lineage.update({"snapshot": None, "batches": [], "criteria_versions": [], **_generation(run)})
+    else:
+        lineage.update({**_training_data(run), "reward_model": _reward_model(run)})
+    lineage.update({"evaluation": run.evaluation, "code": code_version(), "written_at": timezone.now().isoformat()})
+    return lineage
+
+
+def _generation(run: TrainingRun) -> dict:
+    """A generate run's sources: the model, the checkpoint and the run that made it (with that run's data, so the
+    hand-off traces a response back to the judgments that trained its model), the prompt file, the scorers."""
+    from trainer.generation import GENERATIONS_FILE, sampled_checkpoint_of
+
+    config = run.config or {}
+    checkpoint = sampled_checkpoint_of(run=run)
+    sampled_run = checkpoint.run if checkpoint is not None else _named_run(config.get("model"), run.project_id)
+    reward_model = None
+    if config.get("reward_model_run") is not None:
+        rm = TrainingRun.objects.filter(pk=config["reward_model_run"], project_id=run.project_id).first()
+        if rm is not None:
+            reward_model = {
+                "run": rm.pk,
+                "checkpoint": str(Path(rm.output_dir) / "checkpoint"),
+                "snapshot": rm.snapshot_id,
+                "base_model": rm.config.get("base_model"),
+                "finished_at": _iso(rm.finished_at),
+                "evaluation": rm.evaluation,
+            }
+    return {
+        "model": config.get("model"),
+        "sampled_checkpoint": _checkpoint(checkpoint) if checkpoint is not None else None,
+        "sampled_run": _sampled_run(sampled_run) if sampled_run is not None else None,
+        "training_snapshots": _training_snapshots(sampled_run),
+        "prompts": (run.inputs or {}).get("prompts"),
+        "generations": str(Path(run.output_dir) / GENERATIONS_FILE) if run.output_dir else None,
+        "reward_model": reward_model,
+        "reference_model": config.get("reference_model"),
+    }
+
+
+def _named_run(model: str | None, project_id: int) -> TrainingRun | None:
+    """The run a model field names (run:ID, or checkpoint:ID's run) in the project, if any."""
+    from trainer.models import Checkpoint
+
+    model = str(model or "")
+    if model.startswith("run:") and model[4:].isdigit():
+        return TrainingRun.objects.filter(pk=int(model[4:]), project_id=project_id).first()
+    if model.startswith("checkpoint:") and model[11:].isdigit():
+        checkpoint = Checkpoint.objects.filter(pk=int(model[11:]), run__project_id=project_id).first()
+        return checkpoint.run if checkpoint is not None else None
+    return None
+
+
+def _checkpoint(checkpoint) -> dict:
+    manifest = checkpoint.manifest or {}
+    canonical = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+    return {
+        "id": checkpoint.pk,
+        "run": checkpoint.run_id,
+        "step": checkpoint.step,
+        "final": checkpoint.final,
+        "folder": checkpoint.folder,
+        "manifest": manifest,
+        "manifest_sha256": hashlib.sha256(canonical).hexdigest(),
+        "metrics": checkpoint.metrics,
+        "deleted_at": _iso(checkpoint.deleted_at),
+    }
+
+
+def _sampled_run(source: TrainingRun) -> dict:
+    """The run that trained the sampled model: from its own lineage when it has one (as it was when it ran), else
+    from its rows."""
+    stored = source.lineage or {}
+    keys = ("snapshot", "batches", "criteria_versions", "reward_model")
+    if stored and all(key in stored for key in keys):
+        data = {key: stored[key] for key in keys}
+    elif source.snapshot_id is not None:
+        data = {**_training_data(source), "reward_model": _reward_model(source)}
+    else:
+        data = dict.fromkeys(keys)
+    return {
+        "id": source.pk,
+        "kind": source.kind,
+        "status": source.status,
+        "base_model": (source.config or {}).get("base_model"),
+        "finished_at": _iso(source.finished_at),
+        **data,
+    }
+
+
+def _training_snapshots(source: TrainingRun | None) -> list[int]:
+    """Every dataset snapshot in the sampled model's ancestry: its run's, then the runs its base model and its
+    resume_from checkpoint came from, and so on (each run once)."""
+    snapshots: list[int] = []
+    seen: set[int] = set()
+    pending = [source] if source is not None else []
+    while pending and len(seen) < 1000:
+        current = pending.pop()
+        if current is None or current.pk in seen:
+            continue
+        seen.add(current.pk)
+        if current.snapshot_id is not None and current.snapshot_id not in snapshots:
+            snapshots.append(current.snapshot_id)
+        pending.append(_named_run((current.config or {}).get("base_model"), current.project_id))
+        if current.resume_from_id is not None:
+            pending.append(current.resume_from.run)
+    return snapshots
 
 
 def lineage_write(*, lineage: dict, directories: list[Path]) -> list[Path]:

@@ -1,5 +1,6 @@
-"""Which models a run may load: a succeeded run of its own project (`run:ID`), a folder under the model roots, or a
-hub id where the server allows them. Checked before a run is queued and again by the worker before it loads anything.
+"""Which models a run may load: a succeeded run of its own project (`run:ID`, its final checkpoint), one checkpoint of
+a run of its project (`checkpoint:ID`, files still there), a folder under the model roots, or a hub id where the
+server allows them. Checked before a run is queued and again by the worker before it loads anything.
 
 A refused path always gets the same message, whether or not anything is there, so this check tells nobody what is on
 the disk outside the roots: a path that is not under a root once its `..` are folded is refused without touching the
@@ -19,7 +20,10 @@ from django.conf import settings
 
 from trainer.configs import ConfigError, model_fields
 
-NOT_ALLOWED = "Not an allowed model: name a succeeded run of this project (run:ID) or a folder under the model roots."
+NOT_ALLOWED = (
+    "Not an allowed model: name a succeeded run of this project (run:ID), a checkpoint of one of its runs "
+    "(checkpoint:ID) or a folder under the model roots."
+)
 NOT_A_MODEL = (
     "No model in this folder under the model roots: it needs the config.json (and weights) that save_pretrained writes."
 )
@@ -27,6 +31,7 @@ HUB_OFF = NOT_ALLOWED + " Hub ids are not allowed on this server."
 MODEL_MARKER = "config.json"
 MAX_CHARS = 1024  # longer than any real path or hub id: refused without touching the disk
 _RUN = re.compile(r"run:(\d{1,18})")
+_CHECKPOINT = re.compile(r"checkpoint:(\d{1,18})")
 # Hugging Face repo ids (huggingface_hub.utils.validate_repo_id): org/name, word characters, "-" and ".".
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}")
 
@@ -76,14 +81,42 @@ def _candidates(value: str) -> list[Path]:
     return [root / path for root in model_roots()] + [Path(settings.BASE_DIR) / path]
 
 
+def _artifacts_folder(relative: str | Path) -> Path | None:
+    """A checkpoint folder (relative to ARTIFACTS_DIR) resolved, if it is a model folder inside ARTIFACTS_DIR with
+    no entry linking out of it (the worker writes plain files: a link there would lead to another run's weights)."""
+    artifacts = Path(os.path.realpath(settings.ARTIFACTS_DIR))
+    real = Path(os.path.realpath(Path(settings.ARTIFACTS_DIR) / relative))
+    if not real.is_relative_to(artifacts) or not _model_folder(real, [real]):
+        return None
+    return real
+
+
 def _run_checkpoint(*, run_id: int, project_id: int) -> Path | None:
-    from trainer.models import Status, TrainingRun
+    """A succeeded run's final checkpoint: its final Checkpoint row while its files are there, else the folder every
+    run saves its output in (runs/ID/checkpoint)."""
+    from trainer.models import Checkpoint, Status, TrainingRun
     from trainer.services.runs import checkpoint_dir
 
     run = TrainingRun.objects.filter(pk=run_id, project_id=project_id, status=Status.SUCCEEDED).first()
-    if run is None or not checkpoint_dir(run=run).is_dir():
+    if run is None:
+        return None
+    final = Checkpoint.objects.filter(run=run, final=True, deleted_at__isnull=True).order_by("-step").first()
+    if final is not None and (folder := _artifacts_folder(final.folder)) is not None:
+        return folder
+    if not checkpoint_dir(run=run).is_dir():
         return None
     return Path(os.path.realpath(checkpoint_dir(run=run)))
+
+
+def _checkpoint_folder(*, checkpoint_id: int, project_id: int) -> Path | None:
+    """One Checkpoint of a run of the project, whatever the run's status (a lost run keeps what it reached), while
+    its files are there: not removed by keep_checkpoints, a model folder inside ARTIFACTS_DIR."""
+    from trainer.models import Checkpoint
+
+    checkpoint = Checkpoint.objects.filter(
+        pk=checkpoint_id, run__project_id=project_id, deleted_at__isnull=True
+    ).first()
+    return _artifacts_folder(checkpoint.folder) if checkpoint is not None and checkpoint.folder else None
 
 
 def model_resolve(*, value: str, project_id: int, field: str = "base_model") -> ResolvedModel:
@@ -97,8 +130,15 @@ def model_resolve(*, value: str, project_id: int, field: str = "base_model") -> 
         if not checkpoint:  # another project's run, a failed one and a missing one read the same
             raise refused
         return ResolvedModel(stored=f"run:{int(match.group(1))}", load=str(checkpoint))
+    if value.startswith("checkpoint:"):
+        match = _CHECKPOINT.fullmatch(value)
+        folder = match and _checkpoint_folder(checkpoint_id=int(match.group(1)), project_id=project_id)
+        if not folder:  # another project's checkpoint, a deleted one and a missing one read the same
+            raise refused
+        return ResolvedModel(stored=f"checkpoint:{int(match.group(1))}", load=str(folder))
     roots = model_roots()
-    # Every run's checkpoint is under ARTIFACTS_DIR, whichever project it belongs to: only run:ID reaches them, even
+    # Every run's checkpoint is under ARTIFACTS_DIR, whichever project it belongs to: only run:ID and checkpoint:ID
+    # reach them, even
     # where a model root was set above the artifacts.
     artifacts = Path(os.path.realpath(settings.ARTIFACTS_DIR))
     in_roots_but_no_model = False

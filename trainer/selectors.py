@@ -14,7 +14,7 @@ from annotation.models import Project
 from core.authz import Action, may, projects_where
 from trainer.flags import Flag, RewardModelRules
 from trainer.flags import run_flags as flags_of
-from trainer.models import Kind, RunMetric, Status, TrainingRun
+from trainer.models import Checkpoint, Kind, RunMetric, Status, TrainingRun
 
 
 def run_can_start(*, user: AbstractBaseUser, project: Project | int) -> bool:
@@ -53,6 +53,7 @@ KEY_METRIC = {
     Kind.DPO: ("reward_accuracy", "reward accuracy"),
     Kind.PPO: ("reward_gain", "reward gain"),
     Kind.RLOO: ("reward_gain", "reward gain"),
+    Kind.GENERATE: ("mean_length", "mean length"),
 }
 
 
@@ -149,3 +150,21 @@ def id_from_query(value: str | None) -> int | None:
         return None
     number = int(value)
     return number if 0 < number < 2**63 else None
+
+
+def run_checkpoints(*, run: TrainingRun) -> QuerySet[Checkpoint]:
+    """A run's checkpoints by step, those whose files keep_checkpoints removed included (their rows stay)."""
+    return Checkpoint.objects.filter(run=run).order_by("step", "pk")
+
+
+def checkpoint_get(*, checkpoint_id: int) -> Checkpoint | None:
+    return Checkpoint.objects.select_related("run").filter(pk=checkpoint_id).first()
+
+
+def checkpoint_can_download_in(*, user: AbstractBaseUser, project: Project | int) -> bool:
+    """Downloading a project's checkpoints: its ML engineers (the START_RUNS role), and superusers (core.authz)."""
+    return may(user=user, action=CHECKPOINT_DOWNLOAD_ACTION, project=project)
+
+
+# Who may download a checkpoint's files: the ML engineers, who start runs (leads see runs, not weights).
+CHECKPOINT_DOWNLOAD_ACTION = Action.START_RUNS

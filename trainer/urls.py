@@ -1,4 +1,4 @@
-"""The training runs API (`/api/v1/runs/...`)."""
+"""The training runs API (`/api/v1/runs/...`, `/api/v1/checkpoints/...`)."""
 
 from django.urls import path
 
@@ -11,4 +11,6 @@ urlpatterns = [
     path("runs/<id:run_id>/", apis.RunDetailApi.as_view(), name="run-detail"),
     path("runs/<id:run_id>/metrics/", apis.RunMetricsApi.as_view(), name="run-metrics"),
     path("runs/<id:run_id>/cancel/", apis.RunCancelApi.as_view(), name="run-cancel"),
+    path("runs/<id:run_id>/checkpoints/", apis.RunCheckpointsApi.as_view(), name="run-checkpoints"),
+    path("checkpoints/<id:checkpoint_id>/download/", apis.CheckpointDownloadApi.as_view(), name="checkpoint-download"),
 ]

@@ -1,9 +1,10 @@
 """Which models a run may load, through every door that starts one (the API, the admin's start form, `start_run`)
-and again in the worker: a succeeded run of the same project or a folder under the model roots; another project's
-checkpoint, paths outside the roots, links out of them and (unless allowed) hub ids are refused with one message,
-whether or not anything is there, and nothing is stored or queued."""
+and again in the worker: a succeeded run of the same project, a checkpoint of one of its runs or a folder under the
+model roots; another project's checkpoint, paths outside the roots, links out of them and (unless allowed) hub ids
+are refused with one message, whether or not anything is there, and nothing is stored or queued."""
 
 import os
+import shutil
 from io import StringIO
 from pathlib import Path
 
@@ -316,3 +317,99 @@ def test_a_path_outside_the_roots_is_refused_without_touching_the_disk(place, mo
             model_resolve(value=value, project_id=place["own_run"].project_id)
     outside = place["outside"].parent
     assert not [p for p in looked_at if p.startswith((str(outside), "/etc/ssl", "/nonexistent"))], looked_at
+
+
+# --- checkpoint:ID ------------------------------------------------------------------------------------------------
+
+
+def saved_checkpoint(run: TrainingRun, step: int, *, final: bool = False, **fields):
+    """A Checkpoint row with a model folder (a config.json) under the run's output, as the worker records one."""
+    from django.conf import settings
+
+    from trainer.models import Checkpoint
+
+    folder = Path(settings.ARTIFACTS_DIR) / run.output_dir / "checkpoints" / f"step-{step}"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    return Checkpoint.objects.create(
+        run=run, step=step, folder=str(folder.relative_to(settings.ARTIFACTS_DIR)), final=final, **fields
+    )
+
+
+def test_a_checkpoint_of_a_run_of_the_project_is_accepted_and_kept_by_name(
+    place, ml_engineer_client, snapshot, sent, monkeypatch
+):
+    from django.conf import settings
+
+    lost = finished_reward_model(snapshot, status=Status.LOST)  # a lost run keeps the checkpoints it reached
+    checkpoint = saved_checkpoint(lost, 4)
+    response = api_start(ml_engineer_client, snapshot, f"checkpoint:{checkpoint.pk}")
+    assert response.status_code == 201, response.json()
+    assert response.json()["config"]["base_model"] == f"checkpoint:{checkpoint.pk}"
+
+    loaded = []
+
+    def fake_train(*, run, config, files, output_dir, progress):
+        loaded.append(config["base_model"])
+        checkpoint_dir(run=run).mkdir(parents=True)
+        return {}
+
+    monkeypatch.setattr("trainer.services.execute._train", fake_train)
+    run = queued_run(snapshot, {"base_model": f"checkpoint:{checkpoint.pk}"})
+    assert run_execute(run_id=run.pk) == Status.SUCCEEDED
+    assert loaded == [os.path.realpath(Path(settings.ARTIFACTS_DIR) / checkpoint.folder)]
+
+
+def test_checkpoints_that_are_not_this_projects_or_have_no_files_read_like_missing_ones(place, snapshot):
+    from django.conf import settings
+    from django.utils import timezone
+
+    from trainer.configs import ConfigError
+    from trainer.model_paths import model_resolve
+
+    other = saved_checkpoint(place["other_run"], 1)
+    deleted = saved_checkpoint(place["own_run"], 1, deleted_at=timezone.now())
+    moved = saved_checkpoint(place["own_run"], 2)
+    shutil.rmtree(Path(settings.ARTIFACTS_DIR) / moved.folder)
+    escaping = saved_checkpoint(place["own_run"], 3)
+    type(escaping).objects.filter(pk=escaping.pk).update(folder=str(place["outside"]))  # absolute: outside
+    dotdot = saved_checkpoint(place["own_run"], 5)
+    type(dotdot).objects.filter(pk=dotdot.pk).update(folder="../outside/secret-model")
+    values = [f"checkpoint:{c.pk}" for c in (other, deleted, moved, escaping, dotdot)]
+    values += ["checkpoint:999999", "checkpoint:1x", "checkpoint:", "checkpoint:" + "9" * 40]
+    for value in values:
+        with pytest.raises(ConfigError) as refused:
+            model_resolve(value=value, project_id=snapshot.project_id)
+        assert refused.value.errors == {"base_model": NOT_ALLOWED}, value
+
+
+def test_run_id_loads_the_final_checkpoint_row_while_its_files_are_there(place, snapshot):
+    from django.conf import settings
+
+    from trainer.model_paths import model_resolve
+
+    own = place["own_run"]
+    final = saved_checkpoint(own, 10, final=True)
+    resolved = model_resolve(value=f"run:{own.pk}", project_id=snapshot.project_id)
+    assert resolved.stored == f"run:{own.pk}"
+    assert resolved.load == os.path.realpath(Path(settings.ARTIFACTS_DIR) / final.folder)
+    shutil.rmtree(Path(settings.ARTIFACTS_DIR) / final.folder)  # then the run's own output folder, as before
+    resolved = model_resolve(value=f"run:{own.pk}", project_id=snapshot.project_id)
+    assert resolved.load == os.path.realpath(checkpoint_dir(run=own))
+
+
+def test_a_checkpoint_whose_weights_link_to_another_runs_is_refused(place, snapshot):
+    from django.conf import settings
+
+    from trainer.configs import ConfigError
+    from trainer.model_paths import model_resolve
+
+    theirs = saved_checkpoint(place["other_run"], 1)
+    (Path(settings.ARTIFACTS_DIR) / theirs.folder / "model.safetensors").write_bytes(b"weights")
+    ours = saved_checkpoint(place["own_run"], 1)
+    (Path(settings.ARTIFACTS_DIR) / ours.folder / "model.safetensors").symlink_to(
+        Path(settings.ARTIFACTS_DIR) / theirs.folder / "model.safetensors"
+    )
+    with pytest.raises(ConfigError) as refused:
+        model_resolve(value=f"checkpoint:{ours.pk}", project_id=snapshot.project_id)
+    assert refused.value.errors == {"base_model": NOT_ALLOWED}

@@ -51,7 +51,7 @@ def test_every_bounded_field_has_a_server_default_and_a_project_override():
 
 @pytest.mark.parametrize("kind", configs.KINDS)
 def test_each_kind_s_defaults_fit_the_default_limits(kind, project):
-    config = configs.validate_config(kind, {"base_model": "m"})
+    config = configs.validate_config(kind, {"model" if kind == "generate" else "base_model": "m"})
     assert configs.limit_errors(config, run_limits(project_id=project.pk)) == {}
 
 

@@ -393,3 +393,13 @@ def test_ids_past_bigint_are_refused_not_500(ml_engineer_client, snapshot, run, 
         body = {"kind": "ppo", "snapshot": snapshot.pk, "config": {"base_model": "m"}, **extra}
         assert ml_engineer_client.post(RUNS, body, format="json").status_code == 400, extra
     assert sent == []
+
+
+def test_a_generate_run_is_not_started_on_a_snapshot(ml_engineer_client, snapshot, sent):
+    """Generate runs sample an evaluation set (evaluation's API): the runs API says where, and stores nothing."""
+    response = ml_engineer_client.post(
+        RUNS, {"kind": "generate", "snapshot": snapshot.pk, "config": {"model": "tiny"}}, format="json"
+    )
+    assert response.status_code == 400
+    assert "/api/v1/eval-sets/{id}/generations/" in response.json()["errors"]["kind"]
+    assert TrainingRun.objects.count() == 0 and sent == []

@@ -6,95 +6,179 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('annotation', '0011_batch_kind_identity_leaks'),
-        ('rewards', '0003_split_items'),
-        ('trainer', '0002_project_run_limits'),
+        ("annotation", "0011_batch_kind_identity_leaks"),
+        ("rewards", "0003_split_items"),
+        ("trainer", "0002_project_run_limits"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Generation',
+            name="Generation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('prompt_id', models.CharField(help_text="The prompt's id in its evaluation set.", max_length=200)),
-                ('sample', models.PositiveSmallIntegerField(default=0)),
-                ('text', models.TextField()),
-                ('token_count', models.PositiveIntegerField()),
-                ('finish_reason', models.CharField(choices=[('stop', 'End of sequence'), ('length', 'max_new_tokens reached')], max_length=10)),
-                ('reward', models.FloatField(blank=True, help_text="The named reward model's score, if one was named.", null=True)),
-                ('kl', models.FloatField(blank=True, help_text='Sum over the sampled tokens of log p(policy) - log p(reference).', null=True)),
-                ('identity_leak', models.BooleanField(default=False, help_text="Matches one of the project's identity-leak patterns.")),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("prompt_id", models.CharField(help_text="The prompt's id in its evaluation set.", max_length=200)),
+                ("sample", models.PositiveSmallIntegerField(default=0)),
+                ("text", models.TextField()),
+                ("token_count", models.PositiveIntegerField()),
+                (
+                    "finish_reason",
+                    models.CharField(
+                        choices=[("stop", "End of sequence"), ("length", "max_new_tokens reached")], max_length=10
+                    ),
+                ),
+                (
+                    "reward",
+                    models.FloatField(
+                        blank=True, help_text="The named reward model's score, if one was named.", null=True
+                    ),
+                ),
+                (
+                    "kl",
+                    models.FloatField(
+                        blank=True,
+                        help_text="Sum over the sampled tokens of log p(policy) - log p(reference).",
+                        null=True,
+                    ),
+                ),
+                (
+                    "identity_leak",
+                    models.BooleanField(
+                        default=False, help_text="Matches one of the project's identity-leak patterns."
+                    ),
+                ),
             ],
             options={
-                'ordering': ['run', 'prompt_id', 'sample'],
+                "ordering": ["run", "prompt_id", "sample"],
             },
         ),
         migrations.AddField(
-            model_name='trainingrun',
-            name='inputs',
-            field=models.JSONField(blank=True, default=dict, help_text='Files a run reads besides its snapshot: {"prompts": {"path", "sha256", "count"}} for generate.'),
+            model_name="trainingrun",
+            name="inputs",
+            field=models.JSONField(
+                blank=True,
+                default=dict,
+                help_text='Files a run reads besides its snapshot: {"prompts": {"path", "sha256", "count"}} for generate.',
+            ),
         ),
         migrations.AlterField(
-            model_name='trainingrun',
-            name='kind',
-            field=models.CharField(choices=[('reward_model', 'Reward model'), ('dpo', 'DPO'), ('ppo', 'PPO'), ('rloo', 'RLOO'), ('generate', 'Generate')], max_length=20),
+            model_name="trainingrun",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("reward_model", "Reward model"),
+                    ("dpo", "DPO"),
+                    ("ppo", "PPO"),
+                    ("rloo", "RLOO"),
+                    ("generate", "Generate"),
+                ],
+                max_length=20,
+            ),
         ),
         migrations.AlterField(
-            model_name='trainingrun',
-            name='snapshot',
-            field=models.ForeignKey(blank=True, help_text='What it trains on; empty only for a generate run, which trains on nothing.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='training_runs', to='rewards.datasetsnapshot'),
+            model_name="trainingrun",
+            name="snapshot",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="What it trains on; empty only for a generate run, which trains on nothing.",
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="training_runs",
+                to="rewards.datasetsnapshot",
+            ),
         ),
         migrations.CreateModel(
-            name='Checkpoint',
+            name="Checkpoint",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('step', models.PositiveIntegerField()),
-                ('folder', models.CharField(help_text='Relative to ARTIFACTS_DIR.', max_length=500)),
-                ('manifest', models.JSONField(default=dict, help_text='File (relative to the folder) -> sha256.')),
-                ('metrics', models.JSONField(blank=True, default=dict, help_text='Training metrics at this step.')),
-                ('final', models.BooleanField(default=False, help_text="The run's last checkpoint (its output when it succeeded).")),
-                ('resumable', models.BooleanField(default=False, help_text='Holds the optimizer and scheduler state.')),
-                ('size_bytes', models.BigIntegerField(default=0)),
-                ('deleted_at', models.DateTimeField(blank=True, help_text="Files removed by the run's keep_checkpoints; the row stays for lineage.", null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='checkpoints', to='trainer.trainingrun')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("step", models.PositiveIntegerField()),
+                ("folder", models.CharField(help_text="Relative to ARTIFACTS_DIR.", max_length=500)),
+                ("manifest", models.JSONField(default=dict, help_text="File (relative to the folder) -> sha256.")),
+                ("metrics", models.JSONField(blank=True, default=dict, help_text="Training metrics at this step.")),
+                (
+                    "final",
+                    models.BooleanField(
+                        default=False, help_text="The run's last checkpoint (its output when it succeeded)."
+                    ),
+                ),
+                ("resumable", models.BooleanField(default=False, help_text="Holds the optimizer and scheduler state.")),
+                ("size_bytes", models.BigIntegerField(default=0)),
+                (
+                    "deleted_at",
+                    models.DateTimeField(
+                        blank=True,
+                        help_text="Files removed by the run's keep_checkpoints; the row stays for lineage.",
+                        null=True,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="checkpoints",
+                        to="trainer.trainingrun",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['run', 'step'],
+                "ordering": ["run", "step"],
             },
         ),
         migrations.AddField(
-            model_name='trainingrun',
-            name='resume_from',
-            field=models.ForeignKey(blank=True, help_text='The checkpoint (of a run of the same kind and snapshot) whose weights and optimizer state it continues from.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='resumed_by', to='trainer.checkpoint'),
+            model_name="trainingrun",
+            name="resume_from",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="The checkpoint (of a run of the same kind and snapshot) whose weights and optimizer state it continues from.",
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="resumed_by",
+                to="trainer.checkpoint",
+            ),
         ),
         migrations.AddField(
-            model_name='trainingrun',
-            name='sampled_checkpoint',
-            field=models.ForeignKey(blank=True, help_text='Generate runs: the checkpoint that wrote the responses (empty for a base-model folder).', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='generation_runs', to='trainer.checkpoint'),
+            model_name="trainingrun",
+            name="sampled_checkpoint",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="Generate runs: the checkpoint that wrote the responses (empty for a base-model folder).",
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="generation_runs",
+                to="trainer.checkpoint",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='trainingrun',
-            constraint=models.CheckConstraint(condition=models.Q(('kind', 'generate'), ('snapshot__isnull', False), _connector='OR'), name='run_trains_on_a_snapshot'),
+            model_name="trainingrun",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("kind", "generate"), ("snapshot__isnull", False), _connector="OR"),
+                name="run_trains_on_a_snapshot",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='trainingrun',
-            constraint=models.CheckConstraint(condition=models.Q(('kind', 'generate'), ('sampled_checkpoint__isnull', True), _connector='OR'), name='run_sampled_checkpoint_only_for_generate'),
+            model_name="trainingrun",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("kind", "generate"), ("sampled_checkpoint__isnull", True), _connector="OR"),
+                name="run_sampled_checkpoint_only_for_generate",
+            ),
         ),
         migrations.AddField(
-            model_name='generation',
-            name='run',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='generations', to='trainer.trainingrun'),
+            model_name="generation",
+            name="run",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="generations", to="trainer.trainingrun"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='checkpoint',
-            constraint=models.UniqueConstraint(fields=('run', 'step'), name='checkpoint_step_unique_per_run'),
+            model_name="checkpoint",
+            constraint=models.UniqueConstraint(fields=("run", "step"), name="checkpoint_step_unique_per_run"),
         ),
         migrations.AddConstraint(
-            model_name='generation',
-            constraint=models.UniqueConstraint(fields=('run', 'prompt_id', 'sample'), name='generation_unique_per_run_prompt'),
+            model_name="generation",
+            constraint=models.UniqueConstraint(
+                fields=("run", "prompt_id", "sample"), name="generation_unique_per_run_prompt"
+            ),
         ),
     ]

@@ -37,7 +37,7 @@ def dataset_cache() -> Iterator[Path]:
 def trainer_arguments(*, config: dict, scratch_dir: Path, device: Device) -> dict:
     """Keyword arguments common to RewardConfig, DPOConfig and RLOOConfig for one run.
 
-    Trainer writes nothing to `scratch_dir` (no intermediate saves); it only needs a folder.
+    Trainer writes nothing to `scratch_dir`; it only needs a folder (policy runs point it at their checkpoints).
     """
     return {
         "output_dir": str(Path(scratch_dir) / "trainer"),
@@ -53,7 +53,9 @@ def trainer_arguments(*, config: dict, scratch_dir: Path, device: Device) -> dic
         "logging_strategy": "steps",
         "logging_steps": 1,
         "eval_strategy": "no",
-        "save_strategy": "no",  # the final checkpoint is saved once, by us, in output_dir/checkpoint
+        # The final checkpoint is saved once, by us, in output_dir/checkpoint; policy runs' intermediate ones are asked
+        # for by trainer.ml.callbacks.CheckpointSaver at their scheduled steps (see `checkpointing`).
+        "save_strategy": "no",
         "report_to": "none",
         "disable_tqdm": False,
         "log_level": "error",
@@ -64,6 +66,32 @@ def trainer_arguments(*, config: dict, scratch_dir: Path, device: Device) -> dic
         "dataloader_num_workers": 0,
         **device.training_arguments(),
     }
+
+
+def checkpointing(trainer, *, config: dict, output_dir: Path, on_checkpoint):
+    """Policy runs: save a checkpoint at the run's checkpoint steps (trainer.ml.checkpointing). Trainer writes its
+    own checkpoint folders under <run output>/checkpoints/.trainer (same filesystem: they are moved, not copied)."""
+    from trainer.ml.callbacks import CheckpointSaver
+    from trainer.ml.checkpointing import CHECKPOINTS_DIRNAME
+
+    trainer.args.output_dir = str(Path(output_dir) / CHECKPOINTS_DIRNAME / ".trainer")
+    saver = CheckpointSaver(output_dir=output_dir, every=config.get("checkpoint_every"), on_checkpoint=on_checkpoint)
+    trainer.add_callback(saver)
+    return saver
+
+
+def train_resuming(trainer, *, resume_from: Path | None, output_dir: Path) -> None:
+    """trainer.train(), from a resumable checkpoint's weights, optimizer, scheduler, RNG and step when one is named;
+    Trainer's scratch folder is removed afterwards (every checkpoint in it was moved out)."""
+    import shutil
+
+    from trainer.ml.checkpointing import CHECKPOINTS_DIRNAME, resume_state_dir
+
+    state = str(resume_state_dir(resume_from)) if resume_from is not None else None
+    try:
+        trainer.train(resume_from_checkpoint=state)
+    finally:
+        shutil.rmtree(Path(output_dir) / CHECKPOINTS_DIRNAME / ".trainer", ignore_errors=True)
 
 
 def lora_config(*, config: dict, task_type: str):

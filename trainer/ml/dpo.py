@@ -12,25 +12,40 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from trainer.ml.checkpointing import OnCheckpoint, no_checkpoints
 from trainer.progress import Progress
 
 if TYPE_CHECKING:
     import torch
 
 
-def train_dpo(*, config: dict, train_file: Path, validation_file: Path, output_dir: Path, progress: Progress) -> dict:
-    """Train, save output_dir/checkpoint (a causal LM + tokenizer), return the validation evaluation."""
+def train_dpo(
+    *,
+    config: dict,
+    train_file: Path,
+    validation_file: Path,
+    output_dir: Path,
+    progress: Progress,
+    on_checkpoint: OnCheckpoint = no_checkpoints,
+    resume_from: Path | None = None,
+) -> dict:
+    """Train, save output_dir/checkpoint (a causal LM + tokenizer), return the validation evaluation.
+
+    Intermediate checkpoints go to output_dir/checkpoints/step-N at the config's checkpoint steps, each reported to
+    `on_checkpoint`; `resume_from` (a resumable checkpoint folder) continues its weights, optimizer and step."""
     import torch
     from transformers import AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
     from trainer.ml.callbacks import install_callbacks
     from trainer.ml.common import (
+        checkpointing,
         dataset_cache,
         finite_or_none,
         lora_config,
         quiet_libraries,
         save_checkpoint,
+        train_resuming,
         trainer_arguments,
     )
     from trainer.ml.data import load_split
@@ -60,7 +75,8 @@ def train_dpo(*, config: dict, train_file: Path, validation_file: Path, output_d
             peft_config=lora_config(config=config, task_type="CAUSAL_LM"),
         )
         reporter = install_callbacks(trainer, progress)
-        trainer.train()
+        checkpointing(trainer, config=config, output_dir=output_dir, on_checkpoint=on_checkpoint)
+        train_resuming(trainer, resume_from=resume_from, output_dir=output_dir)
         reporter.raise_if_cancelled()
 
         if len(validation):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from trainer.ml.checkpointing import OnCheckpoint, no_checkpoints
 from trainer.progress import Progress
 
 
@@ -21,8 +22,12 @@ def train_rloo(
     reward_model_dir: Path,
     output_dir: Path,
     progress: Progress,
+    on_checkpoint: OnCheckpoint = no_checkpoints,
+    resume_from: Path | None = None,
 ) -> dict:
     """Train, save output_dir/checkpoint (a causal LM + tokenizer), return the evaluation.
+
+    Intermediate checkpoints and resuming as in trainer.ml.dpo.train_dpo.
 
     `reward_model_dir` is a reward-model run's output folder: its `checkpoint/` is loaded as
     AutoModelForSequenceClassification (num_labels=1) with its own tokenizer.
@@ -34,11 +39,13 @@ def train_rloo(
     from trainer.ml.callbacks import install_callbacks
     from trainer.ml.common import (
         CHECKPOINT_DIRNAME,
+        checkpointing,
         dataset_cache,
         finite_or_none,
         lora_config,
         quiet_libraries,
         save_checkpoint,
+        train_resuming,
         trainer_arguments,
     )
     from trainer.ml.data import load_split, unique_prompts
@@ -77,8 +84,9 @@ def train_rloo(
             peft_config=lora_config(config=config, task_type="CAUSAL_LM"),
         )
         reporter = install_callbacks(trainer, progress)
+        checkpointing(trainer, config=config, output_dir=output_dir, on_checkpoint=on_checkpoint)
         before = trainer.evaluate() if len(validation) else {}
-        trainer.train()
+        train_resuming(trainer, resume_from=resume_from, output_dir=output_dir)
         reporter.raise_if_cancelled()
         after = trainer.evaluate() if len(validation) else {}
 

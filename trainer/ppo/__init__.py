@@ -18,6 +18,8 @@ def train_ppo(
     reward_model_dir: Path,
     output_dir: Path,
     progress: Progress,
+    on_checkpoint=None,
+    resume_from: Path | None = None,
 ) -> dict:
     """See trainer.ppo.train.train_ppo."""
     from trainer.ppo.train import train_ppo as run
@@ -29,4 +31,6 @@ def train_ppo(
         reward_model_dir=reward_model_dir,
         output_dir=output_dir,
         progress=progress,
+        resume_from=resume_from,
+        **({"on_checkpoint": on_checkpoint} if on_checkpoint is not None else {}),
     )

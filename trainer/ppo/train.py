@@ -39,6 +39,7 @@ Where this departs from the recipe:
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from collections.abc import Iterator
@@ -47,6 +48,16 @@ from pathlib import Path
 
 import torch
 
+from trainer.ml.checkpointing import (
+    RESUME_DIRNAME,
+    OnCheckpoint,
+    intermediate_steps,
+    no_checkpoints,
+    read_resume_marker,
+    resume_state_dir,
+    step_folder,
+    write_resume_marker,
+)
 from trainer.ppo import core
 from trainer.ppo.data import encode_prompts, left_pad, load_prompts
 from trainer.ppo.policy import PolicyWithValueHead, Reference, RewardScorer, sample
@@ -253,14 +264,28 @@ def _total_steps(config: dict, n_prompts: int) -> int:
     return max(1, math.ceil(config["epochs"] * n_prompts / config["rollout_batch_size"]))
 
 
-def _prompt_batches(n_prompts: int, batch_size: int, *, generator: torch.Generator) -> Iterator[list[int]]:
-    """Endless rollout batches of prompt indices: each pass over the prompts in a new order."""
-    pending: list[int] = []
-    while True:
-        while len(pending) < batch_size:
-            pending += torch.randperm(n_prompts, generator=generator).tolist()
-        yield pending[:batch_size]
-        pending = pending[batch_size:]
+class PromptBatches:
+    """Endless rollout batches of prompt indices: each pass over the prompts in a new order. Its state (the
+    generator's and the prompts still pending) is saved with a checkpoint, so a resumed run draws what the
+    uninterrupted one would have."""
+
+    def __init__(self, n_prompts: int, batch_size: int, *, seed: int):
+        self.n_prompts, self.batch_size = n_prompts, batch_size
+        self.generator = torch.Generator().manual_seed(seed)
+        self.pending: list[int] = []
+
+    def __next__(self) -> list[int]:
+        while len(self.pending) < self.batch_size:
+            self.pending += torch.randperm(self.n_prompts, generator=self.generator).tolist()
+        batch, self.pending = self.pending[: self.batch_size], self.pending[self.batch_size :]
+        return batch
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state(), "pending": list(self.pending)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        self.pending = list(state["pending"])
 
 
 def train_ppo(
@@ -271,6 +296,8 @@ def train_ppo(
     reward_model_dir: Path,
     output_dir: Path,
     progress: Progress,
+    on_checkpoint: OnCheckpoint = no_checkpoints,
+    resume_from: Path | None = None,
 ) -> dict:
     """Train a policy with PPO on the train split's prompts against `reward_model_dir/checkpoint`.
 
@@ -278,6 +305,11 @@ def train_ppo(
     at the end with the evaluation prefixed "eval_"; RunCancelled raised by it propagates. Saves the policy and
     tokenizer to `output_dir/checkpoint` (the value head to `value_head.pt` beside them) and returns the evaluation:
     mean reward before and after on the validation prompts, KL to the reference, and the training curve's ends.
+
+    At the config's checkpoint steps (trainer.ml.checkpointing) the policy is saved like the final checkpoint in
+    output_dir/checkpoints/step-N, with the loop's state (trainable weights, optimizer, scaler, KL controller,
+    reward normalisation, prompt order, RNG) in its resume/ folder, and reported to `on_checkpoint`. `resume_from`
+    (such a folder) continues from that state to the same total number of steps.
     """
     from transformers import set_seed
 
@@ -294,9 +326,15 @@ def train_ppo(
     eval_split = "validation" if eval_queries else "train"
     eval_queries = eval_queries or train_queries
 
-    if config["normalize_reward"]:
-        runner.fit_reward_normalisation(train_queries)
-    before = runner.evaluate(eval_queries)
+    resumed = _load_resume_state(resume_from) if resume_from is not None else None
+    if resumed is not None:
+        # The normalisation and the "before" figures are the original run's: the resumed policy is not the initial one.
+        runner.score_mean, runner.score_std = resumed["score_mean"], resumed["score_std"]
+        before = resumed["before"]
+    else:
+        if config["normalize_reward"]:
+            runner.fit_reward_normalisation(train_queries)
+        before = runner.evaluate(eval_queries)
 
     total = _total_steps(config, len(train_queries))
     trainable = [p for p in runner.policy.parameters() if p.requires_grad]
@@ -309,12 +347,23 @@ def train_ppo(
     else:
         kl_ctl = core.FixedKLController(config["init_kl_coef"])
     # A rollout larger than the prompt set answers some prompts twice (different samples), as epochs > 1 would.
-    batches = _prompt_batches(
-        len(train_queries), config["rollout_batch_size"], generator=torch.Generator().manual_seed(config["seed"])
-    )
+    batches = PromptBatches(len(train_queries), config["rollout_batch_size"], seed=config["seed"])
 
     history: list[dict[str, float]] = []
-    for step in range(1, total + 1):
+    first_step = 1
+    if resumed is not None:
+        missing = _load_trainable(runner, resumed["trainable"])
+        if missing:
+            raise ValueError(f"The checkpoint to resume from lacks {len(missing)} trainable tensors: {missing[:3]}...")
+        optimizer.load_state_dict(resumed["optimizer"])
+        scaler.load_state_dict(resumed["scaler"])
+        kl_ctl.value = resumed["kl_value"]
+        batches.load_state_dict(resumed["batches"])
+        history = [resumed["first_metrics"]] if resumed["first_metrics"] else []
+        _set_rng_state(resumed["rng"])
+        first_step = resumed["step"] + 1
+    save_at = intermediate_steps(total, config.get("checkpoint_every"), after=first_step - 1)
+    for step in range(first_step, total + 1):
         lr = config["learning_rate"] * (1.0 - (step - 1) / total)  # the recipe anneals linearly to 0
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -338,6 +387,24 @@ def train_ppo(
         }
         history.append(metrics)
         progress(step=step, total=total, metrics=metrics)
+        if step in save_at:
+            folder = step_folder(Path(output_dir), step)
+            _save_intermediate(
+                runner,
+                folder,
+                state={
+                    "step": step,
+                    "optimizer": optimizer.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "kl_value": kl_ctl.value,
+                    "batches": batches.state_dict(),
+                    "score_mean": runner.score_mean,
+                    "score_std": runner.score_std,
+                    "before": before,
+                    "first_metrics": history[0],
+                },
+            )
+            on_checkpoint(step=step, folder=folder, metrics=metrics)
 
     after = runner.evaluate(eval_queries)
     progress(step=total, total=total, metrics={f"eval_{key}": value for key, value in after.items()})
@@ -351,9 +418,9 @@ def train_ppo(
         "response_length_final": after["response_length"],
         "eos_fraction_final": after["eos_fraction"],
         "entropy_final": after["entropy"],
-        "train_reward_mean_first": history[0]["reward_mean"],
-        "train_reward_mean_last": history[-1]["reward_mean"],
-        "train_kl_last": history[-1]["kl"],
+        "train_reward_mean_first": history[0]["reward_mean"] if history else None,
+        "train_reward_mean_last": history[-1]["reward_mean"] if history else None,
+        "train_kl_last": history[-1]["kl"] if history else None,
         "beta_final": kl_ctl.value,
         "reward_normalisation_mean": runner.score_mean,
         "reward_normalisation_std": runner.score_std,
@@ -365,14 +432,78 @@ def train_ppo(
     }
 
 
-def _save(runner: _Runner, checkpoint: Path) -> None:
+def _save(runner: _Runner, checkpoint: Path, *, keep_adapters: bool = False) -> None:
     checkpoint.mkdir(parents=True, exist_ok=True)
     lm = runner.policy.lm
     if runner.config["lora"]:
-        lm = lm.merge_and_unload()
+        # Mid-run the live model keeps its adapters (a merged copy is saved); at the end it is merged in place.
+        lm = (copy.deepcopy(lm) if keep_adapters else lm).merge_and_unload()
     lm.save_pretrained(checkpoint)
     runner.tokenizer.save_pretrained(checkpoint)
     torch.save(runner.policy.value_head.state_dict(), checkpoint / "value_head.pt")
     (checkpoint / "value_head.json").write_text(
         json.dumps({"in_features": runner.policy.value_head.in_features, "shares_trunk_with": "policy"}) + "\n"
     )
+
+
+RESUME_STATE_FILE = "ppo_state.pt"
+
+
+def _save_intermediate(runner: _Runner, folder: Path, *, state: dict) -> None:
+    """The policy as the final checkpoint is saved, plus resume/ppo_state.pt: what the loop needs to go on."""
+    import shutil
+
+    if folder.exists():  # left by an earlier attempt of this run that died while saving
+        shutil.rmtree(folder)
+    _save(runner, folder, keep_adapters=True)
+    (folder / RESUME_DIRNAME).mkdir()
+    trainable = {name: p.detach().cpu() for name, p in runner.policy.named_parameters() if p.requires_grad}
+    torch.save(
+        {**state, "trainable": trainable, "rng": _rng_state(), "format": 1}, folder / RESUME_DIRNAME / RESUME_STATE_FILE
+    )
+    write_resume_marker(folder, fmt="ppo", state_dir=RESUME_DIRNAME, step=state["step"])
+
+
+def _load_resume_state(folder: Path) -> dict:
+    marker = read_resume_marker(folder)
+    if marker is None or marker.get("format") != "ppo":
+        raise ValueError(f"{folder} is not a resumable PPO checkpoint")
+    path = resume_state_dir(folder) / RESUME_STATE_FILE
+    # Our own file, checked against the checkpoint's manifest before the run started; it holds NumPy's RNG state.
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def _load_trainable(runner: _Runner, trainable: dict) -> list[str]:
+    """Copy the saved trainable tensors into the policy; the names of trainable tensors the file lacks."""
+    params = dict(runner.policy.named_parameters())
+    missing = [name for name, p in params.items() if p.requires_grad and name not in trainable]
+    with torch.no_grad():
+        for name, value in trainable.items():
+            if name in params:
+                params[name].copy_(value.to(params[name].device, params[name].dtype))
+    return missing
+
+
+def _rng_state() -> dict:
+    import random
+
+    import numpy as np
+
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
+
+
+def _set_rng_state(state: dict) -> None:
+    import random
+
+    import numpy as np
+
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

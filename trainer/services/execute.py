@@ -19,10 +19,12 @@ from django.utils import timezone
 from rewards.errors import DatasetTampered
 from rewards.selectors import dataset_files
 from rewards.services.datasets import dataset_verify
+from trainer.checkpoints import checkpoint_path, checkpoint_record, checkpoint_verify, checkpoints_retain
 from trainer.configs import ConfigError
+from trainer.errors import CheckpointGone, CheckpointTampered
 from trainer.lineage import lineage_build, lineage_write
 from trainer.model_paths import NOT_ALLOWED, config_models_resolve, hub_offline_unless_allowed
-from trainer.models import Kind, RunMetric, Status, TrainingRun
+from trainer.models import POLICY_KINDS, Kind, RunMetric, Status, TrainingRun
 from trainer.progress import RunCancelled
 from trainer.services.runs import checkpoint_dir, run_finish, run_output_dir
 
@@ -50,6 +52,14 @@ class RunProgress:
         self._last_write = 0.0
         self._last_log = 0.0
         self.eta_seconds: float | None = None
+        # The training metrics of the last step reported (not the evaluation's): what a checkpoint saved at that
+        # step records.
+        self.last_metrics: dict[str, float] = {}
+        self.last_metrics_step: int | None = None
+
+    def metrics_at(self, step: int) -> dict[str, float]:
+        """The training metrics logged at `step`, if that is the last step reported; else nothing."""
+        return dict(self.last_metrics) if self.last_metrics_step == int(step) else {}
 
     def __call__(self, *, step: int, total: int, metrics: dict[str, float]) -> None:
         now = time.monotonic()
@@ -57,6 +67,10 @@ class RunProgress:
         if self._first is None:
             self._first = (now, self.step)
         evaluation = any(name.startswith("eval_") for name in metrics)
+        if not evaluation:
+            numbers = {str(k): _number(v) for k, v in metrics.items()}
+            self.last_metrics = {k: v for k, v in numbers.items() if v is not None}
+            self.last_metrics_step = self.step
         stride = max(1, math.ceil(self.total / MAX_POINTS_PER_METRIC)) if self.total else 1
         if evaluation or self.step % stride == 0 or self.step >= self.total or self.step == self._first[1]:
             for name, value in metrics.items():
@@ -146,7 +160,9 @@ def _claim(*, run_id: int, task_id: str, worker: str) -> TrainingRun | None:
     claimed = TrainingRun.objects.filter(pk=run_id, status=Status.QUEUED, cancel_requested=False).update(
         status=Status.RUNNING, started_at=now, heartbeat_at=now, celery_task_id=task_id or "", worker=worker[:255]
     )
-    return TrainingRun.objects.select_related("snapshot", "reward_model", "project").get(pk=run_id) if claimed else None
+    if not claimed:
+        return None
+    return TrainingRun.objects.select_related("snapshot", "reward_model", "project", "resume_from").get(pk=run_id)
 
 
 def _load_config(*, run: TrainingRun) -> dict:
@@ -178,6 +194,8 @@ def _train(*, run: TrainingRun, config: dict, files: dict[str, Path], output_dir
         from trainer.ml.reward_model import train_reward_model
 
         return train_reward_model(**common)
+    common["on_checkpoint"] = _checkpoint_recorder(run=run, config=config, progress=progress)
+    common["resume_from"] = checkpoint_path(checkpoint=run.resume_from) if run.resume_from_id else None
     if run.kind == Kind.DPO:
         from trainer.ml.dpo import train_dpo
 
@@ -192,6 +210,18 @@ def _train(*, run: TrainingRun, config: dict, files: dict[str, Path], output_dir
 
         return train_rloo(**common, reward_model_dir=reward_model_dir)
     raise ValueError(f"unknown run kind {run.kind!r}")
+
+
+def _checkpoint_recorder(*, run: TrainingRun, config: dict, progress: RunProgress):
+    """The `on_checkpoint` the policy trainers call: a Checkpoint row as each one is saved (so a run that stops
+    keeps those it reached), with the metrics logged at its step, then the run's keep_checkpoints applied."""
+    keep = config.get("keep_checkpoints")
+
+    def record(*, step: int, folder: Path, metrics: dict[str, float]) -> None:
+        checkpoint_record(run_id=run.pk, step=step, folder=folder, metrics={**progress.metrics_at(step), **metrics})
+        checkpoints_retain(run_id=run.pk, keep=keep)
+
+    return record
 
 
 def _device_name() -> str:
@@ -220,6 +250,8 @@ def run_execute(*, run_id: int, task_id: str = "", worker: str = "") -> str:
     try:
         if run.snapshot is not None:
             dataset_verify(snapshot=run.snapshot)  # again: the files may have changed since the run was queued
+        if run.resume_from is not None:
+            checkpoint_verify(checkpoint=run.resume_from)  # and so may the checkpoint's
         config = _load_config(run=run)
         output_dir.mkdir(parents=True, exist_ok=True)
         device = _device_name()
@@ -230,7 +262,7 @@ def run_execute(*, run_id: int, task_id: str = "", worker: str = "") -> str:
         progress.flush()
         if run.kind != Kind.GENERATE and not checkpoint_dir(run=run).is_dir():
             raise RuntimeError(f"the training function saved no checkpoint in {checkpoint_dir(run=run)}")
-        return _succeed(run_id=run.pk, evaluation=evaluation)
+        return _succeed(run_id=run.pk, evaluation=evaluation, progress=progress)
     except RunCancelled as exc:
         _flush_quietly(progress)
         if exc.reason == TIME_LIMIT:
@@ -240,7 +272,7 @@ def run_execute(*, run_id: int, task_id: str = "", worker: str = "") -> str:
             message = f"Cancelled at step {progress.step} of {progress.total}."
             run_finish(run_id=run.pk, status=Status.CANCELLED, error=message, from_statuses=(Status.RUNNING,))
         logger.warning("run %s stopped: %s", run.pk, exc.reason)
-    except DatasetTampered as exc:
+    except (DatasetTampered, CheckpointTampered, CheckpointGone) as exc:
         run_finish(run_id=run.pk, status=Status.FAILED, error=f"Refused: {exc.detail}", from_statuses=(Status.RUNNING,))
         logger.error("run %s refused: %s", run.pk, exc.detail)
     except ConfigError as exc:
@@ -276,7 +308,7 @@ def _flush_quietly(progress: RunProgress) -> None:
         logger.exception("run %s: could not store the last progress", progress.run_id)
 
 
-def _succeed(*, run_id: int, evaluation: dict) -> str:
+def _succeed(*, run_id: int, evaluation: dict, progress: RunProgress | None = None) -> str:
     run = TrainingRun.objects.select_related("snapshot", "reward_model", "project", "created_by").get(pk=run_id)
     run.evaluation = {str(k): v for k, v in (evaluation or {}).items()}
     run.finished_at = timezone.now()
@@ -284,6 +316,16 @@ def _succeed(*, run_id: int, evaluation: dict) -> str:
     lineage = lineage_build(run=run, device=run.device)
     folders = [run_output_dir(run=run)] + ([checkpoint_dir(run=run)] if run.kind != Kind.GENERATE else [])
     lineage_write(lineage=lineage, directories=folders)
+    if run.kind in POLICY_KINDS and progress is not None:
+        # After lineage.json: the manifest covers every file a download or a generate run will read.
+        checkpoint_record(
+            run_id=run_id,
+            step=progress.step,
+            folder=checkpoint_dir(run=run),
+            metrics=progress.metrics_at(progress.step),
+            final=True,
+            resumable=False,
+        )
     done = run_finish(
         run_id=run_id,
         status=Status.SUCCEEDED,

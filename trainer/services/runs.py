@@ -22,7 +22,7 @@ from core.outbox import outbox_enqueue
 from rewards.errors import DatasetTampered
 from rewards.models import DatasetSnapshot
 from rewards.services.datasets import dataset_verify
-from trainer.configs import KINDS, NEEDS_REWARD_MODEL, ConfigError, config_check
+from trainer.configs import KINDS, NEEDS_REWARD_MODEL, POLICY_KINDS, ConfigError, config_check
 from trainer.confinement import run_config_confine
 from trainer.errors import RunNotAllowed, RunNotCancellable
 from trainer.models import Kind, Status, TrainingRun
@@ -32,6 +32,10 @@ logger = logging.getLogger(__name__)
 
 # Past its time limit a run stops at its next step; Celery's soft limit (prefork workers) interrupts a run stuck
 # inside one step this long after that, and the hard limit kills the process later still.
+GENERATE_ELSEWHERE = (
+    "A generate run samples an evaluation set, not a snapshot: start it with POST /api/v1/eval-sets/{id}/generations/, "
+    "manage.py generate or the evaluation set's admin action."
+)
 SOFT_LIMIT_GRACE_SECONDS = 120
 HARD_LIMIT_GRACE_SECONDS = 600
 
@@ -91,6 +95,24 @@ def run_start_check(
     )
     if reward_model_error:
         errors["reward_model_run"] = reward_model_error
+    if kind == Kind.GENERATE and "reward_model_run" not in errors:  # a config field there: a run id to score with
+        from trainer.generation import reward_model_run_error
+
+        generate_error = reward_model_run_error(run_id=full_config.get("reward_model_run"), project_id=project_id)
+        if generate_error:
+            errors["reward_model_run"] = generate_error
+    if kind in POLICY_KINDS and full_config.get("resume_from") is not None and "resume_from" not in errors:
+        from trainer.checkpoints import resume_from_error  # reads the checkpoint's files: only when one is named
+
+        resume_error = resume_from_error(
+            checkpoint_id=full_config["resume_from"],
+            kind=kind,
+            snapshot_id=snapshot.pk if snapshot is not None else None,
+            project_id=project_id,
+            config=full_config,
+        )
+        if resume_error:
+            errors["resume_from"] = resume_error
     return full_config, errors
 
 
@@ -119,6 +141,8 @@ def run_start(
     """
     if snapshot is None and kind != Kind.GENERATE:
         raise ConfigError({"snapshot": f"A {kind} run trains on a dataset snapshot: name one."})
+    if kind == Kind.GENERATE and (snapshot is not None or not (inputs or {}).get("prompts")):
+        raise ConfigError({"kind": GENERATE_ELSEWHERE})
     project_id = snapshot.project_id if snapshot is not None else project_id
     if created_by is not None and not run_can_start(user=created_by, project=project_id):
         raise RunNotAllowed("Only the project's ML engineers can start training runs.")
@@ -145,6 +169,7 @@ def run_start(
             based_on=based_on,
             inputs=inputs or {},
             sampled_checkpoint=sampled_checkpoint,
+            resume_from_id=full_config.get("resume_from") if kind in POLICY_KINDS else None,
             created_by=created_by,
             time_limit_seconds=full_config["time_limit_seconds"],
             celery_task_id=str(uuid.uuid4()),

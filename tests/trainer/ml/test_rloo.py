@@ -83,3 +83,41 @@ def test_rloo_refuses_a_missing_reward_checkpoint(tiny_model_dir, reward_run, tm
             output_dir=tmp_path / "run",
             progress=RecordingProgress(),
         )
+
+
+def test_rloo_saves_a_checkpoint_and_resumes_from_it(tiny_model_dir, reward_run, tmp_path):
+    from trainer.ml.checkpointing import file_manifest, read_resume_marker
+    from trainer.ml.rloo import train_rloo
+
+    saved = []
+
+    def on_checkpoint(*, step, folder, metrics):
+        saved.append((step, folder, file_manifest(folder), metrics))
+
+    common = {
+        "train_file": reward_run / "data" / "train.jsonl",
+        "validation_file": reward_run / "data" / "validation.jsonl",
+        "reward_model_dir": reward_run / "reward",
+    }
+    train_rloo(
+        config=config(tiny_model_dir, checkpoint_every=2),
+        output_dir=tmp_path / "run",
+        progress=RecordingProgress(),
+        on_checkpoint=on_checkpoint,
+        **common,
+    )
+    assert [s[0] for s in saved] == [2]
+    _, folder, files, metrics = saved[0]
+    assert {"model.safetensors", "optimizer.pt", "scheduler.pt", "trainer_state.json"} <= set(files)
+    assert read_resume_marker(folder)["format"] == "hf-trainer" and "loss" in metrics
+
+    progress = RecordingProgress()
+    train_rloo(
+        config=config(tiny_model_dir, checkpoint_every=2),
+        output_dir=tmp_path / "resumed",
+        progress=progress,
+        resume_from=folder,
+        **common,
+    )
+    assert [c["step"] for c in progress.step_calls] == [3, 4]
+    assert (tmp_path / "resumed" / "checkpoint" / "config.json").is_file()

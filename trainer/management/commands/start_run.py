@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 from annotation.errors import AnnotationError
 from rewards.errors import DatasetTampered
 from rewards.models import DatasetSnapshot
-from trainer.configs import KINDS, ConfigError, set_options_check
+from trainer.configs import TRAINING_KINDS, ConfigError, set_options_check
 from trainer.models import FINAL_STATUSES, Status, TrainingRun
 from trainer.services.runs import run_start
 
@@ -29,7 +29,7 @@ class Command(BaseCommand):
     help = "Start a training run on a dataset snapshot (validated before it is queued); --wait follows it to the end."
 
     def add_arguments(self, parser):
-        parser.add_argument("--kind", required=True, choices=KINDS)
+        parser.add_argument("--kind", required=True, choices=TRAINING_KINDS)
         parser.add_argument("--snapshot", required=True, type=int, help="Dataset snapshot id.")
         parser.add_argument(
             "--base-model",
