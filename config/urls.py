@@ -18,6 +18,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/", include("rewards.urls")),
     path("api/v1/", include("trainer.urls")),
+    path("api/v1/", include("evaluation.urls")),
     path("api/v1/", include("core.urls")),
     # Behind login unless TANDEM_API_DOCS_PUBLIC (config/api_docs.py).
     path("api/schema/", SchemaView.as_view(), name="schema"),

@@ -124,6 +124,9 @@ class EvaluationItem(models.Model):
     class Meta:
         ordering = ["evaluation_batch", "id"]
 
+    def __str__(self) -> str:
+        return f"evaluation item {self.item_id} ({'A' if self.candidate_is_a else 'B'} is the candidate)"
+
 
 class EvaluationSettings(models.Model):
     """One project's thresholds for the flags on the Checkpoints page (defaults when the row is absent)."""
@@ -145,3 +148,24 @@ class EvaluationSettings(models.Model):
 
     def __str__(self) -> str:
         return f"evaluation settings of {self.project}"
+
+
+class LeaderboardSnapshot(models.Model):
+    """A project's checkpoint leaderboard as computed at one moment (evaluation.services.leaderboards), with the
+    change key of the data it was computed from: the Checkpoints page and the leaderboard API read the latest one
+    instead of computing. Never edited: a refresh adds a newer row and prunes the oldest."""
+
+    project = models.ForeignKey("annotation.Project", on_delete=models.CASCADE, related_name="leaderboard_snapshots")
+    computed_at = models.DateTimeField()
+    key = models.CharField(
+        max_length=1000, help_text="evaluation.selectors_results.leaderboard_state's key when it was computed."
+    )
+    seconds = models.FloatField(help_text="How long the computation took.")
+    data = models.JSONField(help_text="The leaderboard, as the API answers it.")
+
+    class Meta:
+        ordering = ["-computed_at", "-pk"]
+        indexes = [models.Index(fields=["project", "-computed_at"], name="leaderboard_latest_per_project")]
+
+    def __str__(self) -> str:
+        return f"leaderboard of {self.project} at {self.computed_at:%Y-%m-%d %H:%M:%S}"

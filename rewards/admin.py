@@ -54,6 +54,12 @@ class DatasetSnapshotForm(forms.Form):
         help_text="Share of the prompts held out; a prompt's pairs all go to one side.",
     )
     seed = forms.IntegerField(min_value=0, initial=0, help_text="Same batches, rule and seed: the same split.")
+    include_evaluation = forms.BooleanField(
+        required=False,
+        label="Include evaluation batches",
+        help_text="Evaluation batches judge checkpoints against each other and are not training data: they are "
+        "refused unless this is ticked, and the snapshot's manifest then lists them.",
+    )
 
 
 @project_action(action=Action.MAKE_DATASET, description="Make a dataset snapshot from the selected closed batches")

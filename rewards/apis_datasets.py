@@ -74,6 +74,11 @@ class ProjectDatasetsApi(APIView):
         weighting = serializers.ChoiceField(choices=DatasetSnapshot.Weighting.choices, default="vote")
         validation_fraction = serializers.FloatField(min_value=0.0, max_value=VALIDATION_FRACTION_MAX, default=0.1)
         seed = serializers.IntegerField(min_value=0, max_value=MAX_ID, default=0)
+        include_evaluation = serializers.BooleanField(
+            default=False,
+            help_text="Also take evaluation batches (checkpoints judged against each other): left out of 'all closed "
+            "batches' and refused when named unless this is true. The manifest then lists them.",
+        )
 
     @extend_schema(responses=DatasetOutputSerializer(many=True))
     def get(self, request, project_id: int):
@@ -85,7 +90,8 @@ class ProjectDatasetsApi(APIView):
         request=InputSerializer,
         responses={202: JobOutputSerializer, 400: ErrorSerializer, 403: ErrorSerializer, 409: ErrorSerializer},
         description="Queues the snapshot as a job: 202 with the job (GET its `url`; the snapshot is its result). "
-        "Unknown or open batches are refused at once (400 unknown_batch, 409 batch_open); no pairs fails the job.",
+        "Unknown or open batches are refused at once (400 unknown_batch, 409 batch_open), and so are evaluation batches "
+        "named without include_evaluation (400 evaluation_batch); no pairs fails the job.",
     )
     def post(self, request, project_id: int):
         project = project_for(user=request.user, action=Action.MAKE_DATASET, project_id=project_id)
@@ -99,6 +105,7 @@ class ProjectDatasetsApi(APIView):
             validation_fraction=data["validation_fraction"],
             seed=data["seed"],
             created_by=request.user,
+            include_evaluation=data["include_evaluation"],
         )
         return job_accepted(job, request)
 

@@ -25,6 +25,19 @@ class NoPairs(DatasetError):
     code = "no_pairs"
 
 
+class EvaluationBatchNamed(DatasetError):
+    """An evaluation batch named for a snapshot without include_evaluation: checkpoints judged against each other are
+    not training data unless an ML engineer asks for them."""
+
+    code = "evaluation_batch"
+
+
+class QualificationBatchNamed(DatasetError):
+    """A qualification batch named for a snapshot: it tests annotators on gold items and is never training data."""
+
+    code = "qualification_batch"
+
+
 class SnapshotImmutable(ValueError):
     """A stored dataset snapshot was about to be changed: a new snapshot is made instead."""
 

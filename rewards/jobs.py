@@ -23,11 +23,12 @@ def dataset_job_submit(
     validation_fraction: float,
     seed: int,
     created_by: AbstractBaseUser | None = None,
+    include_evaluation: bool = False,
 ) -> Job:
     """Queues a dataset snapshot; returns the job. Batches that are unknown, open or missing are refused here, at
     once, with the DatasetError the snapshot itself would raise; "no pairs" is known only once the worker has read
     them, and fails the job."""
-    dataset_batches_check(project=project, batch_ids=batch_ids)
+    dataset_batches_check(project=project, batch_ids=batch_ids, include_evaluation=include_evaluation)
     return job_submit(
         kind=KIND,
         project=project,
@@ -38,6 +39,7 @@ def dataset_job_submit(
             "weighting": weighting,
             "validation_fraction": validation_fraction,
             "seed": seed,
+            "include_evaluation": include_evaluation,
         },
         created_by=created_by,
     )
@@ -57,6 +59,7 @@ def dataset_job_run(*, job: Job, upload=None) -> dict:
             validation_fraction=args["validation_fraction"],
             seed=args["seed"],
             created_by=job.created_by,
+            include_evaluation=args.get("include_evaluation", False),  # jobs queued before it existed: False
         )
     except DatasetError as exc:
         raise JobFailed(code=exc.code, detail=exc.detail, **exc.extra) from exc

@@ -449,7 +449,8 @@ def batch_export_rows(*, batch: Batch, chunk_size: int = 2_000) -> Iterator[tupl
 def closed_batches(*, project: Project, include_evaluation: bool = False) -> list[Batch]:
     """The project's closed batches, oldest first: what a dataset is made from when no batch is named. Evaluation
     batches (checkpoints judged against each other) only when asked for: they are not training data by default."""
-    batches = Batch.objects.filter(project=project, status=Batch.Status.CLOSED)
+    # Qualification batches (annotation.services.qualification) are never training data.
+    batches = Batch.objects.filter(project=project, status=Batch.Status.CLOSED).exclude(kind=Batch.Kind.QUALIFICATION)
     if not include_evaluation:
         batches = batches.exclude(kind=Batch.Kind.EVALUATION)
     return list(batches.select_related("criteria_version").order_by("created_at", "pk"))

@@ -4,20 +4,27 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('annotation', '0010_annotator_actions'),
+        ("annotation", "0010_annotator_actions"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='batch',
-            name='kind',
-            field=models.CharField(choices=[('comparison', 'Comparison'), ('evaluation', 'Evaluation')], default='comparison', max_length=20),
+            model_name="batch",
+            name="kind",
+            field=models.CharField(
+                choices=[("comparison", "Comparison"), ("evaluation", "Evaluation")],
+                default="comparison",
+                max_length=20,
+            ),
         ),
         migrations.AddField(
-            model_name='project',
-            name='identity_leak_patterns',
-            field=models.JSONField(blank=True, default=list, help_text='Model or vendor names a generated response must not contain (whole words, any case), as a JSON list of strings: ["GPT", "OpenAI"].'),
+            model_name="project",
+            name="identity_leak_patterns",
+            field=models.JSONField(
+                blank=True,
+                default=list,
+                help_text='Model or vendor names a generated response must not contain (whole words, any case), as a JSON list of strings: ["GPT", "OpenAI"].',
+            ),
         ),
     ]

@@ -284,6 +284,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.float("TANDEM_SNAPSHOT_REFRESH_SECONDS", default=60.0),
         "options": {"queue": "default"},
     },
+    # Checkpoints leaderboards (evaluation/services/leaderboards.py): recomputed for projects whose evaluation data
+    # moved since their stored one; the page and the API only read the stored one.
+    "evaluation-refresh-due-leaderboards": {
+        "task": "evaluation.refresh_due_leaderboards",
+        "schedule": env.float("TANDEM_LEADERBOARD_REFRESH_SECONDS", default=30.0),
+        "options": {"queue": "default", "expires": 60},
+    },
     "trainer-mark-lost-runs": {
         "task": "trainer.mark_lost_runs",
         "schedule": env.float("TANDEM_RUN_LOST_CHECK_SECONDS", default=60.0),
@@ -327,6 +334,9 @@ TANDEM_SNAPSHOT_EVERY_N_JUDGMENTS = env.int("TANDEM_SNAPSHOT_EVERY_N_JUDGMENTS",
 TANDEM_SNAPSHOT_MAX_AGE_SECONDS = env.int("TANDEM_SNAPSHOT_MAX_AGE_SECONDS", default=300)
 # Older agreement snapshots of a batch beyond this many are deleted when a new one is stored.
 TANDEM_SNAPSHOTS_KEPT_PER_BATCH = env.int("TANDEM_SNAPSHOTS_KEPT_PER_BATCH", default=20)
+# Checkpoints leaderboards are recomputed this often (beat) when their data moved; a page that finds a stale one asks
+# for a refresh at most once per this many seconds.
+TANDEM_LEADERBOARD_REFRESH_SECONDS = CELERY_BEAT_SCHEDULE["evaluation-refresh-due-leaderboards"]["schedule"]
 # Training runs: a running run writes a heartbeat every HEARTBEAT seconds (and at its steps); trainer.mark_lost_runs
 # marks one whose heartbeat is older than the timeout as lost. (A run's time limit is in its config.)
 TANDEM_RUN_HEARTBEAT_SECONDS = env.float("TANDEM_RUN_HEARTBEAT_SECONDS", default=10.0)

@@ -6,137 +6,254 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('annotation', '0011_batch_kind_identity_leaks'),
-        ('trainer', '0002_project_run_limits'),
+        ("annotation", "0011_batch_kind_identity_leaks"),
+        ("trainer", "0002_project_run_limits"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='EvalSet',
+            name="EvalSet",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('version', models.PositiveIntegerField()),
-                ('prompt_count', models.PositiveIntegerField()),
-                ('strata', models.JSONField(default=dict, help_text='Prompts per stratum.')),
-                ('sha256', models.CharField(help_text='Of the prompt file the generate runs read.', max_length=64)),
-                ('path', models.CharField(help_text='The prompt file, relative to ARTIFACTS_DIR.', max_length=500)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='eval_sets', to='annotation.project')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=200)),
+                ("version", models.PositiveIntegerField()),
+                ("prompt_count", models.PositiveIntegerField()),
+                ("strata", models.JSONField(default=dict, help_text="Prompts per stratum.")),
+                ("sha256", models.CharField(help_text="Of the prompt file the generate runs read.", max_length=64)),
+                ("path", models.CharField(help_text="The prompt file, relative to ARTIFACTS_DIR.", max_length=500)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="eval_sets", to="annotation.project"
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'evaluation set',
-                'ordering': ['project', 'name', '-version'],
+                "verbose_name": "evaluation set",
+                "ordering": ["project", "name", "-version"],
             },
         ),
         migrations.CreateModel(
-            name='EvalPrompt',
+            name="EvalPrompt",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('external_id', models.CharField(max_length=200)),
-                ('prompt', models.TextField(blank=True)),
-                ('messages', models.JSONField(blank=True, null=True)),
-                ('stratum', models.CharField(blank=True, help_text='usage, synthetic, adversarial, red_team...', max_length=50)),
-                ('category', models.CharField(blank=True, max_length=200)),
-                ('reference', models.TextField(blank=True)),
-                ('group', models.CharField(db_index=True, max_length=64)),
-                ('eval_set', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='prompts', to='evaluation.evalset')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("external_id", models.CharField(max_length=200)),
+                ("prompt", models.TextField(blank=True)),
+                ("messages", models.JSONField(blank=True, null=True)),
+                (
+                    "stratum",
+                    models.CharField(blank=True, help_text="usage, synthetic, adversarial, red_team...", max_length=50),
+                ),
+                ("category", models.CharField(blank=True, max_length=200)),
+                ("reference", models.TextField(blank=True)),
+                ("group", models.CharField(db_index=True, max_length=64)),
+                (
+                    "eval_set",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="prompts", to="evaluation.evalset"
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'evaluation prompt',
-                'ordering': ['eval_set', 'id'],
+                "verbose_name": "evaluation prompt",
+                "ordering": ["eval_set", "id"],
             },
         ),
         migrations.CreateModel(
-            name='EvaluationBatch',
+            name="EvaluationBatch",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('batch', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='evaluation', to='annotation.batch')),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('eval_set', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='evaluation_batches', to='evaluation.evalset')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "batch",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="evaluation", to="annotation.batch"
+                    ),
+                ),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "eval_set",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="evaluation_batches",
+                        to="evaluation.evalset",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'evaluation batches',
-                'ordering': ['-created_at', '-pk'],
+                "verbose_name_plural": "evaluation batches",
+                "ordering": ["-created_at", "-pk"],
             },
         ),
         migrations.CreateModel(
-            name='EvaluationItem',
+            name="EvaluationItem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('candidate_is_a', models.BooleanField()),
-                ('candidate_tokens', models.PositiveIntegerField()),
-                ('baseline_tokens', models.PositiveIntegerField()),
-                ('evaluation_batch', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='items', to='evaluation.evaluationbatch')),
-                ('item', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='evaluation', to='annotation.item')),
-                ('prompt', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='evaluation.evalprompt')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("candidate_is_a", models.BooleanField()),
+                ("candidate_tokens", models.PositiveIntegerField()),
+                ("baseline_tokens", models.PositiveIntegerField()),
+                (
+                    "evaluation_batch",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="items",
+                        to="evaluation.evaluationbatch",
+                    ),
+                ),
+                (
+                    "item",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="evaluation", to="annotation.item"
+                    ),
+                ),
+                (
+                    "prompt",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="evaluation.evalprompt"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['evaluation_batch', 'id'],
+                "ordering": ["evaluation_batch", "id"],
             },
         ),
         migrations.CreateModel(
-            name='EvaluationSettings',
+            name="EvaluationSettings",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('diminishing_returns', models.FloatField(default=0.03, help_text='A checkpoint whose win-rate gain over the one before is under this is flagged.')),
-                ('reward_length_spearman', models.FloatField(default=0.5, help_text="Reward-length Spearman correlation of a run's generations above which it is flagged.")),
-                ('length_control_gap', models.FloatField(default=0.1, help_text='Flag when the length-controlled win rate is this far under the raw one.')),
-                ('bootstrap_resamples', models.PositiveIntegerField(default=1000)),
-                ('project', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='evaluation_settings', to='annotation.project')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "diminishing_returns",
+                    models.FloatField(
+                        default=0.03,
+                        help_text="A checkpoint whose win-rate gain over the one before is under this is flagged.",
+                    ),
+                ),
+                (
+                    "reward_length_spearman",
+                    models.FloatField(
+                        default=0.5,
+                        help_text="Reward-length Spearman correlation of a run's generations above which it is flagged.",
+                    ),
+                ),
+                (
+                    "length_control_gap",
+                    models.FloatField(
+                        default=0.1, help_text="Flag when the length-controlled win rate is this far under the raw one."
+                    ),
+                ),
+                ("bootstrap_resamples", models.PositiveIntegerField(default=1000)),
+                (
+                    "project",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="evaluation_settings",
+                        to="annotation.project",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'evaluation settings',
+                "verbose_name_plural": "evaluation settings",
             },
         ),
         migrations.CreateModel(
-            name='Sampled',
+            name="Sampled",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('model_key', models.CharField(help_text='checkpoint:ID or base:<folder>.', max_length=600)),
-                ('label', models.CharField(help_text="How pages name the model: 'run 12 step 40', 'base tiny'.", max_length=300)),
-                ('overlap_allowed', models.BooleanField(default=False)),
-                ('overlap_ids', models.JSONField(blank=True, default=list, help_text="Prompt ids found in the lineage's training snapshots, when allowed.")),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('eval_set', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='generation_runs', to='evaluation.evalset')),
-                ('run', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='sampled', to='trainer.trainingrun')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("model_key", models.CharField(help_text="checkpoint:ID or base:<folder>.", max_length=600)),
+                (
+                    "label",
+                    models.CharField(
+                        help_text="How pages name the model: 'run 12 step 40', 'base tiny'.", max_length=300
+                    ),
+                ),
+                ("overlap_allowed", models.BooleanField(default=False)),
+                (
+                    "overlap_ids",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        help_text="Prompt ids found in the lineage's training snapshots, when allowed.",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "eval_set",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="generation_runs",
+                        to="evaluation.evalset",
+                    ),
+                ),
+                (
+                    "run",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="sampled", to="trainer.trainingrun"
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'generation run on an evaluation set',
-                'ordering': ['-created_at', '-pk'],
+                "verbose_name": "generation run on an evaluation set",
+                "ordering": ["-created_at", "-pk"],
             },
         ),
         migrations.AddField(
-            model_name='evaluationbatch',
-            name='baseline',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='as_baseline', to='evaluation.sampled'),
+            model_name="evaluationbatch",
+            name="baseline",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="as_baseline", to="evaluation.sampled"
+            ),
         ),
         migrations.AddField(
-            model_name='evaluationbatch',
-            name='candidate',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='as_candidate', to='evaluation.sampled'),
+            model_name="evaluationbatch",
+            name="candidate",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="as_candidate", to="evaluation.sampled"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='evalset',
-            constraint=models.UniqueConstraint(fields=('project', 'name', 'version'), name='evalset_version_unique'),
+            model_name="evalset",
+            constraint=models.UniqueConstraint(fields=("project", "name", "version"), name="evalset_version_unique"),
         ),
         migrations.AddConstraint(
-            model_name='evalprompt',
-            constraint=models.UniqueConstraint(fields=('eval_set', 'external_id'), name='evalprompt_id_unique_per_set'),
+            model_name="evalprompt",
+            constraint=models.UniqueConstraint(fields=("eval_set", "external_id"), name="evalprompt_id_unique_per_set"),
         ),
         migrations.AddConstraint(
-            model_name='evalprompt',
-            constraint=models.CheckConstraint(condition=models.Q(('prompt__gt', ''), ('messages__isnull', False), _connector='OR'), name='evalprompt_has_prompt_or_messages'),
+            model_name="evalprompt",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("prompt__gt", ""), ("messages__isnull", False), _connector="OR"),
+                name="evalprompt_has_prompt_or_messages",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='evaluationbatch',
-            constraint=models.CheckConstraint(condition=models.Q(('candidate', models.F('baseline')), _negated=True), name='evalbatch_two_different_runs'),
+            model_name="evaluationbatch",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("candidate", models.F("baseline")), _negated=True),
+                name="evalbatch_two_different_runs",
+            ),
         ),
     ]

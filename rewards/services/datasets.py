@@ -41,7 +41,16 @@ from django.db import transaction
 
 from annotation.models import Batch, Project
 from annotation.rules import vote_decision
-from rewards.errors import BatchNotClosed, DatasetError, DatasetTampered, NoBatches, NoPairs, UnknownBatch
+from rewards.errors import (
+    BatchNotClosed,
+    DatasetError,
+    DatasetTampered,
+    EvaluationBatchNamed,
+    NoBatches,
+    NoPairs,
+    QualificationBatchNamed,
+    UnknownBatch,
+)
 from rewards.models import DatasetSnapshot
 from rewards.selectors import (
     DATASET_FILE_NAMES,
@@ -69,12 +78,16 @@ def dataset_create(
     seed: int = 0,
     created_by=None,
     chunk_size: int = CHUNK_SIZE,
+    include_evaluation: bool = False,
 ) -> DatasetSnapshot:
     """Export the project's closed batches (all of them when batch_ids is None) as a new, immutable snapshot.
 
+    Evaluation batches (checkpoints judged against each other) are left out of "all closed batches", and refused when
+    named, unless include_evaluation: an ML engineer asks for them explicitly, and the manifest then lists them.
+
     Refuses (DatasetError and subclasses, nothing written or stored): an unknown weighting, a validation fraction
-    outside [0, 0.5], a negative seed, ids that are not batches of this project, an open batch, no batches, no
-    pairs. The files are written into a temporary folder that is renamed into place in the transaction that
+    outside [0, 0.5], a negative seed, ids that are not batches of this project, an open batch, an evaluation batch
+    named without include_evaluation, no batches, no pairs. The files are written into a temporary folder that is renamed into place in the transaction that
     stores the row: if anything fails, neither the row nor the folder remains.
     """
     if weighting not in DatasetSnapshot.Weighting.values:
@@ -85,7 +98,7 @@ def dataset_create(
         raise DatasetError(f"The validation fraction must be between 0 and {VALIDATION_FRACTION_MAX}.")
     if not 0 <= seed <= SEED_MAX:
         raise DatasetError(f"The seed must be between 0 and {SEED_MAX}.")
-    batches = _batches_for(project=project, batch_ids=batch_ids)
+    batches = _batches_for(project=project, batch_ids=batch_ids, include_evaluation=include_evaluation)
     conversational = batches_have_messages(batches=batches)
 
     root = Path(settings.ARTIFACTS_DIR) / "datasets"
@@ -201,15 +214,17 @@ def _score(seed_bytes: bytes, group: bytes) -> float:
 # --- Writing ----------------------------------------------------------------------------------------------------
 
 
-def dataset_batches_check(*, project: Project, batch_ids: Sequence[int] | None = None) -> list[Batch]:
+def dataset_batches_check(
+    *, project: Project, batch_ids: Sequence[int] | None = None, include_evaluation: bool = False
+) -> list[Batch]:
     """The batches a snapshot of `batch_ids` would be made from, or the DatasetError dataset_create would raise for
-    them (unknown, open, none): lets a request that queues the snapshot as a job be refused at once."""
-    return _batches_for(project=project, batch_ids=batch_ids)
+    them (unknown, open, evaluation, none): lets a request that queues the snapshot as a job be refused at once."""
+    return _batches_for(project=project, batch_ids=batch_ids, include_evaluation=include_evaluation)
 
 
-def _batches_for(*, project: Project, batch_ids: Sequence[int] | None) -> list[Batch]:
+def _batches_for(*, project: Project, batch_ids: Sequence[int] | None, include_evaluation: bool) -> list[Batch]:
     if batch_ids is None:
-        batches = closed_batches(project=project)
+        batches = closed_batches(project=project, include_evaluation=include_evaluation)
         if not batches:
             raise NoBatches(f"Project {project.name} has no closed batch to export.")
         return batches
@@ -222,6 +237,21 @@ def _batches_for(*, project: Project, batch_ids: Sequence[int] | None) -> list[B
     missing = sorted(set(wanted) - {b.pk for b in found})
     if missing:
         raise UnknownBatch(f"Not batches of project {project.name}: {', '.join(map(str, missing))}.", batches=missing)
+    qualification = [b for b in found if b.kind == Batch.Kind.QUALIFICATION]
+    if qualification:
+        raise QualificationBatchNamed(
+            f"Qualification batches test annotators; they are never training data: "
+            f"{', '.join(b.name for b in qualification)}.",
+            batches=[b.pk for b in qualification],
+        )
+    evaluation = [b for b in found if b.kind == Batch.Kind.EVALUATION]
+    if evaluation and not include_evaluation:
+        names = ", ".join(b.name for b in evaluation)
+        raise EvaluationBatchNamed(
+            f"Evaluation batches are not training data unless asked for: {names}. Leave them out, or ask for them "
+            "with include_evaluation (the snapshot's manifest then lists them).",
+            batches=[b.pk for b in evaluation],
+        )
     still_open = [b for b in found if b.status != Batch.Status.CLOSED]
     if still_open:
         names = ", ".join(b.name for b in still_open)
@@ -481,11 +511,15 @@ def _manifest(*, snapshot: DatasetSnapshot, batches: Sequence[Batch], written: _
             {
                 "id": b.pk,
                 "name": b.name,
+                "kind": b.kind,
                 "criteria_version": b.criteria_version.number,
                 "closed_at": b.closed_at.isoformat() if b.closed_at else None,
             }
             for b in batches
         ],
+        # Evaluation batches are in a snapshot only when an ML engineer asked (include_evaluation): it says so here.
+        "includes_evaluation": any(b.kind == Batch.Kind.EVALUATION for b in batches),
+        "evaluation_batches": [b.pk for b in batches if b.kind == Batch.Kind.EVALUATION],
         "criteria_versions": snapshot.criteria_versions,
         "counts": snapshot.counts,
         "excluded_reasons": snapshot.excluded_reasons,

@@ -226,6 +226,8 @@ NOT_FOR_ANNOTATORS = (
     "lead-annotator",
     "lead-annotator-judgments",
     "lead-split-items",
+    "checkpoints",
+    "generations",
 )
 
 
@@ -383,3 +385,344 @@ def test_the_same_item_gets_unrelated_response_ids_for_two_annotators(world):
         shown.append(body)
     first, second = shown
     assert {first["left"]["id"], first["right"]["id"]}.isdisjoint({second["left"]["id"], second["right"]["id"]})
+
+
+# --- Evaluation batches -------------------------------------------------------------------------------------------
+# Two checkpoints' responses judged against each other: nothing an annotator can reach may name the checkpoint, the
+# run, the model, the evaluation set, or say which side is the candidate. Every name below is distinctive, so a leak
+# anywhere (a body, a header, a page, a script) is found by plain search.
+
+EVAL_RUN_PKS = (8_812_345, 8_812_346, 8_812_347)  # the policy run, the candidate's and the baseline's generate runs
+EVAL_CHECKPOINT_FOLDER = "runs/ckpt-secret-folder-5521/step-40"
+EVAL_SET_NAME = "held-out-secret-set"
+EVAL_PROMPT_IDS = tuple(f"evalprompt-secret-{n}" for n in range(8))
+# Words that say what the batch is, for API bodies, headers and pages (a stylesheet may well say "baseline").
+EVAL_WORDS = ("candidate", "baseline", "checkpoint", "sampled", "model_key", "generation run")
+# The evaluation doors an annotator is refused: their refusals may name the door ("... can see generation runs").
+EVAL_DOORS = (
+    "evaluation batches",
+    "generation runs",
+    "evaluation sets",
+    "leaderboard",
+    "results",
+    "evaluation set",
+    "a run",
+    "make an evaluation batch",
+)
+
+
+@pytest.fixture
+def eval_world(db, settings, tmp_path):
+    """A project whose open batches are an evaluation batch (made by evaluation's service from two generation runs
+    with distinctive names) and a batch holding the project's gold, with two other annotators' judgments on them."""
+    from evaluation.models import EvalPrompt, EvalSet, Sampled
+    from evaluation.services.eval_batches import eval_batch_make
+    from tests.trainer.runs_fixtures import make_snapshot
+    from trainer.models import Checkpoint, Generation, Kind, Status, TrainingRun
+
+    settings.ARTIFACTS_DIR = str(tmp_path / "artifacts")
+    project = ProjectFactory(name="Blind evaluation", overlap=3, max_overlap=3, gold_rate=0.6, session_max_tasks=100)
+    gold_batch = BatchFactory(project=project, name="gold-source")
+    Item.objects.bulk_create(
+        Item(
+            pk=pk,
+            project=project,
+            batch=gold_batch,
+            external_id=f"ext-secret-{pk}",
+            dedupe_key=f"id:ext-secret-{pk}",
+            prompt=f"Probe question {n}: which is better?",
+            response_a_text=f"The first response, number {n}.",
+            response_a_model=MODEL_NAMES[n % 2],
+            response_b_text=f"Another response, number {n}, written differently.",
+            response_b_model=MODEL_NAMES[(n + 1) % 2],
+            gold=["a", "b", "tie", "a"][n],
+        )
+        for n, pk in enumerate(ITEM_PKS[:4])
+    )
+    snapshot = make_snapshot(project, pairs=4)  # a closed training batch: never served
+    policy = TrainingRun.objects.create(
+        pk=EVAL_RUN_PKS[0],
+        project=project,
+        kind=Kind.DPO,
+        status=Status.SUCCEEDED,
+        config={"base_model": f"/models/{MODEL_NAMES[0]}"},
+        snapshot=snapshot,
+        time_limit_seconds=60,
+    )
+    checkpoint = Checkpoint.objects.create(run=policy, step=40, folder=EVAL_CHECKPOINT_FOLDER)
+    eval_set = EvalSet.objects.create(
+        project=project,
+        name=EVAL_SET_NAME,
+        version=1,
+        prompt_count=len(EVAL_PROMPT_IDS),
+        strata={"usage": 4, "red_team": 4},
+        sha256="0" * 64,
+        path="evaluation/secret.jsonl",
+    )
+    prompts = EvalPrompt.objects.bulk_create(
+        EvalPrompt(
+            eval_set=eval_set,
+            external_id=external_id,
+            prompt=f"Evaluation question {n}: what would you do?",
+            stratum=["usage", "red_team"][n % 2],
+            category="secret-category-ab3",
+            group=f"{n:064d}",
+        )
+        for n, external_id in enumerate(EVAL_PROMPT_IDS)
+    )
+    sides = []
+    for pk, checkpoint_row, key, label in (
+        (EVAL_RUN_PKS[1], checkpoint, f"checkpoint:{checkpoint.pk}", f"{MODEL_NAMES[1]} run {policy.pk} step 40"),
+        (EVAL_RUN_PKS[2], None, f"base:/models/{MODEL_NAMES[0]}", f"{MODEL_NAMES[0]} base"),
+    ):
+        run = TrainingRun.objects.create(
+            pk=pk,
+            project=project,
+            kind=Kind.GENERATE,
+            status=Status.SUCCEEDED,
+            config={"model": key},
+            sampled_checkpoint=checkpoint_row,
+            time_limit_seconds=60,
+        )
+        Generation.objects.bulk_create(
+            Generation(
+                run=run,
+                prompt_id=prompt.external_id,
+                text=f"Reply {n} of the {'first' if checkpoint_row else 'second'} kind, plainly written.",
+                token_count=12 + n,
+                finish_reason="stop",
+            )
+            for n, prompt in enumerate(prompts)
+        )
+        sides.append(Sampled.objects.create(run=run, eval_set=eval_set, model_key=key, label=label))
+    evaluation = eval_batch_make(candidate=sides[0], baseline=sides[1])
+
+    walker_user = UserFactory(username="walker")
+    member_add(project=project, username="walker", role="annotator")
+    others = []
+    for n in range(2):
+        other = UserFactory(username=f"other-annotator-{n}")
+        member_add(project=project, username=other.username, role="annotator")
+        session, _ = session_start(project=project, annotator=other)
+        for _ in range(4):
+            assignment = assignment_next(session=session)
+            judgment_submit(
+                assignment_id=assignment.pk,
+                annotator_id=other.pk,
+                choice=["left", "right"][n],
+                justification=f"{OTHER_JUSTIFICATION} {n}",
+            )
+        others.append(other)
+    stranger_lease = assignment_next(session=session_start(project=project, annotator=others[0])[0])
+    return {
+        "project": project,
+        "batch": evaluation.batch,
+        "evaluation": evaluation,
+        "sides": sides,
+        "checkpoint": checkpoint,
+        "walker": walker_user,
+        "others": others,
+        "lease": stranger_lease,
+        "other_project": ProjectFactory(name="Not yours"),
+    }
+
+
+def walk_evaluation(walker: Walker, world) -> list[dict]:
+    """The annotator's doors with an evaluation batch open: the evaluation API's refusals, then the loop down every
+    answer (renew, lease expired, batch closed, skip, report, judge, retry, conflict, revise, limits)."""
+    project, evaluation = world["project"], world["evaluation"]
+    candidate, baseline = world["sides"]
+    walker.call("projects", "get", "/api/v1/projects/", expect=200)
+    for label, url in (
+        ("evaluation batches", f"/api/v1/projects/{project.pk}/evaluation-batches/"),
+        ("generation runs", f"/api/v1/projects/{project.pk}/generation-runs/"),
+        ("evaluation sets", f"/api/v1/projects/{project.pk}/eval-sets/"),
+        ("leaderboard", f"/api/v1/projects/{project.pk}/leaderboard/"),
+        ("results", f"/api/v1/evaluation-batches/{evaluation.pk}/results/"),
+        ("evaluation set", f"/api/v1/eval-sets/{evaluation.eval_set_id}/"),
+        ("a run", f"/api/v1/runs/{candidate.run_id}/"),
+    ):
+        walker.call(label, "get", url, expect=(403, 404))
+    walker.call(
+        "make an evaluation batch",
+        "post",
+        f"/api/v1/projects/{project.pk}/evaluation-batches/",
+        expect=403,
+        candidate_run=candidate.run_id,
+        baseline_run=baseline.run_id,
+    )
+    session_id = walker.call("start", "post", f"/api/v1/projects/{project.pk}/sessions/", expect=201).json()["id"]
+    walker.call("session", "get", f"/api/v1/sessions/{session_id}/", expect=200)
+    other_session = world["lease"].session_id
+    walker.call("someone else's next", "get", f"/api/v1/sessions/{other_session}/next/", expect=404)
+
+    def judge(label, assignment_id, expect, **body):
+        return walker.call(label, "post", f"/api/v1/assignments/{assignment_id}/judgment/", expect=expect, **body)
+
+    served, revised = [], False
+    for step in range(40):
+        shown = walker.call(f"next {step}", "get", f"/api/v1/sessions/{session_id}/next/", expect=(200, 204))
+        if shown.status_code == 204:
+            break
+        body = shown.json()
+        served.append(body)
+        assignment_id = body["assignment_id"]
+        walker.call(f"reload {step}", "get", f"/api/v1/sessions/{session_id}/next/", expect=200)
+        item = Assignment.objects.get(pk=assignment_id).item
+        if step == 0:
+            walker.call("renew", "post", f"/api/v1/assignments/{assignment_id}/renew/", expect=200)
+            judge("invalid choice", assignment_id, 400, choice="a")
+        if step == 1:
+            Assignment.objects.filter(pk=assignment_id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+            judge("lease expired", assignment_id, 410, choice="left")
+            continue
+        if step == 2:
+            Batch.objects.filter(pk=item.batch_id).update(status="closed")
+            judge("batch closed", assignment_id, 410, choice="left")
+            Batch.objects.filter(pk=item.batch_id).update(status="open")
+        if step in (3, 4):
+            action, extra = ("skip", {"reason": "unsure"}) if step == 3 else ("report", {"kind": "broken"})
+            walker.call(action, "post", f"/api/v1/assignments/{assignment_id}/{action}/", expect=(200, 201), **extra)
+            continue
+        judge(f"judge {step}", assignment_id, 201, choice="right", justification="ok")
+        judge(f"retry {step}", assignment_id, 200, choice="right", justification="ok")
+        judge(f"conflict {step}", assignment_id, 409, choice="left")
+        if not revised and item.batch_id == evaluation.batch_id:
+            revised = True
+            url = f"/api/v1/judgments/{Judgment.objects.get(assignment_id=assignment_id).pk}/revision/"
+            walker.call("revise", "post", url, expect=201, choice="tie", justification="on reflection")
+    else:
+        pytest.fail("next never answered 204")
+    AnnotationSession.objects.filter(pk=session_id).update(tasks_done=100)
+    walker.call("session limit", "get", f"/api/v1/sessions/{session_id}/next/", expect=410)
+    AnnotationSession.objects.filter(pk=session_id).update(ended_at=timezone.now())
+    walker.call("on break", "post", f"/api/v1/projects/{project.pk}/sessions/", expect=429)
+    return served
+
+
+def test_an_evaluation_batch_names_no_checkpoint_run_or_model_to_annotators(eval_world):
+    walker = Walker(eval_world["walker"])
+    served = walk_evaluation(walker, eval_world)
+    evaluation, checkpoint = eval_world["evaluation"], eval_world["checkpoint"]
+    mine = Item.objects.filter(assignments__annotator=eval_world["walker"])
+    assert mine.filter(batch=evaluation.batch).count() >= 5, "the walk met too few evaluation items"
+    assert mine.exclude(gold="").exists(), "the walk met no gold item: gold is mixed into evaluation sessions"
+
+    for url, expect in page_urls(eval_world):
+        walker.call(f"page {url}", "get", url, expect=expect, page=True)
+
+    names = [
+        *MODEL_NAMES,
+        *(str(pk) for pk in EVAL_RUN_PKS),
+        *(str(pk) for pk in ITEM_PKS),
+        *(f"ext-secret-{pk}" for pk in ITEM_PKS),
+        EVAL_CHECKPOINT_FOLDER,
+        "ckpt-secret-folder-5521",
+        f"checkpoint:{checkpoint.pk}",
+        EVAL_SET_NAME,
+        "secret-category-ab3",
+        *EVAL_PROMPT_IDS,
+        evaluation.batch.name,
+        *(side.label for side in eval_world["sides"]),
+        *(side.model_key for side in eval_world["sides"]),
+        *(u.username for u in eval_world["others"]),
+        OTHER_JUSTIFICATION,
+        *FORBIDDEN_TEXT,
+    ]
+    problems = []
+    pages = {}
+    for label, response in walker.seen:
+        text = response.content.decode("utf-8", errors="replace")
+        is_json = response.get("Content-Type", "").startswith("application/json")
+        refused_door = response.status_code in (403, 404) and (label in EVAL_DOORS or label.startswith("page"))
+        words = [] if refused_door else list(EVAL_WORDS)
+        problems += leaks(label, text, dict(response.headers), [*names, *words], is_json=is_json)
+        if response.get("Content-Type", "").startswith("text/html"):
+            pages[label] = text
+    for label, html in pages.items():
+        for name, source in static_files_of(html).items():
+            problems += leaks(f"{label} → /static/{name}", source, {}, names, is_json=False)
+    assert problems == []
+    assert pages, "the walk reached no page"
+
+    # An evaluation item and a gold item of another batch look alike: same fields, same values but their own.
+    own = {"assignment_id", "prompt", "messages", "left", "right", "lease_expires_at"}
+    shapes = {
+        json.dumps({k: v for k, v in body.items() if k not in own}, sort_keys=True)
+        + repr(sorted(body))
+        + repr(sorted(body["left"]))
+        for body in served
+    }
+    assert len(shapes) == 1, shapes
+
+
+# --- Qualification ----------------------------------------------------------------------------------------------
+# A new annotator answering the project's qualification set (annotation.services.qualification) learns their
+# progress and, at the end, their score: never which answer was right, how one answer was scored, or that the items
+# have model names; the lead's qualification doors refuse them.
+
+QUAL_MODELS = ("qual-secret-model-k2", "qual-rival-model-p9")
+
+
+def test_qualification_says_nothing_about_any_answer(db):
+    project = ProjectFactory(
+        name="Blind qualification", qualification_required=True, qualification_size=4, qualification_threshold=0.75
+    )
+    qualification = BatchFactory(project=project, name="qual-secret-batch", kind=Batch.Kind.QUALIFICATION)
+    for n in range(6):
+        Item.objects.create(
+            project=project,
+            batch=qualification,
+            external_id=f"qual-secret-{n}",
+            dedupe_key=f"id:qual-secret-{n}",
+            prompt=f"Qualification question {n}?",
+            response_a_text=f"One response {n}.",
+            response_a_model=QUAL_MODELS[n % 2],
+            response_b_text=f"Another response {n}, longer.",
+            response_b_model=QUAL_MODELS[1 - n % 2],
+            gold=["a", "b", "tie"][n % 3],
+        )
+    walker_user = UserFactory(username="walker")
+    member_add(project=project, username="walker", role="annotator")
+    walker = Walker(walker_user)
+    for label, method, url in (
+        ("lead only: qualification list", "get", f"/api/v1/projects/{project.pk}/qualification/"),
+        ("lead only: qualification csv", "get", f"/api/v1/projects/{project.pk}/qualification/?format=csv"),
+        (
+            "lead only: qualification reset",
+            "post",
+            f"/api/v1/projects/{project.pk}/annotators/{walker_user.pk}/qualification/reset/",
+        ),
+    ):
+        walker.call(label, method, url, expect=403)
+    session_id = walker.call("start", "post", f"/api/v1/projects/{project.pk}/sessions/", expect=201).json()["id"]
+    served, answers = [], []
+    for step in range(4):
+        body = walker.call(f"next {step}", "get", f"/api/v1/sessions/{session_id}/next/", expect=200).json()
+        walker.call(f"reload {step}", "get", f"/api/v1/sessions/{session_id}/next/", expect=200)
+        served.append(body)
+        assignment = Assignment.objects.select_related("item").get(pk=body["assignment_id"])
+        gold_side = "left" if (assignment.item.gold == "a") == assignment.left_is_a else "right"
+        right = "tie" if assignment.item.gold == "tie" else gold_side
+        wrong = "left" if right != "left" else "right"
+        url = f"/api/v1/assignments/{body['assignment_id']}/judgment/"
+        answers.append(walker.call(f"judge {step}", "post", url, expect=201, choice=right if step % 2 else wrong))
+    refused = walker.call("not qualified", "get", f"/api/v1/sessions/{session_id}/next/", expect=403)
+    assert refused.json()["code"] == "not_qualified"
+    walker.call("annotator page", "get", f"/annotate/{project.pk}/", expect=200, page=True)
+
+    secrets = [*QUAL_MODELS, *(f"qual-secret-{n}" for n in range(6)), "qual-secret-batch", *FORBIDDEN_TEXT]
+    problems = []
+    for label, response in walker.seen:
+        text = response.content.decode("utf-8", errors="replace")
+        is_json = response.get("Content-Type", "").startswith("application/json")
+        problems += leaks(label, text, dict(response.headers), secrets, is_json=is_json)
+    assert problems == []
+    # Progress counts answers, whatever they were; a right and a wrong answer are answered alike.
+    assert [body["qualification"] for body in served] == [{"answered": n, "size": 4} for n in range(4)]
+    own = {"assignment_id", "prompt", "messages", "left", "right", "lease_expires_at", "qualification"}
+    shapes = {json.dumps({k: v for k, v in body.items() if k not in own}, sort_keys=True) for body in served}
+    assert len(shapes) == 1, shapes
+    assert len({tuple(sorted(response.json())) for response in answers}) == 1
+    # The refusal says the score and what was needed, no item's.
+    assert "score 2 of 4, needed 3" in refused.json()["detail"]

@@ -18,7 +18,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from annotation.models import Assignment, Batch, Item, ItemReport, JudgmentRevision, Membership
+from annotation.models import Assignment, Batch, Item, ItemReport, JudgmentRevision, Membership, QualificationAttempt
 from annotation.services import member_add
 from annotation.services.judgments import judgment_submit
 from core.admin import NOBODY
@@ -85,6 +85,19 @@ def _job(objects, kind: str) -> Job:
     return job
 
 
+def _checkpoint(objects):
+    """A recorded checkpoint of the project's run (one file, its manifest checked on download)."""
+    from trainer.checkpoints import checkpoint_record
+    from trainer.services.runs import run_output_dir
+
+    if "checkpoint" not in objects.extra:
+        folder = run_output_dir(run=objects.run) / "checkpoints" / "step-1"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.json").write_text("{}")
+        objects.extra["checkpoint"] = checkpoint_record(run_id=objects.run.pk, step=1, folder=folder)
+    return objects.extra["checkpoint"]
+
+
 DOORS: dict[str, Door] = {
     "annotation:member-add": _json(
         "post",
@@ -106,6 +119,17 @@ DOORS: dict[str, Door] = {
         "post", Action.MANAGE_BATCHES, lambda o: f"/api/v1/batches/{o.open_batch.pk}/close/"
     ),
     "annotation:session-start": _json("post", Action.ANNOTATE, lambda o: f"/api/v1/projects/{o.project.pk}/sessions/"),
+    "annotation:qualification-list": _json(
+        "get", Action.VIEW_AGREEMENT, lambda o: f"/api/v1/projects/{o.project.pk}/qualification/"
+    ),
+    "annotation:qualification-list csv": _json(
+        "get", Action.VIEW_AGREEMENT, lambda o: f"/api/v1/projects/{o.project.pk}/qualification/?format=csv"
+    ),
+    "annotation:qualification-reset": _json(
+        "post",
+        Action.MANAGE_MEMBERS,
+        lambda o: f"/api/v1/projects/{o.project.pk}/annotators/{o.annotator.pk}/qualification/reset/",
+    ),
     "rewards:project-agreement": _json(
         "get", Action.VIEW_AGREEMENT, lambda o: f"/api/v1/projects/{o.project.pk}/agreement/"
     ),
@@ -142,6 +166,11 @@ DOORS: dict[str, Door] = {
     "trainer:run-detail": _json("get", Action.VIEW_RUNS, lambda o: f"/api/v1/runs/{o.run.pk}/"),
     "trainer:run-metrics": _json("get", Action.VIEW_RUNS, lambda o: f"/api/v1/runs/{o.run.pk}/metrics/"),
     "trainer:run-cancel": _json("post", Action.START_RUNS, lambda o: f"/api/v1/runs/{o.queued_run.pk}/cancel/"),
+    "trainer:run-checkpoints": _json("get", Action.VIEW_RUNS, lambda o: f"/api/v1/runs/{o.run.pk}/checkpoints/"),
+    # Weights are for the ML engineers (START_RUNS), not the leads who see the runs (trainer.selectors).
+    "trainer:checkpoint-download": _json(
+        "get", Action.START_RUNS, lambda o: f"/api/v1/checkpoints/{_checkpoint(o).pk}/download/"
+    ),
     "frontend:annotate": Door("get", Action.ANNOTATE, lambda o: f"/annotate/{o.project.pk}/", page=True),
     "frontend:run": Door("get", Action.VIEW_RUNS, lambda o: f"/runs/{o.run.pk}/", page=True),
     "frontend:lead-project": Door("get", Action.VIEW_AGREEMENT, lambda o: f"/lead/projects/{o.project.pk}/", page=True),
@@ -161,6 +190,148 @@ DOORS: dict[str, Door] = {
         "get", Action.VIEW_AGREEMENT, lambda o: f"/lead/projects/{o.project.pk}/split-items/", page=True
     ),
 }
+
+
+# Evaluation sets and generation runs (evaluation/apis.py): leads and ML engineers read and import sets, ML engineers
+# start generation runs; annotators reach none of it.
+def _eval_set(objects):
+    from evaluation.services.eval_sets import eval_set_import
+
+    if "eval_set" not in objects.extra:
+        body = b'{"id": "q1", "prompt": "Hello?", "stratum": "red_team"}\n'
+        objects.extra["eval_set"] = eval_set_import(project=objects.project, name="golden", file=body)
+    return objects.extra["eval_set"]
+
+
+def _sampled(objects):
+    from evaluation.models import Sampled
+    from trainer.models import Kind
+
+    if "sampled" not in objects.extra:
+        run = TrainingRun.objects.create(
+            project=objects.project,
+            kind=Kind.GENERATE,
+            status=Status.SUCCEEDED,
+            config={"model": "tiny"},
+            time_limit_seconds=60,
+        )
+        objects.extra["sampled"] = Sampled.objects.create(
+            run=run, eval_set=_eval_set(objects), model_key="base:tiny", label="base tiny"
+        )
+    return objects.extra["sampled"]
+
+
+def _eval_set_file():
+    import io
+
+    upload = io.BytesIO(b'{"id": "q1", "prompt": "Hello?"}\n')
+    upload.name = "set.jsonl"
+    return upload
+
+
+DOORS.update(
+    {
+        "evaluation:project-eval-sets": _json(
+            "get", Action.VIEW_EVALUATION, lambda o: f"/api/v1/projects/{o.project.pk}/eval-sets/"
+        ),
+        "evaluation:project-eval-sets POST": Door(
+            "post",
+            Action.MANAGE_EVALUATION,
+            lambda o: f"/api/v1/projects/{o.project.pk}/eval-sets/",
+            lambda o: {"name": "imported", "file": _eval_set_file()},
+            multipart=True,
+        ),
+        "evaluation:eval-set-detail": _json(
+            "get", Action.VIEW_EVALUATION, lambda o: f"/api/v1/eval-sets/{_eval_set(o).pk}/"
+        ),
+        "evaluation:eval-set-detail csv": _json(
+            "get", Action.VIEW_EVALUATION, lambda o: f"/api/v1/eval-sets/{_eval_set(o).pk}/?format=csv"
+        ),
+        "evaluation:eval-set-generations": _json(
+            "get", Action.VIEW_EVALUATION, lambda o: f"/api/v1/eval-sets/{_eval_set(o).pk}/generations/"
+        ),
+        "evaluation:eval-set-generations POST": _json(
+            "post",
+            Action.START_RUNS,
+            lambda o: f"/api/v1/eval-sets/{_eval_set(o).pk}/generations/",
+            lambda o: {"model": "checkpoint:999999999"},
+        ),
+        "evaluation:project-generation-runs": _json(
+            "get", Action.VIEW_EVALUATION, lambda o: f"/api/v1/projects/{o.project.pk}/generation-runs/"
+        ),
+    }
+)
+
+
+# Results (evaluation/apis_results.py) and the Checkpoints and generations pages: leads and ML engineers.
+def _evaluation_batch(objects):
+    from annotation.services.projects import project_current_criteria
+    from evaluation.models import EvaluationBatch, Sampled
+
+    if "evaluation_batch" not in objects.extra:
+        baseline = _sampled(objects)
+        run = TrainingRun.objects.create(
+            project=objects.project, kind="generate", status=Status.SUCCEEDED, config={}, time_limit_seconds=60
+        )
+        candidate = Sampled.objects.create(run=run, eval_set=baseline.eval_set, model_key="base:other", label="other")
+        batch = Batch.objects.create(
+            project=objects.project,
+            name="evaluation",
+            kind="evaluation",
+            criteria_version=project_current_criteria(project=objects.project),
+        )
+        objects.extra["evaluation_batch"] = EvaluationBatch.objects.create(
+            batch=batch, eval_set=baseline.eval_set, candidate=candidate, baseline=baseline
+        )
+    return objects.extra["evaluation_batch"]
+
+
+DOORS.update(
+    {
+        "evaluation:evaluation-batch-results": _json(
+            "get", Action.VIEW_EVALUATION, lambda o: f"/api/v1/evaluation-batches/{_evaluation_batch(o).pk}/results/"
+        ),
+        "evaluation:evaluation-batch-results csv": _json(
+            "get",
+            Action.VIEW_EVALUATION,
+            lambda o: f"/api/v1/evaluation-batches/{_evaluation_batch(o).pk}/results/?format=csv",
+        ),
+        "evaluation:project-leaderboard": _json(
+            "get", Action.VIEW_EVALUATION, lambda o: f"/api/v1/projects/{o.project.pk}/leaderboard/"
+        ),
+        "evaluation:project-leaderboard csv": _json(
+            "get", Action.VIEW_EVALUATION, lambda o: f"/api/v1/projects/{o.project.pk}/leaderboard/?format=csv"
+        ),
+        "frontend:checkpoints": Door(
+            "get", Action.VIEW_EVALUATION, lambda o: f"/projects/{o.project.pk}/checkpoints/", page=True
+        ),
+        "frontend:generations": Door(
+            "get",
+            Action.VIEW_EVALUATION,
+            lambda o: (
+                f"/projects/{o.project.pk}/generations/?a={_evaluation_batch(o).candidate.run_id}"
+                f"&b={_evaluation_batch(o).baseline.run_id}"
+            ),
+            page=True,
+        ),
+    }
+)
+
+# Evaluation batches (evaluation/apis_batches.py): leads and ML engineers list and make them. An empty body is a 400
+# for those who may (their role is checked first), a refusal for the others.
+DOORS.update(
+    {
+        "evaluation:project-evaluation-batches": _json(
+            "get", Action.VIEW_EVALUATION, lambda o: f"/api/v1/projects/{o.project.pk}/evaluation-batches/"
+        ),
+        "evaluation:project-evaluation-batches POST": _json(
+            "post",
+            Action.MANAGE_EVALUATION,
+            lambda o: f"/api/v1/projects/{o.project.pk}/evaluation-batches/",
+            lambda o: {},
+        ),
+    }
+)
 
 # Doors with a rule of their own, each tested below.
 LISTINGS = {"annotation:project-list", "trainer:run-list", "frontend:home", "frontend:runs"}
@@ -445,6 +616,13 @@ ADMINS: dict[str, AdminEntry] = {
         actions={"withdraw_items": Action.MANAGE_BATCHES},
     ),
     "annotation.judgmentrevision": AdminEntry(lambda o: _revision(o), Action.VIEW_JUDGMENTS, add=NOBODY, change=NOBODY),
+    "annotation.qualificationattempt": AdminEntry(
+        lambda o: _attempt(o),
+        Action.VIEW_AGREEMENT,
+        add=NOBODY,
+        change=NOBODY,
+        actions={"reset_attempts": Action.MANAGE_MEMBERS},
+    ),
     "rewards.agreementsnapshot": AdminEntry(lambda o: o.agreement, Action.VIEW_AGREEMENT, add=NOBODY, change=NOBODY),
     "rewards.projectflagrules": AdminEntry(
         lambda o: o.flag_rules, Action.VIEW_AGREEMENT, add=Action.CHANGE_PROJECT, change=Action.CHANGE_PROJECT
@@ -472,12 +650,45 @@ def _report(objects) -> ItemReport:
     return report
 
 
+def _attempt(objects) -> QualificationAttempt:
+    """A failed qualification attempt of the project's annotator (made once, kept for every persona)."""
+    now = timezone.now()
+    attempt, _ = QualificationAttempt.objects.get_or_create(
+        project=objects.project,
+        annotator=objects.annotator,
+        defaults={"started_at": now, "finished_at": now, "size": 4, "threshold": 0.75, "answered": 4, "passed": False},
+    )
+    return attempt
+
+
 def _revision(objects) -> JudgmentRevision:
     judgment = objects.judgment
     revision, _ = JudgmentRevision.objects.get_or_create(
         judgment=judgment, defaults={"old_choice": judgment.choice, "new_choice": judgment.choice}
     )
     return revision
+
+
+ADMINS.update(
+    {
+        "evaluation.evalset": AdminEntry(
+            lambda o: _eval_set(o),
+            Action.VIEW_EVALUATION,
+            add=Action.MANAGE_EVALUATION,
+            change=NOBODY,
+            delete=NOBODY,
+            actions={"generate_responses": Action.START_RUNS},
+        ),
+        "evaluation.sampled": AdminEntry(
+            lambda o: _sampled(o),
+            Action.VIEW_EVALUATION,
+            add=NOBODY,
+            change=NOBODY,
+            delete=NOBODY,
+            actions={"make_evaluation_batch": Action.MANAGE_EVALUATION},
+        ),
+    }
+)
 
 
 # Admins of what belongs to no project: Django's model permissions, which no role group holds.
@@ -589,7 +800,9 @@ def _run_action(client: Client, base: str, name: str, obj) -> bool:
             effect = TrainingRun.objects.get(pk=obj.pk).status == Status.CANCELLED
         elif name == "withdraw_items":
             effect = Item.objects.get(pk=obj.item_id).withdrawn_at is not None
-        elif name == "make_dataset_snapshot":
+        elif name == "reset_attempts":
+            effect = QualificationAttempt.objects.get(pk=obj.pk).reset_at is not None
+        elif name in ("make_dataset_snapshot", "generate_responses", "make_evaluation_batch"):  # an intermediate form
             effect = response.status_code == 200 and b'name="apply"' in response.content
         else:
             raise AssertionError(f"no effect check for action {name}")

@@ -36,9 +36,26 @@ class Command(BaseCommand):
         parser.add_argument("--weighting", choices=DatasetSnapshot.Weighting.values, default="vote")
         parser.add_argument("--validation-fraction", type=float, default=0.1, help="Share of prompts (0 to 0.5).")
         parser.add_argument("--seed", type=int, default=0, help="Seed of the prompt-grouped split.")
+        parser.add_argument(
+            "--include-evaluation",
+            action="store_true",
+            help="Also take evaluation batches (left out of 'every closed batch', refused when named, without it); "
+            "the manifest then lists them.",
+        )
         parser.add_argument("--out", required=True, type=Path, metavar="FILE", help="Where the train split goes.")
 
-    def handle(self, *args, project: str, batches, weighting, validation_fraction, seed, out: Path, **options):
+    def handle(
+        self,
+        *args,
+        project: str,
+        batches,
+        weighting,
+        validation_fraction,
+        seed,
+        out: Path,
+        include_evaluation,
+        **options,
+    ):
         found = Project.objects.filter(name=project).first()
         if found is None:
             raise CommandError(f"No project named {project!r}.")
@@ -59,6 +76,7 @@ class Command(BaseCommand):
                 weighting=weighting,
                 validation_fraction=validation_fraction,
                 seed=seed,
+                include_evaluation=include_evaluation,
             )
         except AnnotationError as exc:
             raise CommandError(exc.detail) from exc
