@@ -1,6 +1,6 @@
 """evaluation's answer to annotation's batch_closed: refresh the project's leaderboard when an evaluation batch
 closes (the Checkpoints page shows each batch's status). Only stores an outbox message, in the sender's
-transaction (core/outbox.py). To be connected in EvaluationConfig.ready(); beat's timer covers it until then."""
+transaction (core/outbox.py). Connected in EvaluationConfig.ready()."""
 
 from annotation.models import Batch
 

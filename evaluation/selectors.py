@@ -13,7 +13,6 @@ from django.db.models import QuerySet
 from annotation.models import Project
 from core.authz import Action, may, projects_where
 from evaluation.models import EvalPrompt, EvalSet, Sampled
-from trainer.models import Checkpoint, TrainingRun
 
 # Who may do what with evaluation sets (core.authz): leads and ML engineers import and read them; starting a
 # generation run is starting a run (ML engineers). Annotators hold none of these.
@@ -75,23 +74,3 @@ def generation_runs_for(*, project: Project | int, eval_set: EvalSet | None = No
     if eval_set is not None:
         sampled = sampled.filter(eval_set=eval_set)
     return sampled.select_related("run", "run__created_by", "eval_set").order_by("-created_at", "-pk")
-
-
-# --- Trainer rows a generation run names -------------------------------------------------------------------------
-# Reads of trainer's models that belong in trainer/selectors.py; kept here until trainer has them (notes/sets.md).
-
-
-def checkpoint_in_project(*, checkpoint_id: int, project_id: int) -> Checkpoint | None:
-    return Checkpoint.objects.select_related("run").filter(pk=checkpoint_id, run__project_id=project_id).first()
-
-
-def run_in_project(*, run_id: int, project_id: int) -> TrainingRun | None:
-    return TrainingRun.objects.filter(pk=run_id, project_id=project_id).first()
-
-
-def run_final_checkpoint(*, run: TrainingRun) -> Checkpoint | None:
-    return Checkpoint.objects.select_related("run").filter(run=run, final=True).order_by("-step").first()
-
-
-def runs_by_id(*, run_ids: set[int]) -> dict[int, TrainingRun]:
-    return {run.pk: run for run in TrainingRun.objects.select_related("snapshot", "resume_from").filter(pk__in=run_ids)}

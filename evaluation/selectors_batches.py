@@ -4,7 +4,7 @@ from django.db.models import Count, QuerySet
 
 from annotation.models import Project
 from evaluation.models import EvaluationBatch
-from trainer.models import Generation
+from trainer.selectors import identity_leak_counts
 
 
 def _evaluation_batches() -> QuerySet[EvaluationBatch]:
@@ -30,14 +30,7 @@ def evaluation_batch_get(*, evaluation_batch_id: int) -> EvaluationBatch | None:
 def identity_leaks(*, evaluation: EvaluationBatch) -> dict[str, int]:
     """How many of each side's responses in the batch (sample 0) match the project's identity-leak patterns, as the
     generate run marked them: such a response names a model or vendor to the annotators who read it."""
-    counts = dict(
-        Generation.objects.filter(
-            run_id__in=[evaluation.candidate.run_id, evaluation.baseline.run_id], sample=0, identity_leak=True
-        )
-        .values("run_id")
-        .annotate(n=Count("pk"))
-        .values_list("run_id", "n")
-    )
+    counts = identity_leak_counts(run_ids=[evaluation.candidate.run_id, evaluation.baseline.run_id])
     return {
         "candidate": counts.get(evaluation.candidate.run_id, 0),
         "baseline": counts.get(evaluation.baseline.run_id, 0),

@@ -34,6 +34,7 @@ ANNOTATOR_COLUMNS = [
     "left_share",
     "left_p_value",
     "longer_share",
+    "longer_vs_consensus",
     "tie_rate",
     "both_bad_rate",
     "median_seconds",

@@ -7,14 +7,14 @@ from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Max, Min, QuerySet
+from django.db.models import Count, Max, Min, QuerySet
 from django.utils import timezone
 
 from annotation.models import Project
 from core.authz import Action, may, projects_where
 from trainer.flags import Flag, RewardModelRules
 from trainer.flags import run_flags as flags_of
-from trainer.models import Checkpoint, Kind, RunMetric, Status, TrainingRun
+from trainer.models import Checkpoint, Generation, Kind, RunMetric, Status, TrainingRun
 
 
 def run_can_start(*, user: AbstractBaseUser, project: Project | int) -> bool:
@@ -168,3 +168,43 @@ def checkpoint_can_download_in(*, user: AbstractBaseUser, project: Project | int
 
 # Who may download a checkpoint's files: the ML engineers, who start runs (leads see runs, not weights).
 CHECKPOINT_DOWNLOAD_ACTION = Action.START_RUNS
+
+
+# --- Reads the evaluation app makes of runs, checkpoints and generations ------------------------------------------
+
+
+def checkpoint_in_project(*, checkpoint_id: int, project_id: int) -> Checkpoint | None:
+    return Checkpoint.objects.select_related("run").filter(pk=checkpoint_id, run__project_id=project_id).first()
+
+
+def checkpoint_run_ids(*, checkpoint_ids: set[int]) -> set[int]:
+    return set(Checkpoint.objects.filter(pk__in=checkpoint_ids).values_list("run_id", flat=True))
+
+
+def run_in_project(*, run_id: int, project_id: int) -> TrainingRun | None:
+    return TrainingRun.objects.filter(pk=run_id, project_id=project_id).first()
+
+
+def run_final_checkpoint(*, run: TrainingRun) -> Checkpoint | None:
+    return Checkpoint.objects.select_related("run").filter(run=run, final=True).order_by("-step").first()
+
+
+def runs_by_id(*, run_ids: set[int]) -> dict[int, TrainingRun]:
+    return {run.pk: run for run in TrainingRun.objects.select_related("snapshot", "resume_from").filter(pk__in=run_ids)}
+
+
+def first_responses(*, run: TrainingRun) -> dict[str, tuple[str, int]]:
+    """prompt id -> (text, token count) of a generate run's first sample of each prompt."""
+    rows = Generation.objects.filter(run=run, sample=0).values_list("prompt_id", "text", "token_count")
+    return {prompt_id: (text, tokens) for prompt_id, text, tokens in rows.iterator(chunk_size=2000)}
+
+
+def identity_leak_counts(*, run_ids: list[int]) -> dict[int, int]:
+    """run id -> how many of its first samples match the project's identity-leak patterns."""
+    rows = (
+        Generation.objects.filter(run_id__in=run_ids, sample=0, identity_leak=True)
+        .values("run_id")
+        .annotate(n=Count("pk"))
+        .values_list("run_id", "n")
+    )
+    return dict(rows)

@@ -25,7 +25,9 @@ from evaluation.errors import (
     SameRunTwice,
 )
 from evaluation.models import EvalPrompt, EvalSet, EvaluationBatch, EvaluationItem, Sampled
-from trainer.models import Generation, Kind, Status, TrainingRun
+from evaluation.services.leaderboards import leaderboard_refresh_enqueue
+from trainer.models import Kind, Status
+from trainer.selectors import first_responses
 
 # An evaluation stratum on the item's own scale (usage / synthetic / adversarial): red-team prompts are adversarial.
 # The prompt's own stratum stays on EvalPrompt, which the results read through EvaluationItem.prompt.
@@ -72,7 +74,7 @@ def eval_batch_make(
     _check_pair(candidate=candidate, baseline=baseline)
     eval_set = candidate.eval_set
     prompts = list(EvalPrompt.objects.filter(eval_set=eval_set).order_by("pk"))
-    responses = {side.pk: _responses(side.run) for side in (candidate, baseline)}
+    responses = {side.pk: first_responses(run=side.run) for side in (candidate, baseline)}
     _check_complete(prompts=prompts, responses=responses, sides=(candidate, baseline))
 
     with transaction.atomic():
@@ -125,6 +127,7 @@ def eval_batch_make(
             ],
             batch_size=1000,
         )
+        leaderboard_refresh_enqueue(project_id=eval_set.project_id)  # the Checkpoints page lists the new batch
     return evaluation
 
 
@@ -161,12 +164,6 @@ def _check_pair(*, candidate: Sampled, baseline: Sampled) -> None:
                 run=run.pk,
                 status=run.status,
             )
-
-
-def _responses(run: TrainingRun) -> dict[str, tuple[str, int]]:
-    """prompt id -> (text, token count) of the run's first sample of each prompt."""
-    rows = Generation.objects.filter(run=run, sample=0).values_list("prompt_id", "text", "token_count")
-    return {prompt_id: (text, tokens) for prompt_id, text, tokens in rows.iterator(chunk_size=2000)}
 
 
 def _check_complete(*, prompts: list[EvalPrompt], responses: dict, sides: Iterable[Sampled]) -> None:

@@ -16,16 +16,12 @@ from django.db import transaction
 
 from evaluation.errors import EvalSetOverlap, EvaluationNotAllowed, ModelRefused, RunUnfinished
 from evaluation.models import EvalSet, Sampled
-from evaluation.selectors import (
-    checkpoint_in_project,
-    generation_can_start,
-    run_final_checkpoint,
-    run_in_project,
-)
+from evaluation.selectors import generation_can_start
 from evaluation.services.eval_sets import eval_set_verify
 from evaluation.services.held_out import eval_set_overlap
 from trainer.configs import ConfigError
 from trainer.models import POLICY_KINDS, Checkpoint, Kind, Status, TrainingRun
+from trainer.selectors import checkpoint_in_project, run_final_checkpoint, run_in_project
 from trainer.services.runs import run_start, run_start_check
 
 _CHECKPOINT = re.compile(r"checkpoint:(\d{1,18})")

@@ -17,12 +17,13 @@ from collections import OrderedDict
 from pathlib import Path
 
 from evaluation.models import EvalSet
-from evaluation.selectors import eval_set_prompts, runs_by_id
+from evaluation.selectors import eval_set_prompts
 from rewards.errors import DatasetTampered
 from rewards.models import DatasetSnapshot
 from rewards.selectors import dataset_files
 from rewards.services.datasets import prompt_group
-from trainer.models import Checkpoint, TrainingRun
+from trainer.models import TrainingRun
+from trainer.selectors import checkpoint_run_ids, runs_by_id
 
 SNAPSHOT_FILES = ("train", "validation")
 _CACHE_SIZE = 8
@@ -76,7 +77,7 @@ def lineage_runs(*, run: TrainingRun) -> list[TrainingRun]:
             if isinstance(reward_run, int) and not isinstance(reward_run, bool):
                 wanted.add(reward_run)
         if checkpoint_ids:
-            wanted |= set(Checkpoint.objects.filter(pk__in=checkpoint_ids).values_list("run_id", flat=True))
+            wanted |= checkpoint_run_ids(checkpoint_ids=checkpoint_ids)
         new = runs_by_id(run_ids=wanted - set(found))
         found.update(new)
         frontier = list(new.values())

@@ -70,29 +70,31 @@ def _store(*, project: Project, key: str, data: dict, seconds: float) -> Leaderb
 
 def leaderboard_refresh_if_changed(*, project_id: int) -> LeaderboardSnapshot | None:
     """Refresh the project's leaderboard when its change key differs from the latest row's; the new row, or None
-    when the latest is current or another refresh of the project is running (on PostgreSQL a transaction-scoped
-    advisory lock, tried without waiting, so a duplicate message or the timer meeting an on-view request compute
-    once; it locks no row, so nothing else waits on it)."""
-    with transaction.atomic():
-        if not _try_lock(project_id):
-            return None
-        project = Project.objects.filter(pk=project_id).first()
-        if project is None:
-            return None
-        started = time.perf_counter()
-        state = leaderboard_state(project=project)
-        latest = latest_leaderboard(project_id=project_id)
-        if latest is not None and latest.key == state.key:
-            return None
-        return _refresh(project=project, state=state, started=started)
-
-
-def _try_lock(project_id: int) -> bool:
+    when the latest is current or another refresh of the project is running. On PostgreSQL the refresh holds a
+    transaction-scoped advisory lock, tried without waiting, so that a duplicate message or the timer meeting an
+    on-view request compute once; it locks no row, so nothing else waits on it. On SQLite no transaction is held
+    while computing: Tandem's SQLite transactions begin IMMEDIATE (the write lock), which would stall every
+    annotator's judgment for the seconds a computation takes; two refreshes there at worst compute the same board."""
     if connection.vendor != "postgresql":
-        return True  # SQLite serializes writers; at worst two refreshes compute the same board
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [_LOCK_NAMESPACE, project_id])
-        return bool(cursor.fetchone()[0])
+        return _refresh_if_changed(project_id=project_id)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [_LOCK_NAMESPACE, project_id])
+            if not cursor.fetchone()[0]:
+                return None
+        return _refresh_if_changed(project_id=project_id)
+
+
+def _refresh_if_changed(*, project_id: int) -> LeaderboardSnapshot | None:
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        return None
+    started = time.perf_counter()
+    state = leaderboard_state(project=project)
+    latest = latest_leaderboard(project_id=project_id)
+    if latest is not None and latest.key == state.key:
+        return None
+    return _refresh(project=project, state=state, started=started)
 
 
 def leaderboards_refresh_due() -> list[int]:

@@ -199,10 +199,12 @@ def test_the_api_answers_the_stored_leaderboard_and_fresh_brings_it_up_to_date(p
     assert lead_client.get(url + "?fresh=maybe").status_code == 400
 
 
-def test_closing_an_evaluation_batch_asks_for_a_refresh(project, world):
+def test_closing_an_evaluation_batch_asks_for_a_refresh(project, world, lead_client):
     _, eb = world
-    receivers.refresh_leaderboard_on_batch_closed(sender=None, batch=eb.batch)
-    assert len(_refresh_requests(project)) == 1
+    Batch.objects.filter(pk=eb.batch.pk).update(status=Batch.Status.OPEN, closed_at=None)
+    OutboxMessage.objects.all().delete()
+    assert lead_client.post(f"/api/v1/batches/{eb.batch.pk}/close/").status_code == 200  # the signal's receiver
+    assert len(_refresh_requests(project)) == 1, list(OutboxMessage.objects.values_list("task", "key", "status"))
     comparison = Batch.objects.create(project=project, name="plain", criteria_version=eb.batch.criteria_version)
     OutboxMessage.objects.all().delete()
     receivers.refresh_leaderboard_on_batch_closed(sender=None, batch=comparison)
@@ -215,4 +217,42 @@ def test_the_command_computes_now_and_stores_on_request(project, world):
     assert json.loads(out.getvalue())["leaderboard"]["counts"]["judgments"] == 60
     assert not LeaderboardSnapshot.objects.exists()
     call_command("evaluation", project=project.name, store=True, stdout=io.StringIO())
+    assert LeaderboardSnapshot.objects.filter(project=project).count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_refreshes_of_one_project_at_once_compute_once(monkeypatch):
+    """The timer and a page's request (or a message delivered twice) meeting: one computes, the others return."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    from evaluation import selectors_results
+    from tests.annotation.test_concurrency import require_postgres
+
+    require_postgres()
+    project = ProjectFactory(name="Racing refreshes")
+    _world(project, prompts=6)
+    real = selectors_results._leaderboard
+
+    def slow(**kwargs):
+        time.sleep(0.5)  # long enough for every thread to try while the first one computes
+        return real(**kwargs)
+
+    monkeypatch.setattr(selectors_results, "_leaderboard", slow)
+    barrier = threading.Barrier(3)
+
+    def one(_):
+        try:
+            barrier.wait()
+            return tasks.refresh_leaderboard_task(project.pk)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(one, range(3)))
+    assert len([r for r in results if r is not None]) == 1
     assert LeaderboardSnapshot.objects.filter(project=project).count() == 1
