@@ -1,9 +1,14 @@
 """Admin for rewards, scoped per project (core.admin): snapshots are read-only records; flag rules are what a lead
 edits; the Batch changelist's action makes a dataset snapshot, which the admin shows read-only with its files."""
 
+import dataclasses
+from typing import Literal, get_args, get_origin, get_type_hints
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -20,7 +25,8 @@ from core.models import Job
 from rewards.errors import DatasetTampered
 from rewards.jobs import KIND as DATASET_KIND
 from rewards.jobs import dataset_job_submit
-from rewards.models import AgreementSnapshot, DatasetSnapshot, ProjectFlagRules
+from rewards.metrics.flags import FLAG_RULE_HELP, FlagRules
+from rewards.models import AgreementSnapshot, DatasetSnapshot, ProjectFlagRules, validate_flag_rules
 from rewards.selectors import DATASET_FILE_NAMES, dataset_files
 from rewards.services.datasets import VALIDATION_FRACTION_MAX, dataset_verify
 
@@ -35,11 +41,86 @@ class AgreementSnapshotAdmin(ProjectScopedAdmin):
     readonly_fields = ["batch", "computed_at", "judgment_count", "report"]
 
 
+def _rule_fields() -> dict[str, forms.Field]:
+    """One form field per flag rule (rewards.metrics.FlagRules), labelled and explained (FLAG_RULE_HELP): a band is
+    two numbers, a choice a select, an optional threshold a number that may be left empty (the rule is then off)."""
+    hints, defaults, result = get_type_hints(FlagRules), FlagRules(), {}
+    for rule in dataclasses.fields(FlagRules):
+        name, hint, help_text = rule.name, hints[rule.name], FLAG_RULE_HELP[rule.name]
+        label = name.replace("_", " ").capitalize()
+        args = [a for a in get_args(hint) if a is not type(None)]
+        if get_origin(hint) is Literal:
+            result[name] = forms.ChoiceField(label=label, help_text=help_text, choices=[(v, v) for v in get_args(hint)])
+        elif get_origin(hint) is tuple:
+            result[f"{name}__low"] = forms.FloatField(label=f"{label} from", min_value=0, max_value=1)
+            result[f"{name}__high"] = forms.FloatField(
+                label=f"{label} to", min_value=0, max_value=1, help_text=help_text
+            )
+        elif hint is int:
+            result[name] = forms.IntegerField(label=label, help_text=help_text, min_value=0)
+        else:
+            optional = len(args) < len(get_args(hint))
+            number = forms.FloatField(label=label, help_text=help_text, required=not optional, min_value=0)
+            if name.endswith("_alpha") or name.endswith("_share") or "share_" in name:
+                number.max_value = 1
+                number.validators.append(MaxValueValidator(1))
+            result[name] = number
+        assert hasattr(defaults, name)
+    return result
+
+
+class _FlagRulesFormBase(forms.ModelForm):
+    """Every rule as its own field, filled with the project's stored values (or the defaults for a new row), stored
+    back whole: a project keeps the thresholds it was set up with when the defaults change."""
+
+    class Meta:
+        model = ProjectFlagRules
+        fields = ["project"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        stored = FlagRules.from_dict(self.instance.rules if self.instance.pk else {}).to_dict()
+        for name, value in stored.items():
+            if isinstance(value, list):
+                self.initial.setdefault(f"{name}__low", value[0])
+                self.initial.setdefault(f"{name}__high", value[1])
+            else:
+                self.initial.setdefault(name, value)
+
+    def clean(self):
+        cleaned = super().clean()
+        rules = {}
+        for rule in dataclasses.fields(FlagRules):
+            name = rule.name
+            if f"{name}__low" in self.fields:
+                low, high = cleaned.get(f"{name}__low"), cleaned.get(f"{name}__high")
+                if low is not None and high is not None and low > high:
+                    self.add_error(f"{name}__high", "Must not be under the lower end.")
+                rules[name] = [low, high]
+            elif name in cleaned:
+                rules[name] = cleaned[name]
+        if not self.errors:
+            try:
+                validate_flag_rules(rules)
+            except ValidationError as exc:
+                raise forms.ValidationError(exc.messages) from exc
+        self.rules = rules
+        return cleaned
+
+    def save(self, commit=True):
+        self.instance.rules = self.rules
+        return super().save(commit)
+
+
+ProjectFlagRulesForm = type("ProjectFlagRulesForm", (_FlagRulesFormBase,), _rule_fields())
+
+
 @admin.register(ProjectFlagRules)
 class ProjectFlagRulesAdmin(ProjectScopedAdmin):
     view_action = Action.VIEW_AGREEMENT
     add_action = change_action = Action.CHANGE_PROJECT
     list_display = ["project", "updated_at"]
+    form = ProjectFlagRulesForm
 
 
 # --- Dataset snapshots ------------------------------------------------------------------------------------------

@@ -118,6 +118,39 @@ class FlagRules:
         }
 
 
+# Each rule in a line, for the form a lead edits them in (rewards/admin.py): what it is and what moving it does.
+FLAG_RULE_HELP: dict[str, str] = {
+    "batch_kappa_warn": "Batch: warn when Cohen's kappa (regular items) is below this.",
+    "batch_kappa_alarm": "Batch: alarm when Cohen's kappa is below this.",
+    "batch_agreement_warn": "Batch: warn when raw percent agreement is below this.",
+    "new_annotator_share": "Batch: warn (recalibrate) when more than this share of annotators are new to the project.",
+    "label_shift_alpha": "Batch: p-value under which a change in the label mix against earlier batches counts.",
+    "label_shift_min_cramers_v": "Batch: smallest Cramér's V for a label or criteria shift to be flagged.",
+    "gold_accuracy_warn": "Annotator: gold accuracy under this (and under the peers') is flagged.",
+    "gold_min_items": "Annotator: fewest gold items before gold accuracy is judged.",
+    "gold_alpha": "Annotator: evidence (p-value) needed to warn on low gold accuracy.",
+    "annotator_kappa_warn": "Annotator: warn when kappa against the consensus is below this (empty: off).",
+    "min_consensus_items": "Annotator: fewest regular items before agreement with the consensus is judged.",
+    "peer_min_gap": "Annotator: how far under the peers an annotator must be to be flagged.",
+    "peer_alpha": "Annotator: evidence (p-value) needed to warn on agreement below the peers.",
+    "drift_alpha": "Annotator: evidence needed to raise a drop alarm against their own earlier batches.",
+    "drift_min_drop": "Annotator: smallest drop (gold accuracy or agreement) that raises a drop alarm.",
+    "position_alpha": "Annotator: evidence needed to warn on a left/right lean.",
+    "position_band": "Annotator: left shares inside this range are never a position bias.",
+    "position_min_gap_to_peers": "Annotator: how far from the peers' left share a lean must be.",
+    "verbosity_reference": "Annotator: length preference compared with the consensus, or with an even split.",
+    "verbosity_alpha": "Annotator: evidence needed to warn on a length preference.",
+    "verbosity_min_excess": "Annotator: smallest difference from the consensus in picking the longer response.",
+    "verbosity_band": "Annotator (even reference only): longer shares inside this range are never a length bias.",
+    "too_fast_share_warn": "Annotator: warn when more than this share of judgments is under the minimum time (empty: off).",
+    "too_fast_share_watch": "Annotator: watch when more than this share is under the minimum time (empty: off).",
+    "pace_watch_ratio": "Annotator: watch when their median time is under this times the peers' (empty: off).",
+    "watch_alpha": "Any rule: evidence for the 'watch' level, a large effect on few judgments (empty: no watch).",
+    "multiple_testing": "Warnings: 'none' keeps each annotator's own risk; 'holm' adjusts over the batch's annotators.",
+    "drift_multiple_testing": "Drop alarms: 'holm' keeps the chance of any false alarm per batch under drift_alpha.",
+}
+
+
 @dataclass(frozen=True)
 class Flag:
     level: Level
