@@ -173,7 +173,7 @@ def _pct(value: float) -> str:
 FLAG_MEANINGS: dict[str, str] = {
     "batch_kappa": "Annotators agree little beyond chance on this batch's regular items (Cohen's κ).",
     "batch_agreement": "Raw agreement between annotators on regular items is low.",
-    "recalibrate": "Many annotators are new to this project: recalibrate them on gold items.",
+    "recalibrate": "Many annotators are new to this project: recalibrate them on gold items (a qualification set).",
     "label_shift": "The mix of answers (a, b, tie, both bad) changed from earlier batches.",
     "criteria_shift": "The mix of answers differs between criteria versions.",
     "gold_low": "Misses gold items (known answers) more often than the other annotators.",

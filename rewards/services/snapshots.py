@@ -95,8 +95,10 @@ def _snapshot_store(*, batch: Batch, history: list[tuple[Batch, dict]]) -> Agree
         row["annotator_a"], row["annotator_b"] = user_ids[row["annotator_a"]], user_ids[row["annotator_b"]]
     data["judgments_per_hour"] = judgments_per_hour(current.hours)
     data["dimensions"] = dimension_agreement(batch=batch)
+    advice = _recalibrate_advice(project)
     data["flags"] = [
         {**flag.to_dict(), "annotator": None if flag.annotator is None else user_ids[flag.annotator]}
+        | ({"message": f"{flag.message}; {advice}"} if flag.code == "recalibrate" else {})
         | ({"username": username[flag.annotator]} if flag.annotator is not None else {})
         for flag in flags
     ]
@@ -106,6 +108,16 @@ def _snapshot_store(*, batch: Batch, history: list[tuple[Batch, dict]]) -> Agree
     _store_split_items(snapshot=snapshot)
     _prune(batch=batch, keep=settings.TANDEM_SNAPSHOTS_KEPT_PER_BATCH)
     return snapshot
+
+
+def _recalibrate_advice(project) -> str:
+    """Where the recalibrate flag points a lead: the project's qualification gate (annotation's qualification step)."""
+    if project.qualification_required:
+        return (
+            f"new annotators pass the qualification set first ({project.qualification_size} gold items, "
+            f"{project.qualification_threshold:.0%} needed): their results are on their pages"
+        )
+    return "the project can require a qualification set of gold items before live work (qualification_required)"
 
 
 def dimension_agreement(*, batch: Batch) -> list[dict]:
