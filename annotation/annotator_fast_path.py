@@ -29,9 +29,10 @@ from annotation.annotator_apis import (
     next_payload,
 )
 from annotation.authentication import TokenKey, user_id_for_token_key
-from annotation.errors import AnnotationError, NotFound
+from annotation.errors import NotFound
 from annotation.services.assignments import assignment_next_for
 from annotation.services.judgments import judgment_submit
+from core.errors import TandemError
 from core.lockout import token_lockout_wait_recent
 from core.parsers import loads as json_loads
 from core.throttling import client_address, fast_path_wait
@@ -68,7 +69,7 @@ def next_assignment(request, *, session_id: int):
         session, assignment = assignment_next_for(session_id=session_id, annotator_id=annotator_id)
     except NotFound:
         return None  # DRF tells a bad token (401) from someone else's session (404)
-    except AnnotationError as exc:
+    except TandemError as exc:
         return _error(exc, allow=_NEXT_ALLOW)
     if assignment is None:
         return _respond(None, 204, allow=_NEXT_ALLOW)
@@ -100,7 +101,7 @@ def judgment(request, *, assignment_id):
         stored, created = judgment_submit(assignment_id=assignment_id, annotator_id=annotator_id, **validated)
     except NotFound:
         return None  # DRF tells a bad token (401) from someone else's assignment (404)
-    except AnnotationError as exc:
+    except TandemError as exc:
         return _error(exc, allow=_JUDGMENT_ALLOW)
     return _respond(_judgment_output(stored), 201 if created else 200, allow=_JUDGMENT_ALLOW)
 
@@ -191,8 +192,8 @@ def _token_owner(key: TokenKey) -> int | None:
     return owner
 
 
-def _error(exc: AnnotationError, *, allow: str) -> HttpResponse:
-    """annotation.api_errors.exception_handler's answer to a domain error."""
+def _error(exc: TandemError, *, allow: str) -> HttpResponse:
+    """core.api_errors.exception_handler's answer to a domain error."""
     response = _respond({"code": exc.code, "detail": exc.detail, **exc.extra}, exc.status, allow=allow)
     if "retry_after" in exc.extra:
         response["Retry-After"] = str(exc.extra["retry_after"])

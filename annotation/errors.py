@@ -1,53 +1,45 @@
 """Domain errors of the annotator loop. Each carries the contract's `code` and the HTTP status it maps to."""
 
-
-class AnnotationError(Exception):
-    status = 400
-    code = "invalid"
-
-    def __init__(self, detail: str, **extra):
-        super().__init__(detail)
-        self.detail = detail
-        self.extra = extra
+from core.errors import TandemError
 
 
-class NotMember(AnnotationError):
+class NotMember(TandemError):
     status, code = 403, "not_member"
 
 
-class OnBreak(AnnotationError):
+class OnBreak(TandemError):
     status, code = 429, "on_break"
 
 
-class SessionLimit(AnnotationError):
+class SessionLimit(TandemError):
     status, code = 410, "session_limit"
 
 
-class LeaseExpired(AnnotationError):
+class LeaseExpired(TandemError):
     status, code = 410, "lease_expired"
 
 
-class OverlapFull(AnnotationError):
+class OverlapFull(TandemError):
     status, code = 410, "overlap_full"
 
 
-class BatchClosed(AnnotationError):
+class BatchClosed(TandemError):
     status, code = 410, "batch_closed"
 
 
-class JudgmentConflict(AnnotationError):
+class JudgmentConflict(TandemError):
     status, code = 409, "conflict"
 
 
-class NotFound(AnnotationError):
+class NotFound(TandemError):
     status, code = 404, "not_found"
 
 
-class InvalidJudgment(AnnotationError):
+class InvalidJudgment(TandemError):
     status, code = 400, "invalid"
 
 
-class NotQualified(AnnotationError):
+class NotQualified(TandemError):
     """The annotator failed the project's qualification: no live items until a lead allows another attempt."""
 
     status, code = 403, "not_qualified"

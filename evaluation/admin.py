@@ -10,9 +10,9 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from annotation.errors import AnnotationError
 from core.admin import NOBODY, ProjectScopedAdmin, project_action
 from core.authz import projects_where
+from core.errors import TandemError
 from evaluation.errors import EvalSetInvalid, EvalSetOverlap
 from evaluation.models import EvalSet, Sampled
 from evaluation.selectors import EVAL_SET_IMPORT, EVAL_SET_VIEW, GENERATION_START, eval_set_prompts
@@ -96,7 +96,7 @@ def generate_responses(modeladmin, request, queryset):
         except EvalSetOverlap as exc:
             overlap_ids = exc.extra.get("ids", [])
             form.add_error("allow_overlap", exc.detail)
-        except AnnotationError as exc:
+        except TandemError as exc:
             form.add_error("model" if exc.code in ("invalid_model", "run_unfinished") else None, exc.detail)
         else:
             modeladmin.message_user(
@@ -192,7 +192,7 @@ class EvalSetAdmin(ProjectScopedAdmin):
             except EvalSetInvalid as exc:
                 errors = exc.extra.get("errors", [])
                 self.message_user(request, exc.detail, messages.ERROR)
-            except AnnotationError as exc:
+            except TandemError as exc:
                 self.message_user(request, exc.detail, messages.ERROR)
             else:
                 self.message_user(

@@ -11,9 +11,9 @@ from django.contrib.admin import helpers
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 
-from annotation.errors import AnnotationError
 from core.admin import project_action
 from core.authz import Action
+from core.errors import TandemError
 from evaluation.models import Sampled
 from evaluation.services.eval_batches import eval_batch_make
 
@@ -74,7 +74,7 @@ def make_evaluation_batch(modeladmin, request, queryset):
                 name=form.cleaned_data["name"] or None,
                 created_by=request.user,
             )
-        except AnnotationError as exc:
+        except TandemError as exc:
             modeladmin.message_user(request, f"Refused: {exc.detail} Nothing was made.", messages.ERROR)
             return None
         batch = evaluation.batch

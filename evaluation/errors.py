@@ -1,10 +1,10 @@
 """Why an evaluation set cannot be imported or a generation run started. Each error carries the API's `code` and
-HTTP status (annotation.errors.AnnotationError): the API handler shapes them into {"code", "detail", ...extra}."""
+HTTP status (annotation.errors.TandemError): the API handler shapes them into {"code", "detail", ...extra}."""
 
-from annotation.errors import AnnotationError
+from core.errors import TandemError
 
 
-class EvaluationError(AnnotationError):
+class EvaluationError(TandemError):
     status, code = 400, "invalid_evaluation"
 
 

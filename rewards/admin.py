@@ -16,10 +16,10 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from annotation.admin import BatchAdmin as AnnotationBatchAdmin
-from annotation.errors import AnnotationError
 from annotation.models import Batch
 from core.admin import NOBODY, ProjectScopedAdmin, project_action
 from core.authz import Action, check
+from core.errors import TandemError
 from core.jobs import job_get_for, job_progress
 from core.models import Job
 from rewards.errors import DatasetTampered
@@ -165,7 +165,7 @@ def make_dataset_snapshot(modeladmin, request, queryset):
             job = dataset_job_submit(
                 project=project, batch_ids=[b.pk for b in batches], created_by=request.user, **form.cleaned_data
             )
-        except AnnotationError as exc:
+        except TandemError as exc:
             modeladmin.message_user(request, exc.detail, messages.ERROR)
             return None
         modeladmin.message_user(request, f"Dataset snapshot queued (job {job.pk}).", messages.INFO)

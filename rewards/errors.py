@@ -1,9 +1,9 @@
 """Rewards' domain errors. They extend annotation's, so the API maps them to `{"code", "detail"}` the same way."""
 
-from annotation.errors import AnnotationError
+from core.errors import TandemError
 
 
-class DatasetError(AnnotationError):
+class DatasetError(TandemError):
     """A dataset snapshot that cannot be made from what was asked (nothing is written or stored)."""
 
     status, code = 400, "invalid"
@@ -42,7 +42,7 @@ class SnapshotImmutable(ValueError):
     """A stored dataset snapshot was about to be changed: a new snapshot is made instead."""
 
 
-class DatasetTampered(AnnotationError):
+class DatasetTampered(TandemError):
     """A snapshot's file is missing or its sha256 differs from the one stored when it was written."""
 
     status, code = 409, "dataset_tampered"

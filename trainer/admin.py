@@ -17,9 +17,9 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from annotation.errors import AnnotationError
 from core.admin import NOBODY, ProjectScopedAdmin, ProjectScopedMixin, project_action
 from core.authz import Action, check, projects_where
+from core.errors import TandemError
 from rewards.errors import DatasetTampered
 from rewards.models import DatasetSnapshot
 from trainer import admin_limits  # noqa: F401  (registers the superusers' admin of per-project run limits)
@@ -244,7 +244,7 @@ class TrainingRunAdmin(ProjectScopedAdmin):
             try:
                 run_cancel(run=run, user=request.user)
                 done += 1
-            except AnnotationError as exc:
+            except TandemError as exc:
                 refused.append(exc.detail)
         if done:
             self.message_user(request, f"Cancel requested for {done} run(s).", messages.SUCCESS)
@@ -372,7 +372,7 @@ class TrainingRunAdmin(ProjectScopedAdmin):
         except DatasetTampered as exc:
             form.add_error("snapshot", f"Refused: {exc.detail}")
             self._errors_on_fields(form, exc.extra.get("errors", {}), skip=shown | {"snapshot"})
-        except AnnotationError as exc:
+        except TandemError as exc:
             form.add_error(None, exc.detail)
         return None
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from annotation.errors import AnnotationError
+from core.errors import TandemError
 
 KINDS = ("reward_model", "dpo", "ppo", "rloo", "generate")
 # Kinds that train from a snapshot (every field of _COMMON applies); generate only samples.
@@ -24,7 +24,7 @@ NEEDS_REWARD_MODEL = frozenset({"ppo", "rloo"})
 _TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
 
 
-class ConfigError(AnnotationError):
+class ConfigError(TandemError):
     """A config that cannot run. `.errors` maps each bad field (or "kind") to a message saying what is wrong."""
 
     status, code = 400, "invalid_config"

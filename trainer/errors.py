@@ -4,10 +4,10 @@ A bad configuration is trainer.configs.ConfigError ("invalid_config", with per-f
 snapshot rewards.errors.DatasetTampered ("dataset_tampered"): they reach the API as they are.
 """
 
-from annotation.errors import AnnotationError
+from core.errors import TandemError
 
 
-class RunError(AnnotationError):
+class RunError(TandemError):
     status, code = 400, "invalid_run"
 
 
@@ -19,13 +19,13 @@ class RunNotCancellable(RunError):
     status, code = 409, "not_cancellable"
 
 
-class CheckpointTampered(AnnotationError):
+class CheckpointTampered(TandemError):
     """A checkpoint's file is missing, was added, or its sha256 differs from the one recorded when it was saved."""
 
     status, code = 409, "checkpoint_tampered"
 
 
-class CheckpointGone(AnnotationError):
+class CheckpointGone(TandemError):
     """A checkpoint whose files were removed by its run's keep_checkpoints: the row stays, the weights do not."""
 
     status, code = 410, "checkpoint_deleted"

@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from annotation.errors import AnnotationError, BatchClosed, NotFound, SessionLimit
+from annotation.errors import BatchClosed, NotFound, SessionLimit
 from annotation.models import (
     AnnotationSession,
     Assignment,
@@ -32,29 +32,30 @@ from annotation.rules import gold_matches
 
 # Validation of a judgment's body is the judgment service's; a revision is checked by the same rule.
 from annotation.services.judgments import _validated as judgment_validated
+from core.errors import TandemError
 
 
-class AlreadyJudged(AnnotationError):
+class AlreadyJudged(TandemError):
     status, code = 409, "already_judged"
 
 
-class Skipped(AnnotationError):
+class Skipped(TandemError):
     status, code = 410, "skipped"
 
 
-class ItemWithdrawn(AnnotationError):
+class ItemWithdrawn(TandemError):
     status, code = 410, "item_withdrawn"
 
 
-class LeaseLost(AnnotationError):
+class LeaseLost(TandemError):
     status, code = 410, "lease_lost"
 
 
-class ReviseWindowClosed(AnnotationError):
+class ReviseWindowClosed(TandemError):
     status, code = 410, "revise_window_closed"
 
 
-class ItemComplete(AnnotationError):
+class ItemComplete(TandemError):
     status, code = 409, "item_complete"
 
 

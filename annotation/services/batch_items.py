@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 
-from annotation.errors import AnnotationError
 from annotation.import_format import MAX_EXTERNAL_ID, MAX_SHORT_FIELD, ROLES, STRATA
 from annotation.models import Batch, CriteriaVersion, Item, Project
 from annotation.services.projects import project_current_criteria
+from core.errors import TandemError
 
 # What no text column can store (PostgreSQL refuses NUL; no UTF-8 encoder takes a lone surrogate): as the import.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -18,15 +18,15 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 MAX_KEY = 180
 
 
-class BatchNameTaken(AnnotationError):
+class BatchNameTaken(TandemError):
     status, code = 409, "batch_name_taken"
 
 
-class BatchNotOpen(AnnotationError):
+class BatchNotOpen(TandemError):
     status, code = 409, "batch_closed"
 
 
-class PreparedItemsInvalid(AnnotationError):
+class PreparedItemsInvalid(TandemError):
     status, code = 400, "invalid_items"
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from annotation.errors import AnnotationError
+from core.errors import TandemError
 from trainer.configs import KINDS, ConfigError, defaults, fields, parse_set_options, validate_config
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -141,7 +141,7 @@ def test_config_error_is_a_domain_error_with_a_code_and_readable_detail():
     with pytest.raises(ConfigError) as excinfo:
         validate_config("dpo", {"base_model": "m", "beta": -1, "nope": 1})
     err = excinfo.value
-    assert isinstance(err, AnnotationError)  # the API's exception handler renders it as {"code", "detail", "errors"}
+    assert isinstance(err, TandemError)  # the API's exception handler renders it as {"code", "detail", "errors"}
     assert err.code == "invalid_config" and err.status == 400
     assert err.extra == {"errors": err.errors}
     assert "beta: Must be greater than 0." in err.detail and "nope: Unknown setting for dpo runs." in err.detail

@@ -4,7 +4,7 @@ queue a generate run of the model on the evaluation set (validated first, every 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.errors import AnnotationError
+from core.errors import TandemError
 from evaluation.errors import EvalSetOverlap
 from evaluation.selectors import eval_set_get
 from trainer.configs import ConfigError, set_options_check
@@ -61,7 +61,7 @@ class Command(BaseCommand):
                 f"{exc.detail} Nothing was queued (--allow-overlap to generate anyway).\nOverlapping ids: "
                 + ", ".join(ids)
             ) from exc
-        except AnnotationError as exc:
+        except TandemError as exc:
             raise CommandError(f"{exc.detail} Nothing was queued.") from exc
         overlap = f"; overlap allowed on {len(sampled.overlap_ids)} prompt(s)" if sampled.overlap_ids else ""
         self.stdout.write(

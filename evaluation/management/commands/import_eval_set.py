@@ -6,8 +6,8 @@ import sys
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.errors import AnnotationError
 from annotation.models import Project
+from core.errors import TandemError
 from evaluation.errors import EvalSetInvalid
 from evaluation.services.eval_sets import eval_set_import
 
@@ -52,7 +52,7 @@ class Command(BaseCommand):
             if hidden > 0:
                 self.stderr.write(f"... and {hidden} more bad line(s)")
             raise CommandError(exc.detail) from exc
-        except AnnotationError as exc:
+        except TandemError as exc:
             raise CommandError(f"{exc.detail} Nothing was imported.") from exc
         strata = ", ".join(f"{name} {count}" for name, count in eval_set.strata.items())
         self.stdout.write(

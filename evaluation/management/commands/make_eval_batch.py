@@ -3,8 +3,8 @@ batch of two generation runs' responses to one evaluation set; prints the evalua
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.errors import AnnotationError
 from annotation.models import CriteriaVersion
+from core.errors import TandemError
 from evaluation.services.eval_batches import eval_batch_make, sampled_for_run
 
 
@@ -40,7 +40,7 @@ class Command(BaseCommand):
             evaluation = eval_batch_make(
                 candidate=candidate_run, baseline=baseline_run, name=name, criteria_version=criteria
             )
-        except AnnotationError as exc:
+        except TandemError as exc:
             raise CommandError(f"{exc.detail} ({exc.code})") from exc
         batch = evaluation.batch
         self.stderr.write(

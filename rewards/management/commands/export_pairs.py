@@ -6,8 +6,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.errors import AnnotationError
 from annotation.models import Batch, Project
+from core.errors import TandemError
 from rewards.models import DatasetSnapshot
 from rewards.selectors import dataset_files
 from rewards.services.datasets import dataset_create, dataset_verify
@@ -78,7 +78,7 @@ class Command(BaseCommand):
                 seed=seed,
                 include_evaluation=include_evaluation,
             )
-        except AnnotationError as exc:
+        except TandemError as exc:
             raise CommandError(exc.detail) from exc
         files = dataset_files(snapshot=snapshot)
         dataset_verify(snapshot=snapshot, names=["train", "validation"])

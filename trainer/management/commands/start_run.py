@@ -11,7 +11,7 @@ import time
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.errors import AnnotationError
+from core.errors import TandemError
 from rewards.errors import DatasetTampered
 from rewards.models import DatasetSnapshot
 from trainer.configs import TRAINING_KINDS, ConfigError, set_options_check
@@ -81,7 +81,7 @@ class Command(BaseCommand):
             others = exc.extra.get("errors")
             more = f"\nAlso wrong:\n{_lines(others)}" if others else ""
             raise CommandError(f"{exc.detail} Nothing was queued.{more}") from exc
-        except AnnotationError as exc:
+        except TandemError as exc:
             raise CommandError(f"{exc.detail} Nothing was queued.") from exc
         self.stdout.write(f"Run {run.pk} queued ({run.get_kind_display()} on dataset snapshot {snapshot.pk}).")
         if options["wait"]:

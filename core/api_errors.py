@@ -6,11 +6,11 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from annotation.errors import AnnotationError
+from core.errors import TandemError
 
 
 def exception_handler(exc, context):
-    if isinstance(exc, AnnotationError):
+    if isinstance(exc, TandemError):
         response = Response({"code": exc.code, "detail": exc.detail, **exc.extra}, status=exc.status)
         if "retry_after" in exc.extra:
             response["Retry-After"] = str(exc.extra["retry_after"])
