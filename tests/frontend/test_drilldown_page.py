@@ -112,6 +112,8 @@ def test_the_annotator_page_links_to_the_drilldown_and_the_dashboard_to_the_runs
     assert f'href="{page_url(project, annotator)}"' in html
     dashboard = client.get(f"/lead/projects/{project.pk}/").content.decode()
     assert f'href="/runs/?project={project.pk}"' in dashboard
+    home = client.get("/lead/").content.decode()
+    assert f'href="/runs/?project={project.pk}"' in home and f'href="/projects/{project.pk}/checkpoints/"' in home
 
 
 def test_the_ml_engineers_home_card_has_its_actions(ml_engineer, annotator, project):
