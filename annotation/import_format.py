@@ -64,16 +64,22 @@ def parse_line(raw: bytes, *, max_chars: int, keep_hh_gold: bool = False) -> Par
 
 
 def _check_storable(item: ParsedItem) -> None:
-    fields = [
-        ("id", item.external_id),
-        ("prompt", item.prompt),
-        ("response_a.text", item.response_a_text),
-        ("response_a.model", item.response_a_model),
-        ("response_b.text", item.response_b_text),
-        ("response_b.model", item.response_b_model),
-        ("category", item.category),
-        *((f"messages[{i}].content", m["content"]) for i, m in enumerate(item.messages or [])),
-    ]
+    check_storable(
+        [
+            ("id", item.external_id),
+            ("prompt", item.prompt),
+            ("response_a.text", item.response_a_text),
+            ("response_a.model", item.response_a_model),
+            ("response_b.text", item.response_b_text),
+            ("response_b.model", item.response_b_model),
+            ("category", item.category),
+            *((f"messages[{i}].content", m["content"]) for i, m in enumerate(item.messages or [])),
+        ]
+    )
+
+
+def check_storable(fields: list[tuple[str, str]]) -> None:
+    """LineInvalid naming the first (name, text) the database cannot store as text (a NUL, a lone surrogate)."""
     for name, value in fields:
         if match := _UNSTORABLE.search(value):
             what = "a NUL character (\\u0000)" if match.group() == "\x00" else "a lone surrogate (invalid Unicode)"

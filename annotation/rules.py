@@ -1,10 +1,18 @@
 """Small pure rules, each in one place: side mapping, the gold match, and how votes decide a preference."""
 
+import random
 from typing import NamedTuple
+
+_SIDES = random.SystemRandom()  # not guessable from earlier draws: an annotator must not predict where A goes
 
 SIDE_CHOICES = ("left", "right", "tie", "both_bad")
 # "na": the criterion does not apply to this item (an answer, unlike leaving the criterion out).
 DIMENSION_CHOICES = ("left", "right", "tie", "na")
+
+
+def draw_left_is_a() -> bool:
+    """Which side response A is shown on, drawn afresh for every assignment (the loop's and qualification's)."""
+    return _SIDES.random() < 0.5
 
 
 def to_canonical(choice: str, *, left_is_a: bool) -> str:

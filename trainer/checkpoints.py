@@ -25,7 +25,6 @@ from trainer.errors import CheckpointGone, CheckpointTampered
 from trainer.ml.checkpointing import (  # noqa: F401 - re-exported: the schedule and manifest live with the trainers
     checkpoint_steps,
     file_manifest,
-    file_sha256,
     read_resume_marker,
 )
 from trainer.models import Checkpoint, TrainingRun

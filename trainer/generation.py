@@ -69,7 +69,7 @@ def sampled_checkpoint_of(*, run: TrainingRun) -> Checkpoint | None:
 def prompt_file_verify(*, run: TrainingRun) -> Path:
     """The run's prompt file (run.inputs["prompts"]), once its sha256 is the one the run was started with; else
     DatasetTampered. A path that leaves ARTIFACTS_DIR is refused like a changed file."""
-    from rewards.services.datasets import file_sha256
+    from core.files import file_sha256
 
     spec = (run.inputs or {}).get("prompts") or {}
     relative, expected = spec.get("path"), spec.get("sha256")

@@ -26,6 +26,7 @@ from django.utils import timezone
 from annotation.authentication import ANNOTATOR_SQL, TokenKey, annotator_sql, user_id_for_token_key
 from annotation.errors import NotFound, NotQualified, SessionLimit
 from annotation.models import AnnotationSession, Assignment, Batch, CriteriaVersion, Item, Project
+from annotation.rules import draw_left_is_a
 from annotation.services import rows
 from annotation.services.qualification import QUALIFIED, qualification_lease
 
@@ -93,7 +94,7 @@ def _next_in_python(*, session_id: int, annotator_id: int) -> tuple[AnnotationSe
 def _next_in_one_statement(*, session_id: int, annotator_id) -> tuple[AnnotationSession, Assignment | None]:
     """tandem_lease_next, with the session, project, item, batch and criteria read in the same statement."""
     now = connection.ops.adapt_datetimefield_value(timezone.now())
-    draws = [_crypto.random(), _crypto.random(), _crypto.random() < 0.5, uuid.uuid4()]
+    draws = [_crypto.random(), _crypto.random(), draw_left_is_a(), uuid.uuid4()]
     annotator, param = annotator_sql(annotator_id)
     params = [session_id, param, now, *draws, _CANDIDATES, _TRIES, _order_draws(), session_id]
     found = rows.fetch(_LEASE_NEXT_SQL[annotator], params)
@@ -167,17 +168,16 @@ def _next(session: AnnotationSession) -> Assignment | None:
     item = (_lease_gold(session) if want_gold else None) or _lease_regular(session, now)
     if item is None:
         return None
-    assignment = rows.insert(
+    return rows.insert(
         Assignment(
             session=session,
             item=item,
             annotator_id=session.annotator_id,
-            left_is_a=_crypto.random() < 0.5,
+            left_is_a=draw_left_is_a(),
             leased_at=now,
             lease_expires_at=now + timedelta(minutes=project.lease_minutes),
         )
     )
-    return assignment
 
 
 def _open_lease(session: AnnotationSession, now: datetime) -> Assignment | None:

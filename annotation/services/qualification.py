@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from annotation.errors import NotQualified, SessionLimit
 from annotation.models import AnnotationSession, Assignment, Batch, CriteriaVersion, Item, QualificationAttempt
+from annotation.rules import draw_left_is_a
 
 _crypto = random.SystemRandom()
 
@@ -79,7 +80,7 @@ def qualification_lease(*, session: AnnotationSession, now: datetime) -> "Assign
         session=session,
         item=item,
         annotator_id=session.annotator_id,
-        left_is_a=_crypto.random() < 0.5,
+        left_is_a=draw_left_is_a(),
         leased_at=now,
         lease_expires_at=now + timedelta(minutes=project.lease_minutes),
     )

@@ -34,13 +34,14 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connections, router, transaction
 
 # The item import's line rules and file reading, reused so that both imports refuse the same things alike.
-from annotation.import_format import _UNSTORABLE, LineInvalid, _external_id, _messages, _short, _text
+from annotation.import_format import LineInvalid, _external_id, _messages, _short, _text, check_storable
 from annotation.models import Project
 from annotation.services.imports import ImportReport, _error, _lines
+from core.files import file_sha256
 from evaluation.errors import EvalSetInvalid, EvalSetTampered, EvaluationNotAllowed
 from evaluation.models import EvalPrompt, EvalSet
 from evaluation.selectors import eval_set_can_import, eval_set_file, eval_set_latest_version
-from rewards.services.datasets import file_sha256, prompt_group
+from rewards.services.datasets import prompt_group
 
 KEYS = ("id", "prompt", "messages", "stratum", "category", "reference")
 STRATUM = re.compile(r"[a-z0-9][a-z0-9_-]{0,49}")
@@ -120,17 +121,15 @@ def _stratum(value) -> str:
 
 
 def _check_storable(parsed: ParsedPrompt) -> None:
-    fields = [
-        ("id", parsed.external_id),
-        ("prompt", parsed.prompt),
-        ("category", parsed.category),
-        ("reference", parsed.reference),
-        *((f"messages[{i}].content", m["content"]) for i, m in enumerate(parsed.messages or [])),
-    ]
-    for name, value in fields:
-        if match := _UNSTORABLE.search(value):
-            what = "a NUL character (\\u0000)" if match.group() == "\x00" else "a lone surrogate (invalid Unicode)"
-            raise LineInvalid(f"{name} contains {what}, which cannot be stored as text")
+    check_storable(
+        [
+            ("id", parsed.external_id),
+            ("prompt", parsed.prompt),
+            ("category", parsed.category),
+            ("reference", parsed.reference),
+            *((f"messages[{i}].content", m["content"]) for i, m in enumerate(parsed.messages or [])),
+        ]
+    )
 
 
 def prompt_group_hex(prompt: str | list) -> str:

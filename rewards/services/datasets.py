@@ -41,6 +41,7 @@ from django.db import transaction
 
 from annotation.models import Batch, Project
 from annotation.rules import vote_decision
+from core.files import file_sha256
 from rewards.errors import (
     BatchNotClosed,
     DatasetError,
@@ -180,14 +181,6 @@ def dataset_verify(*, snapshot: DatasetSnapshot, names: Iterable[str] | None = N
                 f"(sha256 {actual}, stored {expected}). Make a new snapshot instead of editing its files.",
                 file=name,
             )
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def prompt_group(prompt: str | list) -> bytes:

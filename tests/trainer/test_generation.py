@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from django.conf import settings as django_settings
 
-from rewards.services.datasets import file_sha256
+from core.files import file_sha256
 from tests.factories import ProjectFactory
 from tests.trainer.runs_fixtures import finished_reward_model, make_snapshot
 from trainer.checkpoints import file_manifest

@@ -8,10 +8,11 @@ there differ from the merged ones (LoRA: the adapter), else beside the weights, 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Protocol
+
+from core.files import file_sha256
 
 CHECKPOINTS_DIRNAME = "checkpoints"  # <run output>/checkpoints/step-<N>/
 RESUME_DIRNAME = "resume"
@@ -56,14 +57,6 @@ def intermediate_steps(total: int, every: int | None, *, after: int = 0) -> set[
 
 def step_folder(output_dir: Path, step: int) -> Path:
     return Path(output_dir) / CHECKPOINTS_DIRNAME / f"step-{int(step)}"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def file_manifest(folder: Path) -> dict[str, str]:
