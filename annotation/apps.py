@@ -27,5 +27,6 @@ class AnnotationConfig(AppConfig):
                     "view_judgment",
                 ],
                 "ml_engineer": ["view_project", "view_batch", "view_criteriaversion", "view_item"],
+                "reviewer": ["view_project", "view_batch", "view_criteriaversion"],
             },
         )

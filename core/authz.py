@@ -23,6 +23,7 @@ class Role(models.TextChoices):
     ANNOTATOR = "annotator", "Annotator"
     LEAD = "lead", "Annotation lead"
     ML_ENGINEER = "ml_engineer", "ML engineer"
+    REVIEWER = "reviewer", "Reviewer"  # QA or red-team lead: sees checkpoints and their evaluation, starts nothing
 
 
 class Action(StrEnum):
@@ -76,6 +77,7 @@ ROLE_ACTIONS: dict[str, frozenset[Action]] = {
             Action.MANAGE_EVALUATION,
         }
     ),
+    Role.REVIEWER: frozenset({Action.VIEW_PROJECT, Action.VIEW_RUNS, Action.VIEW_EVALUATION}),
 }
 
 

@@ -144,3 +144,20 @@ def test_project_page_inline_goes_through_the_service(lead, project):
     response = client.post(f"/admin/annotation/project/{project.pk}/change/", data)
     assert response.status_code == 302, response.context["errors"] if response.context else response
     assert _fresh(get_user_model().objects.get(username="jo")).is_staff
+
+
+def test_a_reviewer_is_added_like_any_role_and_sees_evaluation_not_training(lead_client, project):
+    """The reviewer role (QA or red-team lead) through the command and the API: staff with its group, the
+    project's Checkpoints page open, the lead's dashboard closed (every door per role: test_authorization_matrix)."""
+    UserFactory(username="rex")
+    call_command("add_members", "rex", project=project.name, role="reviewer")
+    rex = get_user_model().objects.get(username="rex")
+    assert _groups(rex) == {"reviewer"} and _fresh(rex).is_staff and _admin_index(rex) == 200
+    UserFactory(username="rita")
+    response = lead_client.post(f"/api/v1/projects/{project.pk}/members/", {"username": "rita", "role": "reviewer"})
+    assert response.status_code in (200, 201), response.json()
+    client = Client()
+    client.force_login(_fresh(rex))
+    assert client.get(f"/projects/{project.pk}/checkpoints/").status_code == 200
+    assert client.get(f"/api/v1/projects/{project.pk}/leaderboard/").status_code == 200
+    assert client.get(f"/lead/projects/{project.pk}/").status_code == 403

@@ -13,7 +13,7 @@ from django.utils import timezone
 from annotation.models import AnnotationSession, Assignment, Batch, CriteriaVersion, ImportRecord, Item, Judgment
 from annotation.services import member_add
 from annotation.services.projects import DEFAULT_CRITERIA, criteria_version_create
-from core.authz import Action, Role, role_may
+from core.authz import STAFF_ROLES, Action, Role, role_may
 from rewards.models import AgreementSnapshot, ProjectFlagRules
 from rewards.services.snapshots import snapshot_compute
 from tests.factories import BatchFactory, ItemFactory, ProjectFactory, UserFactory
@@ -25,6 +25,7 @@ PERSONAS: dict[str, dict[str, str]] = {
     "annotator": {"own": Role.ANNOTATOR},
     "lead": {"own": Role.LEAD},
     "ml_engineer": {"own": Role.ML_ENGINEER},
+    "reviewer": {"own": Role.REVIEWER},
     "member_elsewhere": {"other": Role.ML_ENGINEER},
     "annotator_staff_elsewhere": {"own": Role.ANNOTATOR, "other": Role.LEAD},
     "anonymous": {},
@@ -85,7 +86,7 @@ def may_anywhere(persona: str, action: Action | None) -> bool:
 
 
 def is_staff(persona: str) -> bool:
-    return persona == "superuser" or any(r in (Role.LEAD, Role.ML_ENGINEER) for r in PERSONAS[persona].values())
+    return persona == "superuser" or any(r in STAFF_ROLES for r in PERSONAS[persona].values())
 
 
 def _objects(project, key: str) -> ProjectObjects:

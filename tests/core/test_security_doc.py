@@ -18,8 +18,9 @@ def test_the_security_page_matrix_is_the_code_matrix():
     documented = _doc_matrix()
     assert set(documented) == {a.value for a in Action}
     for action in Action:
-        annotator, lead, ml_engineer, superuser = (cell == "yes" for cell in documented[action.value])
+        annotator, lead, ml_engineer, reviewer, superuser = (cell == "yes" for cell in documented[action.value])
         assert annotator == (action in ROLE_ACTIONS[Role.ANNOTATOR]), action
         assert lead == (action in ROLE_ACTIONS[Role.LEAD]), action
         assert ml_engineer == (action in ROLE_ACTIONS[Role.ML_ENGINEER]), action
+        assert reviewer == (action in ROLE_ACTIONS[Role.REVIEWER]), action
         assert superuser == (action != Action.ANNOTATE), action
