@@ -42,6 +42,9 @@ class Action(StrEnum):
     START_RUNS = "start_runs"  # start and cancel training runs (generate runs included)
     VIEW_EVALUATION = "view_evaluation"  # evaluation sets, generations side by side, results, the leaderboard
     MANAGE_EVALUATION = "manage_evaluation"  # import evaluation sets, make evaluation batches
+    VIEW_RELEASES = "view_releases"  # gate pages, decisions, releases, the audit log, hand-off packages
+    MANAGE_GATE = "manage_gate"  # write a new gate policy version
+    DECIDE_GATE = "decide_gate"  # approve or reject a candidate, release it, override a failed criterion
 
 
 # The matrix. docs/SECURITY.md prints it; tests/core/test_authorization_matrix.py holds every door to it.
@@ -63,6 +66,8 @@ ROLE_ACTIONS: dict[str, frozenset[Action]] = {
             Action.VIEW_RUNS,
             Action.VIEW_EVALUATION,
             Action.MANAGE_EVALUATION,
+            Action.VIEW_RELEASES,
+            Action.MANAGE_GATE,
         }
     ),
     Role.ML_ENGINEER: frozenset(
@@ -75,9 +80,19 @@ ROLE_ACTIONS: dict[str, frozenset[Action]] = {
             Action.START_RUNS,
             Action.VIEW_EVALUATION,
             Action.MANAGE_EVALUATION,
+            Action.VIEW_RELEASES,
         }
     ),
-    Role.REVIEWER: frozenset({Action.VIEW_PROJECT, Action.VIEW_RUNS, Action.VIEW_EVALUATION}),
+    Role.REVIEWER: frozenset(
+        {
+            Action.VIEW_PROJECT,
+            Action.VIEW_RUNS,
+            Action.VIEW_EVALUATION,
+            Action.VIEW_RELEASES,
+            Action.MANAGE_GATE,
+            Action.DECIDE_GATE,
+        }
+    ),
 }
 
 

@@ -95,6 +95,14 @@ class EvaluationBatch(models.Model):
     eval_set = models.ForeignKey(EvalSet, on_delete=models.PROTECT, related_name="evaluation_batches")
     candidate = models.ForeignKey(Sampled, on_delete=models.PROTECT, related_name="as_candidate")
     baseline = models.ForeignKey(Sampled, on_delete=models.PROTECT, related_name="as_baseline")
+    gate_policy = models.ForeignKey(
+        "evaluation.GatePolicy",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="evaluation_batches",
+        help_text="The project's gate policy when the batch was made: the one its candidate is judged by.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -169,3 +177,127 @@ class LeaderboardSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"leaderboard of {self.project} at {self.computed_at:%Y-%m-%d %H:%M:%S}"
+
+
+class GatePolicy(models.Model):
+    """The quality bar a candidate must clear to be released, written before the evaluation it judges. Never edited:
+    a change is a new version, and an evaluation batch keeps the version that was current when it was made.
+    An empty threshold is a criterion the policy does not check."""
+
+    project = models.ForeignKey("annotation.Project", on_delete=models.PROTECT, related_name="gate_policies")
+    version = models.PositiveIntegerField()
+    min_win_rate_lower = models.FloatField(
+        null=True, blank=True, help_text="Lowest allowed lower bound of the win rate against the baseline (95 %)."
+    )
+    max_red_team_failure = models.FloatField(null=True, blank=True, help_text="Highest red-team failure rate.")
+    min_stratum_win_rate = models.FloatField(null=True, blank=True, help_text="Lowest win rate in any stratum.")
+    min_judgments = models.PositiveIntegerField(null=True, blank=True, help_text="Fewest evaluation judgments.")
+    max_reward_length_spearman = models.FloatField(
+        null=True, blank=True, help_text="Highest reward-length Spearman correlation of the candidate's generations."
+    )
+    blocking_flags = models.JSONField(
+        default=list, blank=True, help_text='Flag codes that fail the gate: ["reward_hacking", "stratum_regression"].'
+    )
+    note = models.TextField(blank=True, help_text="Why this bar.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project", "-version"]
+        verbose_name_plural = "gate policies"
+        constraints = [models.UniqueConstraint(fields=["project", "version"], name="gatepolicy_version_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.project} gate policy v{self.version}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ValueError("Gate policies are immutable: write a new version instead.")
+        super().save(*args, **kwargs)
+
+
+class GateDecision(models.Model):
+    """A reviewer's approve or reject of a candidate checkpoint on one evaluation batch, with each criterion of the
+    batch's pinned policy as it stood at that moment (`checks`: [{"criterion", "value", "threshold", "passed"}])."""
+
+    class Verdict(models.TextChoices):
+        APPROVE = "approve", "Approve"
+        REJECT = "reject", "Reject"
+
+    project = models.ForeignKey("annotation.Project", on_delete=models.PROTECT, related_name="gate_decisions")
+    evaluation_batch = models.ForeignKey(EvaluationBatch, on_delete=models.PROTECT, related_name="decisions")
+    checkpoint = models.ForeignKey("trainer.Checkpoint", on_delete=models.PROTECT, related_name="gate_decisions")
+    policy = models.ForeignKey(GatePolicy, on_delete=models.PROTECT, related_name="decisions")
+    verdict = models.CharField(max_length=10, choices=Verdict.choices)
+    note = models.TextField(help_text="The reviewer's written reasons.")
+    checks = models.JSONField(default=list)
+    override = models.BooleanField(default=False, help_text="Approved although a criterion failed.")
+    override_reason = models.TextField(blank=True)
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="gate_decisions")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.get_verdict_display()} checkpoint {self.checkpoint_id} by {self.reviewer}"
+
+
+class Release(models.Model):
+    """A checkpoint released for deployment on an approving decision. At most one current release per project:
+    releasing another supersedes it. The hand-off package is written beside it."""
+
+    project = models.ForeignKey("annotation.Project", on_delete=models.PROTECT, related_name="releases")
+    checkpoint = models.ForeignKey("trainer.Checkpoint", on_delete=models.PROTECT, related_name="releases")
+    decision = models.OneToOneField(GateDecision, on_delete=models.PROTECT, related_name="release")
+    released_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    released_at = models.DateTimeField(auto_now_add=True)
+    superseded_at = models.DateTimeField(null=True, blank=True)
+    override = models.BooleanField(default=False, help_text="Released over a failed criterion (shown in red).")
+    package_path = models.CharField(max_length=500, blank=True, help_text="The hand-off package, under ARTIFACTS_DIR.")
+    package_sha256 = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-released_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project"], condition=Q(superseded_at__isnull=True), name="release_one_current_per_project"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"release of checkpoint {self.checkpoint_id} in {self.project}"
+
+
+class AuditEvent(models.Model):
+    """One gate or release event: who, when, what, the policy version and the figures at that moment. Append-only:
+    no service, admin or API updates or deletes a row, and the database refuses it (evaluation/migrations)."""
+
+    project = models.ForeignKey("annotation.Project", on_delete=models.PROTECT, related_name="audit_events")
+    kind = models.CharField(max_length=40, help_text="policy_created, decision, release, release_refused, superseded")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    at = models.DateTimeField(auto_now_add=True)
+    policy_version = models.PositiveIntegerField(null=True, blank=True)
+    checkpoint = models.ForeignKey(
+        "trainer.Checkpoint", null=True, blank=True, on_delete=models.PROTECT, related_name="audit_events"
+    )
+    payload = models.JSONField(default=dict, help_text="The figures and words of the event as they were then.")
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        indexes = [models.Index(fields=["project", "-at"], name="audit_project_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} in {self.project} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ValueError("The audit log is append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("The audit log is append-only.")
