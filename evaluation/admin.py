@@ -230,4 +230,7 @@ class SampledAdmin(ProjectScopedAdmin):
 
 
 # Evaluation batches' admin (evaluation/admin_batches.py, by its owner) is imported here: add the import below.
-from evaluation import admin_batches  # noqa: E402, F401  (adds "make an evaluation batch" to SampledAdmin)
+from evaluation import (  # noqa: E402
+    admin_batches,  # noqa: F401  (adds "make an evaluation batch" to SampledAdmin)
+    admin_gate,  # noqa: F401  (the gate: policies, decisions, releases, audit log)
+)

@@ -220,7 +220,8 @@ class GatePolicy(models.Model):
 
 class GateDecision(models.Model):
     """A reviewer's approve or reject of a candidate checkpoint on one evaluation batch, with each criterion of the
-    batch's pinned policy as it stood at that moment (`checks`: [{"criterion", "value", "threshold", "passed"}])."""
+    batch's pinned policy as it stood at that moment (`checks`: [{"criterion", "label", "value", "threshold",
+    "passed", "evidence"}])."""
 
     class Verdict(models.TextChoices):
         APPROVE = "approve", "Approve"

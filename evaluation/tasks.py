@@ -20,3 +20,15 @@ def refresh_due_leaderboards_task() -> list[int]:
     from evaluation.services.leaderboards import leaderboards_refresh_due
 
     return leaderboards_refresh_due()
+
+
+@shared_task(name="evaluation.build_handoff")
+def build_handoff_task(release_id: int, with_weights: bool = False) -> str:
+    """Write a release's hand-off package (evaluation.services.handoff); its path under ARTIFACTS_DIR. Sent through
+    the outbox by the release service; it may load the reward models (torch) to score them by dimension."""
+    from evaluation.models import Release
+    from evaluation.services.handoff import handoff_build
+
+    release = Release.objects.get(pk=release_id)
+    handoff_build(release=release, with_weights=with_weights)
+    return release.package_path

@@ -46,3 +46,34 @@ urlpatterns += [
         name="project-leaderboard",
     ),
 ]
+
+# The deployment gate (evaluation/apis_gate.py).
+from evaluation import apis_gate  # noqa: E402
+
+urlpatterns += [
+    path(
+        "projects/<id:project_id>/gate-policies/",
+        apis_gate.ProjectGatePoliciesApi.as_view(),
+        name="project-gate-policies",
+    ),
+    path(
+        "evaluation-batches/<id:evaluation_batch_id>/gate/",
+        apis_gate.EvaluationBatchGateApi.as_view(),
+        name="evaluation-batch-gate",
+    ),
+    path(
+        "evaluation-batches/<id:evaluation_batch_id>/decisions/",
+        apis_gate.EvaluationBatchDecisionsApi.as_view(),
+        name="evaluation-batch-decisions",
+    ),
+    path("decisions/<id:decision_id>/release/", apis_gate.DecisionReleaseApi.as_view(), name="decision-release"),
+    path("projects/<id:project_id>/releases/", apis_gate.ProjectReleasesApi.as_view(), name="project-releases"),
+    path("projects/<id:project_id>/audit/", apis_gate.ProjectAuditApi.as_view(), name="project-audit"),
+]
+
+# The hand-off package (evaluation/apis_handoff.py).
+from evaluation import apis_handoff  # noqa: E402
+
+urlpatterns += [
+    path("releases/<id:release_id>/package/", apis_handoff.ReleasePackageApi.as_view(), name="release-package"),
+]

@@ -1,7 +1,7 @@
 from django.urls import path
 
 import core.converters  # noqa: F401 - registers the <id:...> path converter used below
-from frontend import runs, views, views_checkpoints, views_lead
+from frontend import runs, views, views_checkpoints, views_gate, views_lead
 
 app_name = "frontend"
 urlpatterns = [
@@ -20,4 +20,6 @@ urlpatterns = [
     path("lead/projects/<id:project_id>/split-items/", views_lead.split_items_view, name="lead-split-items"),
     path("projects/<id:project_id>/checkpoints/", views_checkpoints.checkpoints_view, name="checkpoints"),
     path("projects/<id:project_id>/generations/", views_checkpoints.generations_view, name="generations"),
+    path("projects/<id:project_id>/gate/<id:evaluation_batch_id>/", views_gate.gate_view, name="gate"),
+    path("projects/<id:project_id>/releases/", views_gate.releases_view, name="releases"),
 ]

@@ -24,7 +24,7 @@ from evaluation.errors import (
     NotAGenerationRun,
     SameRunTwice,
 )
-from evaluation.models import EvalPrompt, EvalSet, EvaluationBatch, EvaluationItem, Sampled
+from evaluation.models import EvalPrompt, EvalSet, EvaluationBatch, EvaluationItem, GatePolicy, Sampled
 from evaluation.services.leaderboards import leaderboard_refresh_enqueue
 from trainer.models import Kind, Status
 from trainer.selectors import first_responses
@@ -111,6 +111,8 @@ def eval_batch_make(
             eval_set=eval_set,
             candidate=candidate,
             baseline=baseline,
+            # The gate policy current now judges this batch; a later version never re-judges it.
+            gate_policy=GatePolicy.objects.filter(project_id=eval_set.project_id).order_by("-version").first(),
             created_by=created_by if created_by is not None and created_by.is_authenticated else None,
         )
         EvaluationItem.objects.bulk_create(

@@ -228,13 +228,15 @@ NOT_FOR_ANNOTATORS = (
     "lead-split-items",
     "checkpoints",
     "generations",
+    "gate",
+    "releases",
 )
 
 
 def page_urls(world) -> list[tuple[str, int | tuple[int, ...]]]:
     """Every page in frontend/urls.py, filled in for the walker's project and session, with the status the
     walker should get."""
-    values = {"project_id": world["project"].pk, "user_id": world["walker"].pk, "run_id": 1}
+    values = {"project_id": world["project"].pk, "user_id": world["walker"].pk, "run_id": 1, "evaluation_batch_id": 1}
     urls = []
 
     def visit(patterns, namespace):
@@ -541,8 +543,20 @@ def walk_evaluation(walker: Walker, world) -> list[dict]:
         ("results", f"/api/v1/evaluation-batches/{evaluation.pk}/results/"),
         ("evaluation set", f"/api/v1/eval-sets/{evaluation.eval_set_id}/"),
         ("a run", f"/api/v1/runs/{candidate.run_id}/"),
+        ("gate policies", f"/api/v1/projects/{project.pk}/gate-policies/"),
+        ("the gate", f"/api/v1/evaluation-batches/{evaluation.pk}/gate/"),
+        ("releases", f"/api/v1/projects/{project.pk}/releases/"),
+        ("audit log", f"/api/v1/projects/{project.pk}/audit/"),
     ):
         walker.call(label, "get", url, expect=(403, 404))
+    walker.call(
+        "decide",
+        "post",
+        f"/api/v1/evaluation-batches/{evaluation.pk}/decisions/",
+        expect=403,
+        verdict="approve",
+        note="x",
+    )
     walker.call(
         "make an evaluation batch",
         "post",

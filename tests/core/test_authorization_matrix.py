@@ -333,6 +333,115 @@ DOORS.update(
     }
 )
 
+
+# The deployment gate (evaluation/apis_gate.py, frontend/views_gate.py): everyone who sees releases reads; leads and
+# reviewers write policies; reviewers decide and release (the service's rule: 403 not_allowed for the others).
+def _gate_policy(objects):
+    from evaluation.models import GatePolicy
+
+    if "gate_policy" not in objects.extra:
+        objects.extra["gate_policy"] = GatePolicy.objects.create(project=objects.project, version=1, min_judgments=1)
+    return objects.extra["gate_policy"]
+
+
+def _decision(objects, key: str = "decision"):
+    """An approving decision on the project's evaluation batch (its reviewer a plain annotator row: any user)."""
+    from evaluation.models import GateDecision
+
+    if key not in objects.extra:
+        objects.extra[key] = GateDecision.objects.create(
+            project=objects.project,
+            evaluation_batch=_evaluation_batch(objects),
+            checkpoint=_checkpoint(objects),
+            policy=_gate_policy(objects),
+            verdict="approve",
+            note="ok",
+            reviewer=objects.annotator,
+        )
+    return objects.extra[key]
+
+
+def _release_row(objects):
+    from evaluation.models import Release
+
+    if "release" not in objects.extra:
+        decision = _decision(objects, "released_decision")
+        objects.extra["release"] = Release.objects.create(
+            project=objects.project, checkpoint=decision.checkpoint, decision=decision, released_by=objects.annotator
+        )
+    return objects.extra["release"]
+
+
+def _audit_event(objects):
+    from evaluation.models import AuditEvent
+
+    if "audit_event" not in objects.extra:
+        objects.extra["audit_event"] = AuditEvent.objects.create(project=objects.project, kind="policy_created")
+    return objects.extra["audit_event"]
+
+
+DOORS.update(
+    {
+        "evaluation:project-gate-policies": _json(
+            "get", Action.VIEW_RELEASES, lambda o: f"/api/v1/projects/{o.project.pk}/gate-policies/"
+        ),
+        "evaluation:project-gate-policies POST": _json(
+            "post",
+            Action.MANAGE_GATE,
+            lambda o: f"/api/v1/projects/{o.project.pk}/gate-policies/",
+            lambda o: {"min_judgments": 10},
+        ),
+        "evaluation:evaluation-batch-gate": _json(
+            "get", Action.VIEW_RELEASES, lambda o: f"/api/v1/evaluation-batches/{_evaluation_batch(o).pk}/gate/"
+        ),
+        "evaluation:evaluation-batch-decisions": _json(
+            "post",
+            Action.DECIDE_GATE,
+            lambda o: f"/api/v1/evaluation-batches/{_evaluation_batch(o).pk}/decisions/",
+            lambda o: {"verdict": "reject", "note": "Not yet."},
+        ),
+        "evaluation:decision-release": _json(
+            "post", Action.DECIDE_GATE, lambda o: f"/api/v1/decisions/{_decision(o).pk}/release/", lambda o: {}
+        ),
+        "evaluation:project-releases": _json(
+            "get", Action.VIEW_RELEASES, lambda o: f"/api/v1/projects/{o.project.pk}/releases/"
+        ),
+        "evaluation:project-audit": _json(
+            "get", Action.VIEW_RELEASES, lambda o: f"/api/v1/projects/{o.project.pk}/audit/"
+        ),
+        "evaluation:project-audit csv": _json(
+            "get", Action.VIEW_RELEASES, lambda o: f"/api/v1/projects/{o.project.pk}/audit/?format=csv"
+        ),
+        "frontend:gate": Door(
+            "get",
+            Action.VIEW_RELEASES,
+            lambda o: f"/projects/{o.project.pk}/gate/{_evaluation_batch(o).pk}/",
+            page=True,
+        ),
+        "frontend:gate POST": Door(
+            "post",
+            Action.DECIDE_GATE,
+            lambda o: f"/projects/{o.project.pk}/gate/{_evaluation_batch(o).pk}/",
+            lambda o: {"verdict": "reject", "note": "Not yet."},
+            page=True,
+            multipart=True,
+        ),
+        "frontend:releases": Door(
+            "get", Action.VIEW_RELEASES, lambda o: f"/projects/{o.project.pk}/releases/", page=True
+        ),
+    }
+)
+
+# The hand-off package download (evaluation/apis_handoff.py): whoever sees releases. The release's package is not
+# built here, so those who may get 409 package_not_built (tests/evaluation/test_handoff.py downloads a real one).
+DOORS.update(
+    {
+        "evaluation:release-package": _json(
+            "get", Action.VIEW_RELEASES, lambda o: f"/api/v1/releases/{_release_row(o).pk}/package/"
+        ),
+    }
+)
+
 # Doors with a rule of their own, each tested below.
 LISTINGS = {"annotation:project-list", "trainer:run-list", "frontend:home", "frontend:runs"}
 OWNER_ONLY = {
@@ -691,6 +800,29 @@ ADMINS.update(
 )
 
 
+ADMINS.update(
+    {
+        "evaluation.gatepolicy": AdminEntry(
+            lambda o: _gate_policy(o), Action.VIEW_RELEASES, add=Action.MANAGE_GATE, change=NOBODY, delete=NOBODY
+        ),
+        "evaluation.gatedecision": AdminEntry(
+            lambda o: _decision(o),
+            Action.VIEW_RELEASES,
+            add=NOBODY,
+            change=NOBODY,
+            delete=NOBODY,
+            actions={"release_checkpoint": Action.DECIDE_GATE},
+        ),
+        "evaluation.release": AdminEntry(
+            lambda o: _release_row(o), Action.VIEW_RELEASES, add=NOBODY, change=NOBODY, delete=NOBODY
+        ),
+        "evaluation.auditevent": AdminEntry(
+            lambda o: _audit_event(o), Action.VIEW_RELEASES, add=NOBODY, change=NOBODY, delete=NOBODY
+        ),
+    }
+)
+
+
 # Admins of what belongs to no project: Django's model permissions, which no role group holds.
 SUPERUSER_ONLY_ADMINS = {
     "auth.user",
@@ -802,6 +934,10 @@ def _run_action(client: Client, base: str, name: str, obj) -> bool:
             effect = Item.objects.get(pk=obj.item_id).withdrawn_at is not None
         elif name == "reset_attempts":
             effect = QualificationAttempt.objects.get(pk=obj.pk).reset_at is not None
+        elif name == "release_checkpoint":  # released, or refused by the service (which writes an audit row)
+            from evaluation.models import AuditEvent
+
+            effect = AuditEvent.objects.filter(project_id=obj.project_id, kind__startswith="release").exists()
         elif name in ("make_dataset_snapshot", "generate_responses", "make_evaluation_batch"):  # an intermediate form
             effect = response.status_code == 200 and b'name="apply"' in response.content
         else:
