@@ -9,13 +9,18 @@ prompts must be flagged as a regression on that stratum. Then a run killed mid-w
 resumed from one reaches the step count of an uninterrupted one.
 """
 
+import hashlib
+import io
 import json
+import tarfile
 
 import pytest
+from rest_framework.test import APIClient
 
 from annotation.models import Assignment, Membership
+from annotation.services import member_add
 from core.authz import Role
-from evaluation.models import EvaluationItem
+from evaluation.models import EvaluationItem, Release
 from tests.core.jobs import wait_for_job
 from tests.factories import UserFactory
 from tests.fixtures.worker import start_worker
@@ -57,8 +62,6 @@ def prefers_candidate(prompt_id: str) -> bool:
 def annotate(project, *, prefer) -> int:
     """Every annotator judges everything served, through the annotator API. `prefer(evaluation_item)` says whether
     the candidate wins; the test maps it to the side shown, as only a test can. Returns the judgments made."""
-    from rest_framework.test import APIClient
-
     made = 0
     for username in ANNOTATORS:
         user = UserFactory(username=username)
@@ -154,6 +157,15 @@ def test_checkpoints_are_judged_blind_and_ranked(
         assert run.generations.count() == 40
         assert run.evaluation["mean_length"] > 0
 
+    # A reviewer writes the gate policy before the evaluation it judges: it is pinned to each batch when made.
+    reviewer = UserFactory(username="qa-lead")
+    member_add(project=project, username="qa-lead", role=Role.REVIEWER)
+    reviewer_client = APIClient()
+    reviewer_client.force_authenticate(reviewer)
+    policy = {"min_win_rate_lower": 0.5, "min_stratum_win_rate": 0.3, "min_judgments": 60, "note": "Bar for v1."}
+    response = reviewer_client.post(f"/api/v1/projects/{project.pk}/gate-policies/", policy, format="json")
+    assert response.status_code == 201, response.json()
+
     # Consecutive models, candidate against the one before it; annotators prefer the candidate on 70 % of prompts.
     first = eval_batch(ml_engineer_client, project, runs["step 4"], runs["base"], "round-1")
     second = eval_batch(ml_engineer_client, project, runs["final"], runs["step 4"], "round-2")
@@ -181,6 +193,60 @@ def test_checkpoints_are_judged_blind_and_ranked(
     results = lead_client.get(f"/api/v1/evaluation-batches/{third['id']}/results/").json()
     regressions = [flag for flag in results["flags"] if flag["code"] == "stratum_regression"]
     assert regressions and "red_team" in regressions[0]["reason"], results
+
+    # The gate: the step-4 checkpoint won against the base model and clears the bar; the reviewer approves and
+    # releases it, and the worker writes the hand-off package.
+    for made_batch in (first, third):
+        assert lead_client.post(f"/api/v1/batches/{made_batch['batch']['id']}/close/").status_code == 200
+    decision = reviewer_client.post(
+        f"/api/v1/evaluation-batches/{first['id']}/decisions/",
+        {"verdict": "approve", "note": "Wins on every stratum."},
+        format="json",
+    )
+    assert decision.status_code == 201 and decision.json()["failing"] == [], decision.json()
+    release = reviewer_client.post(f"/api/v1/decisions/{decision.json()['id']}/release/")
+    assert release.status_code == 201, release.json()
+    made = wait_for(
+        lambda: Release.objects.filter(pk=release.json()["id"]).exclude(package_path="").first(),
+        timeout=120,
+        what="the hand-off package",
+    )
+    package = lead_client.get(f"/api/v1/releases/{made.pk}/package/")
+    assert package.status_code == 200
+    with tarfile.open(fileobj=io.BytesIO(b"".join(package.streaming_content)), mode="r:gz") as archive:
+        files = {m.name.split("/", 1)[-1]: archive.extractfile(m).read() for m in archive.getmembers() if m.isfile()}
+    manifest = json.loads(files.pop("manifest.json"))
+    assert {name: hashlib.sha256(data).hexdigest() for name, data in files.items()} == {
+        name: entry["sha256"] for name, entry in manifest["files"].items()
+    }
+    readme = files["README.md"].decode()
+    for needed in ("criteria version 1", "poems", "round-1", "kappa", "70.0", "qa-lead"):
+        assert needed in readme, needed
+
+    # The final model loses the red-team prompts to the base: refused with the failing criterion, then released on a
+    # reviewer's written override, which the release keeps and shows.
+    refused = reviewer_client.post(
+        f"/api/v1/evaluation-batches/{third['id']}/decisions/",
+        {"verdict": "approve", "note": "Looks fine."},
+        format="json",
+    )
+    assert refused.status_code == 409 and refused.json()["code"] == "gate_failed", refused.json()
+    assert "min_stratum_win_rate" in json.dumps(refused.json()), refused.json()
+    override = reviewer_client.post(
+        f"/api/v1/evaluation-batches/{third['id']}/decisions/",
+        {
+            "verdict": "approve",
+            "note": "Released for the usage traffic only.",
+            "override_reason": "Red-team prompts are served by the previous model until the fix lands.",
+        },
+        format="json",
+    )
+    assert override.status_code == 201 and override.json()["override"], override.json()
+    second_release = reviewer_client.post(f"/api/v1/decisions/{override.json()['id']}/release/")
+    assert second_release.status_code == 201 and second_release.json()["override"], second_release.json()
+    releases = lead_client.get(f"/api/v1/projects/{project.pk}/releases/").json()
+    current = [r for r in releases if r["current"]]
+    assert [(r["id"], r["override"]) for r in current] == [(second_release.json()["id"], True)], releases
 
 
 def test_a_killed_run_keeps_its_checkpoints_and_a_resumed_run_reaches_the_same_step(
