@@ -240,6 +240,7 @@ class ImportRecord(models.Model):
     warnings = models.JSONField(default=list, blank=True)
     errors = models.JSONField(default=list, blank=True)
     seconds = models.FloatField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True, help_text="Of the file as received, when read to its end.")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -232,7 +232,7 @@ def _sampling(batch: Batch) -> dict:
     imports = [
         {
             "filename": r.filename,
-            "sha256": getattr(r, "sha256", None),  # ImportRecord keeps no digest of the file yet
+            "sha256": r.sha256 or None,  # empty for imports recorded before the digest was kept
             "lines": r.lines,
             "created": r.created,
             "skipped": r.skipped,

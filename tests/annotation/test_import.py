@@ -592,3 +592,15 @@ def test_a_runaway_line_is_reported_and_the_lines_after_it_keep_their_numbers(pr
     assert reported[1].startswith("line 3: unknown stratum")
     assert len(reported) == 2
     assert not Item.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("gz", [False, True])
+def test_the_import_record_keeps_the_files_sha256(project, tmp_path, gz):
+    """The hand-off package names every imported file by its sha256: of the bytes as received (compressed too)."""
+    import hashlib
+
+    path = write(tmp_path / "items.jsonl", [good(n) for n in range(30)], gz=gz)
+    run_import(path)
+    record = ImportRecord.objects.get(status=ImportRecord.Status.IMPORTED)
+    assert record.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
