@@ -73,6 +73,21 @@ def _opaque_id(assignment: Assignment, side: str) -> str:
     return hmac.new(settings.SECRET_KEY.encode(), message, hashlib.sha256).hexdigest()[:16]
 
 
+def criteria_payload(*, criteria, project: Project) -> dict:
+    """What an annotator is told to judge by, served with every item: the criteria version's dimensions (priority
+    order), its number, the choices the project allows and whether a justification is required. The hand-off
+    package's guidelines are this, as served."""
+    return {
+        "dimensions": [
+            {"key": d.get("key"), "label": d.get("label", d.get("key")), "description": d.get("description", "")}
+            for d in sorted(criteria.dimensions, key=lambda d: d.get("priority", 0))
+        ],
+        "criteria_version": criteria.number,
+        "choices": judgment_choices(project=project),
+        "require_justification": project.require_justification,
+    }
+
+
 def next_payload(assignment: Assignment, project: Project) -> dict:
     item = assignment.item
     criteria = item.batch.criteria_version
@@ -88,14 +103,8 @@ def next_payload(assignment: Assignment, project: Project) -> dict:
         {
             "left": {"id": _opaque_id(assignment, "left"), "text": left},
             "right": {"id": _opaque_id(assignment, "right"), "text": right},
-            "dimensions": [
-                {"key": d.get("key"), "label": d.get("label", d.get("key")), "description": d.get("description", "")}
-                for d in sorted(criteria.dimensions, key=lambda d: d.get("priority", 0))
-            ],
-            "criteria_version": criteria.number,
+            **criteria_payload(criteria=criteria, project=project),
             "lease_expires_at": assignment.lease_expires_at,
-            "choices": judgment_choices(project=project),
-            "require_justification": project.require_justification,
         }
     )
     # While qualifying (annotation.services.qualification): how far the attempt has come, nothing about any answer.

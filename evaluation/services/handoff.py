@@ -20,7 +20,6 @@ import tarfile
 import time
 import uuid
 from pathlib import Path
-from types import SimpleNamespace
 
 from django.conf import settings
 from django.db import transaction
@@ -284,16 +283,12 @@ def _agreement(batch: Batch, snapshot) -> dict:
 
 def _guidelines(project, criteria: list) -> tuple[str, dict]:
     """The guidelines as the annotator page shows them: the project's description (the page's "Guidelines") and,
-    per criteria version, what the annotator API serves with each item (annotation.annotator_apis.next_payload)."""
-    from annotation.annotator_apis import next_payload
+    per criteria version, what the annotator API serves with each item (annotation.annotator_apis.criteria_payload)."""
+    from annotation.annotator_apis import criteria_payload
 
     versions = []
     for cv in criteria:
-        # next_payload shapes one assignment; a stand-in with empty texts gives the criteria part exactly as served.
-        item = SimpleNamespace(batch=SimpleNamespace(criteria_version=cv), messages=None, prompt="")
-        item.response_a_text = item.response_b_text = ""
-        stand_in = SimpleNamespace(item=item, left_is_a=True, pk=0, lease_expires_at=None)
-        payload = next_payload(stand_in, project)
+        payload = criteria_payload(criteria=cv, project=project)
         versions.append(
             {
                 "criteria_version": payload["criteria_version"],
