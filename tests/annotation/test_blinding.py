@@ -601,12 +601,15 @@ def walk_evaluation(walker: Walker, world) -> list[dict]:
         judge(f"judge {step}", assignment_id, 201, choice="right", justification="ok")
         judge(f"retry {step}", assignment_id, 200, choice="right", justification="ok")
         judge(f"conflict {step}", assignment_id, 409, choice="left")
-        if not revised and item.batch_id == evaluation.batch_id:
+        item.refresh_from_db()
+        still_open = item.judgment_count < item.project.overlap + item.extra_judgments
+        if not revised and item.batch_id == evaluation.batch_id and still_open:  # a complete item is not revisable
             revised = True
             url = f"/api/v1/judgments/{Judgment.objects.get(assignment_id=assignment_id).pk}/revision/"
             walker.call("revise", "post", url, expect=201, choice="tie", justification="on reflection")
     else:
         pytest.fail("next never answered 204")
+    assert revised, "no evaluation item was left open to revise a judgment on"
     AnnotationSession.objects.filter(pk=session_id).update(tasks_done=100)
     walker.call("session limit", "get", f"/api/v1/sessions/{session_id}/next/", expect=410)
     AnnotationSession.objects.filter(pk=session_id).update(ended_at=timezone.now())
