@@ -26,6 +26,7 @@ from django.db import transaction
 from django.db.models import Count, F
 
 from annotation.models import Batch, ImportRecord, Item, Judgment
+from core.files import file_sha256
 from core.outbox import OutboxMessage, outbox_enqueue
 from evaluation.errors import EvaluationError
 from evaluation.models import EvaluationItem, GateDecision, Release
@@ -110,14 +111,6 @@ def package_file(*, release: Release) -> Path | None:
     return Path(settings.ARTIFACTS_DIR) / release.package_path if release.package_path else None
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def handoff_build(*, release: Release, with_weights: bool = False) -> Path:
     """Write the release's package (a new file each time, moved into place whole), store its path and sha256 on the
     release, and return its path."""
@@ -132,7 +125,7 @@ def handoff_build(*, release: Release, with_weights: bool = False) -> Path:
     try:
         with tarfile.open(tmp, "w:gz", compresslevel=6) as tar:
             _write(_Writer(tar, name), facts, with_weights=with_weights)
-        sha256 = _sha256_file(tmp)
+        sha256 = file_sha256(tmp)
         # Two builds of one release (a redelivered message, the command) each move their file in and store its
         # digest under the row's lock, so the file left in place is the one whose digest is stored.
         with transaction.atomic():
@@ -158,7 +151,7 @@ def handoff_verify(*, release: Release) -> Path:
         raise PackageNotBuilt(f"Release {release.pk}: its hand-off package has not been built yet.")
     if not path.is_file():
         raise PackageTampered(f"Release {release.pk}: the hand-off package is missing ({path.name}).")
-    actual = _sha256_file(path)
+    actual = file_sha256(path)
     if actual != release.package_sha256:
         raise PackageTampered(
             f"Release {release.pk}: the hand-off package was changed after it was built (sha256 {actual}, stored "
