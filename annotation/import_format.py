@@ -95,17 +95,21 @@ def content_hash(item: ParsedItem) -> str:
     return hashlib.sha256(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()).hexdigest()
 
 
-def _parse_standard(data: dict, *, max_chars: int) -> ParsedItem:
+def prompt_or_messages(data: dict, *, max_chars: int) -> tuple[str, list | None]:
+    """(prompt, None) or ("", messages) from a line that must have exactly one of them (LineInvalid otherwise): the
+    rule items and evaluation prompts share."""
     has_prompt, has_messages = "prompt" in data, "messages" in data
     if has_prompt and has_messages:
         raise LineInvalid("give either prompt or messages, not both")
     if not has_prompt and not has_messages:
         raise LineInvalid("missing field: prompt (or messages)")
-    prompt, messages = "", None
     if has_prompt:
-        prompt = _text(data["prompt"], "prompt", max_chars)
-    else:
-        messages = _messages(data["messages"], max_chars)
+        return _text(data["prompt"], "prompt", max_chars), None
+    return "", _messages(data["messages"], max_chars)
+
+
+def _parse_standard(data: dict, *, max_chars: int) -> ParsedItem:
+    prompt, messages = prompt_or_messages(data, max_chars=max_chars)
     a_text, a_model = _response(data, "response_a", max_chars)
     b_text, b_model = _response(data, "response_b", max_chars)
     gold = data.get("gold")

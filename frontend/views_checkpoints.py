@@ -16,10 +16,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core.authz import Action, project_for
-from evaluation.models import EvalPrompt, Sampled
+from evaluation.selectors import eval_set_prompts, generation_runs_for
 from evaluation.selectors_results import stored_leaderboard
 from evaluation.services.leaderboards import leaderboard_refresh_enqueue
-from trainer.models import Generation
+from trainer.selectors import generations_by_prompt
 
 PROMPTS_PER_PAGE = 20
 
@@ -245,14 +245,6 @@ def checkpoints_view(request, project_id: int):
     return render(request, "frontend/checkpoints/checkpoints.html", context)
 
 
-def _sampled_runs(project_id: int) -> list[Sampled]:
-    return list(
-        Sampled.objects.filter(eval_set__project_id=project_id)
-        .select_related("eval_set", "run")
-        .order_by("-created_at", "-pk")
-    )
-
-
 def _run_param(request, name: str) -> int | None:
     value = request.GET.get(name, "")
     return int(value) if value.isdigit() and len(value) < 19 else None
@@ -263,7 +255,7 @@ def generations_view(request, project_id: int):
     """Two generate runs on the same evaluation set, prompt by prompt: the prompt, each run's responses with their
     lengths, rewards and finish reasons. Model output is text: the template escapes it like any other."""
     project = project_for(user=request.user, action=Action.VIEW_EVALUATION, project_id=project_id, what="see this page")
-    runs = _sampled_runs(project.pk)
+    runs = list(generation_runs_for(project=project))
     by_run = {s.run_id: s for s in runs}
     a_id, b_id = _run_param(request, "a"), _run_param(request, "b")
     context = {"project": project, "runs": runs, "a_id": a_id, "b_id": b_id, "page": None, "error": ""}
@@ -275,13 +267,9 @@ def generations_view(request, project_id: int):
     if a.eval_set_id != b.eval_set_id:
         context["error"] = f"These two runs sampled different evaluation sets ({a.eval_set} and {b.eval_set})."
         return render(request, "frontend/checkpoints/generations.html", context, status=400)
-    prompts = EvalPrompt.objects.filter(eval_set_id=a.eval_set_id).order_by("id")
-    page = Paginator(prompts, PROMPTS_PER_PAGE).get_page(request.GET.get("page"))
+    page = Paginator(eval_set_prompts(eval_set=a.eval_set), PROMPTS_PER_PAGE).get_page(request.GET.get("page"))
     shown = list(page.object_list)
-    wanted = [p.external_id for p in shown]
-    generations: dict[tuple[int, str], list[Generation]] = {}
-    for g in Generation.objects.filter(run_id__in=[a_id, b_id], prompt_id__in=wanted).order_by("sample"):
-        generations.setdefault((g.run_id, g.prompt_id), []).append(g)
+    generations = generations_by_prompt(run_ids=[a_id, b_id], prompt_ids=[p.external_id for p in shown])
     page.object_list = [
         {
             "prompt": p,

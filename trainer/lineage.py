@@ -78,9 +78,10 @@ def _snapshot(run: TrainingRun) -> dict:
 
 
 def _reward_model(run: TrainingRun) -> dict | None:
-    rm = run.reward_model
-    if rm is None:
-        return None
+    return _reward_model_row(run.reward_model) if run.reward_model is not None else None
+
+
+def _reward_model_row(rm: TrainingRun) -> dict:
     return {
         "run": rm.pk,
         "checkpoint": str(Path(rm.output_dir) / "checkpoint"),
@@ -151,14 +152,7 @@ def _generation(run: TrainingRun) -> dict:
     if config.get("reward_model_run") is not None:
         rm = TrainingRun.objects.filter(pk=config["reward_model_run"], project_id=run.project_id).first()
         if rm is not None:
-            reward_model = {
-                "run": rm.pk,
-                "checkpoint": str(Path(rm.output_dir) / "checkpoint"),
-                "snapshot": rm.snapshot_id,
-                "base_model": rm.config.get("base_model"),
-                "finished_at": _iso(rm.finished_at),
-                "evaluation": rm.evaluation,
-            }
+            reward_model = _reward_model_row(rm)
     return {
         "model": config.get("model"),
         "sampled_checkpoint": _checkpoint(checkpoint) if checkpoint is not None else None,

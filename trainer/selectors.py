@@ -199,6 +199,15 @@ def first_responses(*, run: TrainingRun) -> dict[str, tuple[str, int]]:
     return {prompt_id: (text, tokens) for prompt_id, text, tokens in rows.iterator(chunk_size=2000)}
 
 
+def generations_by_prompt(*, run_ids: list[int], prompt_ids: list[str]) -> dict[tuple[int, str], list[Generation]]:
+    """(run id, prompt id) -> that run's responses to the prompt, in sample order."""
+    found: dict[tuple[int, str], list[Generation]] = {}
+    rows = Generation.objects.filter(run_id__in=run_ids, prompt_id__in=prompt_ids).order_by("sample")
+    for generation in rows:
+        found.setdefault((generation.run_id, generation.prompt_id), []).append(generation)
+    return found
+
+
 def identity_leak_counts(*, run_ids: list[int]) -> dict[int, int]:
     """run id -> how many of its first samples match the project's identity-leak patterns."""
     rows = (

@@ -34,7 +34,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connections, router, transaction
 
 # The item import's line rules and file reading, reused so that both imports refuse the same things alike.
-from annotation.import_format import LineInvalid, _external_id, _messages, _short, _text, check_storable
+from annotation.import_format import LineInvalid, _external_id, _short, _text, check_storable, prompt_or_messages
 from annotation.models import Project
 from annotation.services.imports import ImportReport, _error, _lines
 from core.files import file_sha256
@@ -85,16 +85,7 @@ def parse_prompt_line(raw: bytes, *, max_chars: int) -> ParsedPrompt:
     external_id = _external_id(data)
     if not external_id:
         raise LineInvalid("missing field: id (every prompt of an evaluation set needs one)")
-    has_prompt, has_messages = "prompt" in data, "messages" in data
-    if has_prompt and has_messages:
-        raise LineInvalid("give either prompt or messages, not both")
-    if not has_prompt and not has_messages:
-        raise LineInvalid("missing field: prompt (or messages)")
-    prompt, messages = "", None
-    if has_prompt:
-        prompt = _text(data["prompt"], "prompt", max_chars)
-    else:
-        messages = _messages(data["messages"], max_chars)
+    prompt, messages = prompt_or_messages(data, max_chars=max_chars)
     reference = data.get("reference")
     reference = "" if reference in (None, "") else _text(reference, "reference", max_chars)
     parsed = ParsedPrompt(

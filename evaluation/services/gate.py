@@ -13,7 +13,6 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
-from scipy.stats import spearmanr
 
 from annotation.models import Batch, Project
 from core.authz import Action, may
@@ -21,7 +20,6 @@ from evaluation.errors import EvaluationError
 from evaluation.models import AuditEvent, EvaluationBatch, GateDecision, GatePolicy, Release
 from evaluation.selectors_results import evaluation_batch_results
 from evaluation.services.held_out import lineage_runs
-from trainer.models import Generation
 
 # --- errors ------------------------------------------------------------------------------------------------------
 
@@ -190,20 +188,12 @@ def release_at(*, project: Project | int, moment) -> Release | None:
 
 
 def _reward_length_spearman(run) -> tuple[float | None, str]:
+    """The generate run's reward-length Spearman, as the worker stored it with the run's summary (null when no reward
+    model scored the responses, or when rewards or lengths were constant)."""
     stored = (run.evaluation or {}).get("reward_length_spearman")
     if isinstance(stored, int | float) and not isinstance(stored, bool) and math.isfinite(stored):
         return float(stored), f"generation run {run.pk}'s evaluation"
-    rows = [
-        (reward, tokens)
-        for reward, tokens in Generation.objects.filter(run=run).values_list("reward", "token_count")
-        if reward is not None
-    ]
-    if len(rows) < 3:
-        return None, f"generation run {run.pk} has {len(rows)} rewarded response(s): not measured"
-    rho = spearmanr([r for r, _ in rows], [t for _, t in rows]).statistic
-    if rho is None or not math.isfinite(float(rho)):
-        return None, f"generation run {run.pk}: rewards or lengths are constant, not measured"
-    return float(rho), f"{len(rows)} responses of generation run {run.pk}"
+    return None, f"generation run {run.pk}: no reward-length correlation (no reward model scored it): not measured"
 
 
 def _check(criterion: str, label: str, value, threshold, passed: bool, evidence: str) -> dict:
