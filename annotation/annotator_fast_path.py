@@ -13,7 +13,6 @@ Set TANDEM_LOOP_FAST_PATH=False to send every request through DRF.
 
 import functools
 import json
-import time
 
 from django.conf import settings
 from django.http import HttpResponse
@@ -28,7 +27,7 @@ from annotation.annotator_apis import (
     _plain_judgment,
     next_payload,
 )
-from annotation.authentication import TokenKey, user_id_for_token_key
+from annotation.authentication import user_id_for_token_key
 from annotation.errors import NotFound
 from annotation.services.assignments import assignment_next_for
 from annotation.services.judgments import judgment_submit
@@ -126,9 +125,9 @@ def _negotiable(request) -> bool:
     return accept is None or accept in ("*/*", "application/json")
 
 
-def _annotator_id(request) -> int | TokenKey | None:
-    """The user DRF's authentication classes would settle on, when that is certain without them: their id, or the
-    TokenKey that the services resolve to it (so a bad key shows as NotFound). None hands the request to DRF.
+def _annotator_id(request) -> int | None:
+    """The id of the user DRF's authentication classes would settle on, when that is certain without them; None
+    hands the request to DRF (which answers a bad key's 401, or a locked-out address's 429).
 
     SqlTokenAuthentication comes first: an Authorization header of the form "Token <key>" decides, and any other
     form is DRF's to answer. Without the header, a logged-in, active session user (SessionAuthentication), with
@@ -141,7 +140,7 @@ def _annotator_id(request) -> int | TokenKey | None:
             return None
         if settings.AXES_ENABLED and token_lockout_wait_recent(client_address(request)) is not None:
             return None  # a locked-out address: DRF's authentication answers the 429 before looking at the key
-        return TokenKey(parts[1])
+        return user_id_for_token_key(parts[1])
     user = request.user  # AuthenticationMiddleware's, from the session
     if not user.is_authenticated or not user.is_active:
         return None
@@ -153,14 +152,11 @@ def _annotator_id(request) -> int | TokenKey | None:
     return user.pk
 
 
-def _throttled(request, annotator_id: "int | TokenKey", *, view, allow: str) -> HttpResponse | None:
+def _throttled(request, user_id: int, *, view, allow: str) -> HttpResponse | None:
     """The DRF view's throttles, run as its check_throttles would (core.throttling.fast_path_wait: same classes,
     same cache keys, the request counted once): the 429 it would answer, or None to go on."""
     if not settings.TANDEM_THROTTLE_ENABLED:
         return None
-    user_id = _token_owner(annotator_id) if isinstance(annotator_id, TokenKey) else annotator_id
-    if user_id is None:
-        return None  # no active owner: the service reads the key as nobody and DRF answers the 401, unthrottled
     refused, wait = fast_path_wait(request, user_id=user_id, view=view)
     if not refused:
         return None
@@ -169,27 +165,6 @@ def _throttled(request, annotator_id: "int | TokenKey", *, view, allow: str) -> 
     if exc.wait:
         response["Retry-After"] = str(int(exc.wait))  # as DRF writes it ("%d")
     return response
-
-
-# Token key -> (owner's user id, until when). The throttle counts per user, and needs the id before the service's
-# statement resolves the key; a query per request for it would undo part of the fast path. Only the throttle reads
-# this: who may act is still decided by the service's own lookup, so a stale entry can at most count a minute of
-# requests against the key's previous owner.
-_TOKEN_OWNERS: dict[str, tuple[int, float]] = {}
-_TOKEN_OWNER_SECONDS = 60.0
-
-
-def _token_owner(key: TokenKey) -> int | None:
-    now = time.monotonic()
-    known = _TOKEN_OWNERS.get(key)
-    if known is not None and known[1] > now:
-        return known[0]
-    owner = user_id_for_token_key(key)
-    if owner is not None:
-        if len(_TOKEN_OWNERS) >= 10_000:
-            _TOKEN_OWNERS.clear()
-        _TOKEN_OWNERS[key] = (owner, now + _TOKEN_OWNER_SECONDS)
-    return owner
 
 
 def _error(exc: TandemError, *, allow: str) -> HttpResponse:

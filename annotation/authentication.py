@@ -48,25 +48,6 @@ TOKEN_OWNER_SQL = (
     f"JOIN {get_user_model()._meta.db_table} owner ON owner.id = token.user_id "
     "WHERE token.key = %s AND owner.is_active)"
 )
-# The two forms annotator_sql gives: services build one statement text for each.
-ANNOTATOR_SQL = ("%s", TOKEN_OWNER_SQL)
-
-
-class TokenKey(str):
-    """A DRF token key standing for its owner's user id, where a service takes an annotator_id.
-
-    The annotator loop's fast path (annotation.annotator_fast_path) passes one instead of looking the owner up:
-    the services resolve it inside the statement that needs the id (annotator_sql), which saves a round trip per
-    request. An unknown key, or an inactive owner, reads as no user, so the service answers NotFound and the fast
-    path hands the request to DRF, whose authentication answers it.
-    """
-
-
-def annotator_sql(annotator_id: "int | TokenKey") -> tuple[str, object]:
-    """The SQL for an annotator's user id, and its parameter: a placeholder for an id, a subquery for a TokenKey."""
-    if isinstance(annotator_id, TokenKey):
-        return TOKEN_OWNER_SQL, str(annotator_id)
-    return "%s", annotator_id
 
 
 def user_id_for_token_key(key: str) -> int | None:

@@ -23,7 +23,6 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from annotation.authentication import ANNOTATOR_SQL, TokenKey, annotator_sql, user_id_for_token_key
 from annotation.errors import NotFound, NotQualified, SessionLimit
 from annotation.models import AnnotationSession, Assignment, Batch, CriteriaVersion, Item, Project
 from annotation.rules import draw_left_is_a
@@ -53,12 +52,9 @@ def assignment_next(*, session: AnnotationSession) -> Assignment | None:
     return _next_for(session_id=session.pk, annotator_id=session.annotator_id)[1]
 
 
-def assignment_next_for(
-    *, session_id: int, annotator_id: "int | TokenKey"
-) -> tuple[AnnotationSession, Assignment | None]:
+def assignment_next_for(*, session_id: int, annotator_id: int) -> tuple[AnnotationSession, Assignment | None]:
     """assignment_next for the session with this id of the annotator with this user id (NotFound otherwise).
 
-    annotator_id may be a TokenKey (annotation.authentication), resolved in the lease's own statement.
     The session comes back with its project. On PostgreSQL both hold only what the page shows (other fields load
     if touched), and the session's counts are as they were when the call began.
     """
@@ -68,13 +64,9 @@ def assignment_next_for(
     return _next_for(session_id=session_id, annotator_id=annotator_id)
 
 
-def _next_for(*, session_id: int, annotator_id) -> tuple[AnnotationSession, Assignment | None]:
+def _next_for(*, session_id: int, annotator_id: int) -> tuple[AnnotationSession, Assignment | None]:
     if connection.vendor == "postgresql":
         return _next_in_one_statement(session_id=session_id, annotator_id=annotator_id)
-    if isinstance(annotator_id, TokenKey):
-        annotator_id = user_id_for_token_key(annotator_id)
-        if annotator_id is None:
-            raise NotFound("No such session.")
     return _next_in_python(session_id=session_id, annotator_id=annotator_id)
 
 
@@ -91,13 +83,12 @@ def _next_in_python(*, session_id: int, annotator_id: int) -> tuple[AnnotationSe
     raise refusal
 
 
-def _next_in_one_statement(*, session_id: int, annotator_id) -> tuple[AnnotationSession, Assignment | None]:
+def _next_in_one_statement(*, session_id: int, annotator_id: int) -> tuple[AnnotationSession, Assignment | None]:
     """tandem_lease_next, with the session, project, item, batch and criteria read in the same statement."""
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     draws = [_crypto.random(), _crypto.random(), draw_left_is_a(), uuid.uuid4()]
-    annotator, param = annotator_sql(annotator_id)
-    params = [session_id, param, now, *draws, _CANDIDATES, _TRIES, _order_draws(), session_id]
-    found = rows.fetch(_LEASE_NEXT_SQL[annotator], params)
+    params = [session_id, annotator_id, now, *draws, _CANDIDATES, _TRIES, _order_draws(), session_id]
+    found = rows.fetch(_LEASE_NEXT_SQL, params)
     row = found[0]
     status = row["lease__status"]
     if status == "not_found":
@@ -288,7 +279,7 @@ _CRITERIA_SHOWN = ("id", "number", "dimensions")
 
 # The columns of tandem_lease_next's answer, joined to what the page shows. The joined rows already existed when the
 # statement began, so its snapshot sees them; the new assignment it does not, hence the function's own columns.
-_LEASE_NEXT_TEMPLATE = f"""
+_LEASE_NEXT_SQL = f"""
 SELECT lease.status AS lease__status,
        lease.assignment_id AS assignment__id, session.id AS assignment__session_id,
        lease.item_id AS assignment__item_id, session.annotator_id AS assignment__annotator_id,
@@ -298,15 +289,13 @@ SELECT lease.status AS lease__status,
        {rows.columns(AnnotationSession, "session", _SESSION_SHOWN)}, {rows.columns(Project, "project", _PROJECT_SHOWN)},
        {rows.columns(Item, "item", _ITEM_SHOWN)}, {rows.columns(Batch, "batch", _BATCH_SHOWN)},
        {rows.columns(CriteriaVersion, "criteria", _CRITERIA_SHOWN)}
-FROM tandem_lease_next(%s, {{annotator}}, %s, %s, %s, %s, %s, %s, %s, %s::bigint[]) lease
+FROM tandem_lease_next(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::bigint[]) lease
 LEFT JOIN annotation_annotationsession session ON session.id = %s
 LEFT JOIN annotation_project project ON project.id = session.project_id
 LEFT JOIN annotation_item item ON item.id = lease.item_id
 LEFT JOIN annotation_batch batch ON batch.id = item.batch_id
 LEFT JOIN annotation_criteriaversion criteria ON criteria.id = batch.criteria_version_id
 """  # noqa: S608 (column names from the models, no input)
-# By annotator id, or by token (annotation.authentication.annotator_sql): one statement text, prepared, for each.
-_LEASE_NEXT_SQL = {fragment: _LEASE_NEXT_TEMPLATE.replace("{annotator}", fragment) for fragment in ANNOTATOR_SQL}
 
 # The hot path's reads are written out in SQL: building the equivalent ORM queries cost more CPU than running
 # them (about 3 ms of the 4 a `next` spent in Python, measured under bench/annotator_loop.py). Both PostgreSQL

@@ -8,7 +8,6 @@ from django.db import connection, transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
-from annotation.authentication import ANNOTATOR_SQL, TokenKey, annotator_sql, user_id_for_token_key
 from annotation.errors import BatchClosed, InvalidJudgment, JudgmentConflict, LeaseExpired, NotFound, OverlapFull
 from annotation.models import Assignment, Batch, CriteriaVersion, Item, Judgment, Project
 from annotation.rules import (
@@ -33,26 +32,19 @@ def judgment_choices(*, project) -> list[str]:
 def judgment_submit(
     *,
     assignment_id: uuid.UUID,
-    annotator_id: "int | TokenKey",
+    annotator_id: int,
     choice: str,
     dimensions: dict[str, str] | None = None,
     justification: str = "",
 ) -> tuple[Judgment, bool]:
-    """Stores the judgment of the annotator (by user id, or a TokenKey) on their assignment; (judgment, created).
+    """Stores the judgment of the annotator (by user id) on their assignment; (judgment, created).
 
     The same request again returns the stored judgment (created False); a different one raises
     JudgmentConflict. An expired lease, a closed batch or an item already at its overlap raise 410 errors.
     On PostgreSQL the writes are one call of tandem_record_judgment (annotation/sql/annotator_loop_v1.sql), after
     one read; on SQLite the same steps run here, in a serialised transaction.
     """
-    if connection.vendor == "postgresql":
-        submit = _submit_in_one_statement
-    else:
-        submit = _submit_serialised
-        if isinstance(annotator_id, TokenKey):
-            annotator_id = user_id_for_token_key(annotator_id)
-            if annotator_id is None:
-                raise NotFound(_NOT_FOUND)
+    submit = _submit_in_one_statement if connection.vendor == "postgresql" else _submit_serialised
     judgment, created = submit(
         assignment_id=assignment_id,
         annotator_id=annotator_id,
@@ -270,7 +262,7 @@ _PROJECT_FIELDS = (
     "require_justification",
     "min_seconds_per_judgment",
 )
-_ASSIGNMENT_TEMPLATE = f"""
+_ASSIGNMENT_SQL = f"""
 SELECT {rows.columns(Assignment, "assignment")}, {rows.columns(Item, "item", _ITEM_FIELDS)},
        {rows.columns(Batch, "batch", _BATCH_FIELDS)}, {rows.columns(CriteriaVersion, "criteria", _CRITERIA_FIELDS)},
        {rows.columns(Project, "project", _PROJECT_FIELDS)}
@@ -279,10 +271,8 @@ JOIN annotation_item item ON item.id = assignment.item_id
 JOIN annotation_batch batch ON batch.id = item.batch_id
 JOIN annotation_criteriaversion criteria ON criteria.id = batch.criteria_version_id
 JOIN annotation_project project ON project.id = item.project_id
-WHERE assignment.id = %s AND assignment.annotator_id = {{annotator}}
+WHERE assignment.id = %s AND assignment.annotator_id = %s
 """  # noqa: S608 (column names from the models, no input)
-# By annotator id, or by token (annotation.authentication.annotator_sql).
-_ASSIGNMENT_SQL = {fragment: _ASSIGNMENT_TEMPLATE.replace("{annotator}", fragment) for fragment in ANNOTATOR_SQL}
 _LOCK_ASSIGNMENT = "FOR UPDATE OF assignment"
 
 _COUNT_TASK_SQL = """
@@ -303,10 +293,9 @@ def _locked_assignment(*, assignment_id, annotator_id: int) -> Assignment | None
 
 
 def _assignment(*, assignment_id, annotator_id, lock: bool) -> Assignment | None:
-    annotator, param = annotator_sql(annotator_id)
-    sql = _ASSIGNMENT_SQL[annotator]
+    sql = _ASSIGNMENT_SQL
     sql += _LOCK_ASSIGNMENT if lock and connection.features.has_select_for_update_of else ""
-    found = rows.fetch(sql, [Assignment._meta.pk.get_db_prep_value(assignment_id, connection), param])
+    found = rows.fetch(sql, [Assignment._meta.pk.get_db_prep_value(assignment_id, connection), annotator_id])
     if not found:
         return None
     row = found[0]

@@ -17,17 +17,16 @@ from tests.factories import BatchFactory, ItemFactory, UserFactory
 pytestmark = pytest.mark.django_db
 
 POSTGRESQL = {
-    # tandem_lease_next, with the token's owner resolved in it and the item, batch, criteria, session and project
-    # joined to its answer
-    "next_new_lease": 1,
-    # the same statement, answering with the open lease
-    "next_reload": 1,
-    # the assignment (for the token's owner) with what validates the answer, tandem_record_judgment
-    "judgment": 2,
+    # the token's owner; tandem_lease_next with the item, batch, criteria, session and project joined to its answer
+    "next_new_lease": 2,
+    # the token's owner; the same statement, answering with the open lease
+    "next_reload": 2,
+    # the token's owner; the assignment with what validates the answer; tandem_record_judgment
+    "judgment": 3,
     # + one more judgment wanted when the completed item's votes split (the function returned the votes)
-    "judgment_completing_a_split_item": 3,
-    # the assignment, the stored judgment
-    "judgment_retry": 2,
+    "judgment_completing_a_split_item": 4,
+    # the token's owner, the assignment, the stored judgment
+    "judgment_retry": 3,
 }
 SQLITE = {
     # token, savepoint, session (locked), open lease, open batches, queue head (locked), lease recount, insert, release
