@@ -62,6 +62,12 @@ class Project(models.Model):
         help_text="Model or vendor names a generated response must not contain (whole words, any case), as a "
         'JSON list of strings: ["GPT", "OpenAI"].',
     )
+    demonstration_min_chars = models.PositiveIntegerField(
+        default=20, help_text="Shortest demonstration an annotator may submit, in characters."
+    )
+    demonstration_max_chars = models.PositiveIntegerField(
+        default=8000, help_text="Longest demonstration an annotator may submit, in characters."
+    )
     # Qualification (issue 13): a new annotator passes a set of gold items of the project's qualification batches
     # before live items are served (annotation.services.qualification).
     qualification_required = models.BooleanField(
@@ -132,12 +138,32 @@ class Batch(models.Model):
         # Gold items that new annotators answer before live work (annotation.services.qualification): served only
         # to annotators qualifying, never as live work, never in dataset snapshots.
         QUALIFICATION = "qualification", "Qualification"
+        # Prompts only: annotators write the response (Demonstration), leads review it; served only in
+        # demonstration sessions, never in comparison ones, never in preference snapshots.
+        DEMONSTRATION = "demonstration", "Demonstration"
+        # Already-judged data brought in by an import (annotation.services.labelled): closed on import, served to
+        # nobody, never counted as annotator judgments; a dataset snapshot takes it as a source by name.
+        LABELLED = "labelled", "Labelled source"
+
+    class SourceFormat(models.TextChoices):
+        """What a labelled source's file holds (docs/LABELLED_DATA.md)."""
+
+        HH_RLHF = "hh_rlhf", "HH-RLHF chosen/rejected"
+        ITEMS = "items", "Items with a preferred answer"
+        ULTRAFEEDBACK = "ultrafeedback", "Scored responses (UltraFeedback style)"
+        DEMONSTRATIONS = "demonstrations", "Demonstrations (messages)"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="batches")
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.COMPARISON)
     criteria_version = models.ForeignKey(CriteriaVersion, on_delete=models.PROTECT, related_name="batches")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    # Labelled sources only: the format of every file imported into it (one source, one format).
+    source_format = models.CharField(max_length=20, choices=SourceFormat.choices, blank=True)
+    # Demonstration batches only: how many annotators write a response to each item.
+    writers_per_item = models.PositiveSmallIntegerField(
+        default=1, help_text="Demonstration batches: responses wanted per item, each from a different annotator."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     closed_at = models.DateTimeField(null=True, blank=True)
 
@@ -176,6 +202,10 @@ class Item(models.Model):
     stratum = models.CharField(max_length=20, choices=Stratum.choices, blank=True)
     category = models.CharField(max_length=200, blank=True)
     gold = models.CharField(max_length=3, choices=GoldAnswer.choices, blank=True)
+    # Labelled sources only: the preference the imported file states (canonical, a / b / tie), and its vote counts
+    # when the file gives them ({"a": n, "b": m}).
+    labelled_choice = models.CharField(max_length=3, choices=GoldAnswer.choices, blank=True)
+    labelled_votes = models.JSONField(null=True, blank=True)
     # Set when a lead withdraws the item (after a report): served to nobody any more, left out of exports.
     withdrawn_at = models.DateTimeField(null=True, blank=True)
     # Judgments stored so far, kept by the judgment service with a conditional UPDATE so it never passes
@@ -265,7 +295,14 @@ class Choice(models.TextChoices):
 class AnnotationSession(models.Model):
     """One sitting of one annotator on one project, bounded by the project's minutes and tasks."""
 
+    class Kind(models.TextChoices):
+        COMPARISON = "comparison", "Comparing responses"
+        DEMONSTRATION = "demonstration", "Writing demonstrations"
+
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="sessions")
+    # A comparison session serves comparison, evaluation (and qualification) items; a demonstration session only
+    # the items of demonstration batches.
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.COMPARISON)
     annotator = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="annotation_sessions"
     )
@@ -433,3 +470,59 @@ class QualificationAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.annotator} qualifying on {self.project} from {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class Demonstration(models.Model):
+    """A response written for a prompt: by an annotator on a demonstration assignment, or imported from a labelled
+    source (no assignment, no writer, accepted on import). Only accepted ones go into SFT snapshots.
+
+    A lead's review accepts it (optionally with an edit: `text` stays as written, `edited_text` holds the edit) or
+    rejects it with a reason.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for review"
+        ACCEPTED = "accepted", "Accepted"
+        REJECTED = "rejected", "Rejected"
+
+    assignment = models.OneToOneField(
+        Assignment, null=True, blank=True, on_delete=models.CASCADE, related_name="demonstration"
+    )
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="demonstrations")
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="demonstrations", db_index=False)
+    writer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="demonstrations"
+    )
+    text = models.TextField(help_text="As written (or imported); never changed by a review.")
+    seconds = models.FloatField(null=True, blank=True, help_text="From lease to submit, measured by the server.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    edited_text = models.TextField(blank=True, help_text="The reviewer's edit, when accepted with edits.")
+    review_reason = models.TextField(blank=True, help_text="Why it was rejected (required), or a note on acceptance.")
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["item", "writer"], condition=Q(writer__isnull=False), name="demonstration_once_per_writer"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="rejected") | Q(review_reason__gt=""), name="demonstration_rejected_has_reason"
+            ),
+            models.CheckConstraint(
+                condition=Q(status="accepted") | Q(edited_text=""), name="demonstration_edit_only_when_accepted"
+            ),
+        ]
+        indexes = [models.Index(fields=["batch", "status"], name="demonstration_review_queue")]
+
+    def __str__(self) -> str:
+        return f"demonstration {self.pk} on {self.item}"
+
+    @property
+    def final_text(self) -> str:
+        """What an SFT snapshot takes: the reviewer's edit if any, else the text as written."""
+        return self.edited_text or self.text

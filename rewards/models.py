@@ -97,8 +97,20 @@ class DatasetSnapshot(models.Model):
         STANDARD = "standard", "Standard (prompt text)"
         CONVERSATIONAL = "conversational", "Conversational (messages)"
 
+    class Kind(models.TextChoices):
+        PREFERENCE = "preference", "Preference pairs"
+        # Accepted demonstrations (and labelled demonstration sources) in TRL's conversational format.
+        SFT = "sft", "Demonstrations for supervised fine-tuning"
+
     project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="dataset_snapshots")
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.PREFERENCE)
+    # Human-judged (or demonstration) batches, and labelled sources (Batch.Kind.LABELLED) alike.
     batches = models.ManyToManyField(Batch, related_name="dataset_snapshots")
+    sources = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Labelled sources taken: [{name, batch_id, format, files: [{filename, sha256}]}].",
+    )
     criteria_versions = models.JSONField(default=list, help_text="Criteria version numbers of the batches.")
     weighting = models.CharField(max_length=20, choices=Weighting.choices, default=Weighting.VOTE)
     validation_fraction = models.FloatField(default=0.1)

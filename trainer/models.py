@@ -15,6 +15,7 @@ class Kind(models.TextChoices):
     PPO = "ppo", "PPO"
     RLOO = "rloo", "RLOO"
     GENERATE = "generate", "Generate"
+    SFT = "sft", "SFT"
 
 
 # Kinds that optimise a policy and save checkpoints along the way (trainer.checkpoints).
