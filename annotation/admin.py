@@ -3,12 +3,14 @@ imports and memberships go through their services."""
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.auth import get_user_model
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path
 
+from annotation.admin_labelled import labelled_import_view
 from annotation.admin_reports import SkippedFilter
 from annotation.jobs import KIND as IMPORT_KIND
 from annotation.jobs import items_import_submit
@@ -17,6 +19,7 @@ from annotation.models import (
     Assignment,
     Batch,
     CriteriaVersion,
+    Demonstration,
     ImportRecord,
     Item,
     Judgment,
@@ -26,11 +29,14 @@ from annotation.models import (
 )
 from annotation.services import ImportRejected, ImportReport, criteria_version_create, project_create
 from annotation.services.batches import batch_close
+from annotation.services.demonstration_review import REASON_MAX_CHARS, demonstration_review
+from annotation.services.imports import IMPORT_KINDS
 from annotation.services.members import MemberError, member_add, member_remove
 from annotation.services.projects import DEFAULT_CRITERIA
 from annotation.services.qualification import qualification_reset
 from core.admin import NOBODY, ProjectScopedAdmin, ProjectScopedInline, project_action
 from core.authz import Action, check, may
+from core.errors import TandemError
 from core.jobs import job_get_for, job_progress
 
 
@@ -88,6 +94,15 @@ class ImportItemsForm(forms.Form):
     batch = forms.CharField(max_length=200, help_text="Batch name; made if it does not exist.")
     file = forms.FileField(help_text="JSONL or .jsonl.gz: the import format, or HH-RLHF chosen/rejected lines.")
     keep_hh_gold = forms.BooleanField(required=False, label="Keep HH-RLHF's known preference as gold")
+    kind = forms.ChoiceField(
+        choices=[
+            ("", "The batch's kind (comparison for a new batch)"),
+            *((k, Batch.Kind(k).label) for k in IMPORT_KINDS),
+        ],
+        required=False,
+        help_text="A new batch's kind. Demonstration: prompt-only lines, annotators write the response. An existing "
+        "batch of another kind is refused.",
+    )
 
 
 class ProjectForm(forms.ModelForm):
@@ -151,7 +166,12 @@ class ProjectAdmin(ProjectScopedAdmin):
                 "<id:project_id>/import/",
                 self.admin_site.admin_view(self.import_view),
                 name="annotation_project_import",
-            )
+            ),
+            path(
+                "<id:project_id>/import-labelled/",
+                self.admin_site.admin_view(lambda request, project_id: labelled_import_view(self, request, project_id)),
+                name="annotation_project_import_labelled",
+            ),
         ]
         return own + super().get_urls()
 
@@ -170,6 +190,7 @@ class ProjectAdmin(ProjectScopedAdmin):
                     batch_name=form.cleaned_data["batch"],
                     upload=upload,
                     keep_hh_gold=form.cleaned_data["keep_hh_gold"],
+                    kind=form.cleaned_data["kind"] or None,
                     created_by=request.user,
                 )
             except ImportRejected as exc:
@@ -263,17 +284,30 @@ class BatchAdmin(ProjectScopedAdmin):
         # A batch's kind decides where its judgments go (an evaluation batch stays out of dataset snapshots): chosen
         # when it is added, never changed after. Evaluation batches are made by evaluation.services only.
         fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.kind == Batch.Kind.LABELLED:
+            # A labelled source stays closed (reopened, it would be served) and keeps its format (labelled import).
+            return [*fields, "kind", "status", "source_format"]
         return [*fields, "kind"] if obj is not None else fields
 
     def formfield_for_choice_field(self, db_field, request, **kwargs):
         if db_field.name == "kind":
-            kwargs["choices"] = [(k, label) for k, label in Batch.Kind.choices if k != Batch.Kind.EVALUATION]
+            # Evaluation batches come from evaluation.services, labelled sources from the labelled import.
+            made_elsewhere = (Batch.Kind.EVALUATION, Batch.Kind.LABELLED)
+            kwargs["choices"] = [(k, label) for k, label in Batch.Kind.choices if k not in made_elsewhere]
             field = super().formfield_for_choice_field(db_field, request, **kwargs)
             field.required = False  # left out: a comparison batch, as before batches had kinds
             return field
         return super().formfield_for_choice_field(db_field, request, **kwargs)
 
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "writers_per_item" and field is not None:
+            field.required = False  # only demonstration batches use it; left out, it keeps its value (1 when new)
+        return field
+
     def save_model(self, request, obj, form, change):
+        if obj.writers_per_item is None:
+            obj.writers_per_item = form.initial.get("writers_per_item") or 1
         if not change:
             obj.kind = obj.kind or Batch.Kind.COMPARISON
             # A new batch pins the project's current criteria version.
@@ -448,3 +482,74 @@ class QualificationAttemptAdmin(ProjectScopedAdmin):
             project = Project.objects.get(pk=project_id)
             qualification_reset(project=project, annotator_id=annotator_id, by=request.user)
         self.message_user(request, f"{len(pairs)} annotator(s) may take the qualification again.", messages.SUCCESS)
+
+
+class RejectDemonstrationsForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=REASON_MAX_CHARS,
+        help_text="Required: the writers see nothing of it, the lead's figures and the SFT lineage do.",
+    )
+
+
+@admin.register(Demonstration)
+class DemonstrationAdmin(ProjectScopedAdmin):
+    """Written demonstrations and their reviews (leads). Reviews go through annotation.services.demonstration_review:
+    accept as written, or reject with a reason asked for on an intermediate page; an edit before accepting is made on
+    the lead's review page or through the API. Rows are written by the annotator loop (or a labelled import)."""
+
+    project_path = "batch__project"
+    view_action = Action.REVIEW_DEMONSTRATIONS
+    add_action = change_action = NOBODY
+    list_display = ["id", "item", "batch", "writer", "status", "length", "seconds", "reviewed_by", "reviewed_at"]
+    list_filter = ["status"]
+    search_fields = ["writer__username", "item__external_id"]
+    raw_id_fields = ["item", "assignment"]
+    show_full_result_count = False
+    actions = ["accept_demonstrations", "reject_demonstrations"]
+
+    @admin.display(description="characters")
+    def length(self, obj) -> int:
+        return len(obj.text)
+
+    def _review(self, request, queryset, *, decision: str, reason: str = "") -> None:
+        done, refused = 0, []
+        for pk in queryset.order_by("pk").values_list("pk", flat=True):
+            try:
+                review = demonstration_review(
+                    demonstration_id=pk, reviewer=request.user, decision=decision, reason=reason
+                )
+            except TandemError as exc:
+                refused.append(f"{pk}: {exc.detail}")
+                continue
+            done += review.changed
+        if done:
+            word = "Accepted" if decision == "accept" else "Rejected"
+            self.message_user(request, f"{word} {done} demonstration(s).", messages.SUCCESS)
+        if refused:
+            self.message_user(request, f"Not reviewed: {'; '.join(refused)}", messages.WARNING)
+
+    @project_action(action=Action.REVIEW_DEMONSTRATIONS, description="Accept the selected demonstrations as written")
+    def accept_demonstrations(self, request, queryset):
+        self._review(request, queryset, decision="accept")
+
+    @project_action(
+        action=Action.REVIEW_DEMONSTRATIONS, description="Reject the selected demonstrations (with a reason)"
+    )
+    def reject_demonstrations(self, request, queryset):
+        if not queryset.exists():  # nothing selected that this user may see: no form to fill in
+            self.message_user(request, "No demonstration selected.", messages.WARNING)
+            return None
+        form = RejectDemonstrationsForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            self._review(request, queryset, decision="reject", reason=form.cleaned_data["reason"])
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Reject demonstrations",
+            "demonstrations": list(queryset.select_related("item", "writer").order_by("pk")),
+            "form": form,
+            "opts": self.model._meta,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/annotation/demonstration/reject.html", context)

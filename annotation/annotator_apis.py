@@ -6,7 +6,7 @@ import re
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -22,6 +22,7 @@ from annotation.services.annotator_actions import (
     judgment_revise,
 )
 from annotation.services.assignments import assignment_next_for
+from annotation.services.demonstrations import demonstration_submit
 from annotation.services.judgments import judgment_choices, judgment_submit
 from annotation.services.sessions import session_start
 
@@ -38,15 +39,24 @@ class SessionOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = AnnotationSession
-        fields = ["id", "expires_at", "max_tasks", "tasks_done", "revise_window_seconds", "lease_minutes"]
+        fields = ["id", "kind", "expires_at", "max_tasks", "tasks_done", "revise_window_seconds", "lease_minutes"]
 
 
 class SessionStartApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        kind = serializers.CharField(
+            required=False,
+            default=AnnotationSession.Kind.COMPARISON.value,
+            help_text="comparison (judge two responses, the default) or demonstration (write the response). One open "
+            "session of each kind; 400 invalid_kind for another.",
+        )
+
     @extend_schema(
-        request=None,
+        request=InputSerializer,
         responses={
             201: SessionOutputSerializer,
             200: SessionOutputSerializer,
+            400: OpenApiResponse(ErrorSerializer, description='{"code": "invalid_kind"}'),
             403: ErrorSerializer,
             404: ErrorSerializer,
             429: OpenApiResponse(ErrorSerializer, description='{"code": "on_break", "retry_after": seconds}'),
@@ -54,7 +64,11 @@ class SessionStartApi(APIView):
     )
     def post(self, request, project_id: int):
         project = get_object_or_404(Project, pk=project_id)
-        session, created = session_start(project=project, annotator=request.user)
+        serializer = self.InputSerializer(data=request.data or {})
+        serializer.is_valid(raise_exception=True)
+        session, created = session_start(
+            project=project, annotator=request.user, kind=serializer.validated_data["kind"]
+        )
         return Response(
             SessionOutputSerializer(session).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )
@@ -141,10 +155,70 @@ NextSerializer = inline_serializer(
 )
 
 
+def guidelines_payload(*, criteria, project: Project) -> dict:
+    """What a writer is told to write by: the project's guidelines (the comparison page's "Guidelines") and the
+    criteria version's number, scope, criteria and disqualifiers, as the hand-off package's guidelines give them."""
+    return {
+        "criteria_version": criteria.number,
+        "text": project.description,
+        "scope": criteria.scope,
+        "dimensions": criteria_payload(criteria=criteria, project=project)["dimensions"],
+        "disqualifiers": [str(d) for d in criteria.disqualifiers],
+    }
+
+
+def demonstration_payload(assignment: Assignment, project: Project) -> dict:
+    """A demonstration session's `next`: the prompt, the guidelines and the length limits. Nothing anyone else wrote
+    for the prompt, and nothing a review said."""
+    item = assignment.item
+    payload = {"assignment_id": str(assignment.pk), "kind": AnnotationSession.Kind.DEMONSTRATION.value}
+    if item.messages is not None:
+        payload["messages"] = [{"role": m["role"], "content": m["content"]} for m in item.messages]
+    else:
+        payload["prompt"] = item.prompt
+    payload.update(
+        {
+            "guidelines": guidelines_payload(criteria=item.batch.criteria_version, project=project),
+            "min_chars": project.demonstration_min_chars,
+            "max_chars": project.demonstration_max_chars,
+            "lease_expires_at": assignment.lease_expires_at,
+        }
+    )
+    return payload
+
+
+DemonstrationNextSerializer = inline_serializer(
+    name="NextDemonstration",
+    fields={
+        "assignment_id": serializers.UUIDField(),
+        "kind": serializers.ChoiceField(choices=["demonstration"]),
+        "prompt": serializers.CharField(required=False),
+        "messages": serializers.ListField(child=serializers.DictField(), required=False),
+        "guidelines": inline_serializer(
+            name="WritingGuidelines",
+            fields={
+                "criteria_version": serializers.IntegerField(),
+                "text": serializers.CharField(),
+                "scope": serializers.CharField(),
+                "dimensions": serializers.ListField(child=serializers.DictField()),
+                "disqualifiers": serializers.ListField(child=serializers.CharField()),
+            },
+        ),
+        "min_chars": serializers.IntegerField(),
+        "max_chars": serializers.IntegerField(),
+        "lease_expires_at": serializers.DateTimeField(),
+    },
+)
+
+
 class NextAssignmentApi(APIView):
     @extend_schema(
         responses={
-            200: NextSerializer,
+            200: PolymorphicProxySerializer(
+                component_name="NextTask",
+                serializers=[NextSerializer, DemonstrationNextSerializer],
+                resource_type_field_name=None,
+            ),
             204: OpenApiResponse(description="Nothing left to judge."),
             403: OpenApiResponse(
                 ErrorSerializer, description='{"code": "not_qualified"}: the project\'s qualification was not passed'
@@ -157,6 +231,8 @@ class NextAssignmentApi(APIView):
         session, assignment = assignment_next_for(session_id=session_id, annotator_id=request.user.pk)
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
+        if session.kind == AnnotationSession.Kind.DEMONSTRATION:
+            return Response(demonstration_payload(assignment, session.project))
         return Response(next_payload(assignment, session.project))
 
 
@@ -385,3 +461,49 @@ class JudgmentRevisionApi(APIView):
             "revised_at": judgment.revised_at,
         }
         return Response(body, status=status.HTTP_201_CREATED if revision else status.HTTP_200_OK)
+
+
+class DemonstrationSubmitApi(APIView):
+    """A demonstration session's answer: the response the annotator wrote for the prompt."""
+
+    class InputSerializer(serializers.Serializer):
+        # Not trimmed here: the service trims, and counts the length limits on what it stores.
+        text = serializers.CharField(trim_whitespace=False, allow_blank=True)
+
+    OutputSerializer = inline_serializer(
+        name="WrittenDemonstration",
+        fields={
+            "id": serializers.IntegerField(),
+            "assignment_id": serializers.UUIDField(),
+            "chars": serializers.IntegerField(),
+            "created_at": serializers.DateTimeField(),
+        },
+    )
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            201: OutputSerializer,
+            200: OutputSerializer,
+            400: OpenApiResponse(ErrorSerializer, description="text_too_short, text_too_long or invalid"),
+            404: ErrorSerializer,
+            409: OpenApiResponse(ErrorSerializer, description="conflict (another text) or wrong_task (a comparison)"),
+            410: OpenApiResponse(ErrorSerializer, description="lease_expired, overlap_full or batch_closed"),
+        },
+        description="Send the response you wrote for a demonstration assignment. The length limits are the "
+        "project's (min_chars and max_chars in `next`), counted in characters after surrounding blank space is "
+        "dropped. The same text again answers the stored one (200); another text is a conflict (409).",
+    )
+    def post(self, request, assignment_id):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        demonstration, created = demonstration_submit(
+            assignment_id=assignment_id, annotator_id=request.user.pk, text=serializer.validated_data["text"]
+        )
+        body = {
+            "id": demonstration.pk,
+            "assignment_id": str(demonstration.assignment_id),
+            "chars": len(demonstration.text),
+            "created_at": demonstration.created_at,
+        }
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)

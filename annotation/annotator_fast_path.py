@@ -29,7 +29,7 @@ from annotation.annotator_apis import (
 )
 from annotation.authentication import user_id_for_token_key
 from annotation.errors import NotFound
-from annotation.services.assignments import assignment_next_for
+from annotation.services.assignments import NotComparisonSession, assignment_next_for
 from annotation.services.judgments import judgment_submit
 from core.errors import TandemError
 from core.lockout import token_lockout_wait_recent
@@ -65,9 +65,13 @@ def next_assignment(request, *, session_id: int):
     if throttled is not None:
         return throttled
     try:
-        session, assignment = assignment_next_for(session_id=session_id, annotator_id=annotator_id)
+        session, assignment = assignment_next_for(
+            session_id=session_id, annotator_id=annotator_id, comparison_only=True
+        )
     except NotFound:
         return None  # DRF tells a bad token (401) from someone else's session (404)
+    except NotComparisonSession:
+        return None  # a demonstration session: DRF's view answers it
     except TandemError as exc:
         return _error(exc, allow=_NEXT_ALLOW)
     if assignment is None:

@@ -13,6 +13,7 @@ from annotation.models import Batch, Project, Role
 from annotation.selectors import project_list_for, project_roles_for
 from annotation.services import ImportRejected, member_add, member_remove
 from annotation.services.batches import batch_close
+from annotation.services.imports import IMPORT_KINDS
 from annotation.services.members import MemberError
 from core.apis import JobOutputSerializer, job_accepted
 from core.authz import Action, check, project_for
@@ -84,6 +85,7 @@ ImportReportSerializer = inline_serializer(
     fields={
         "ok": serializers.BooleanField(),
         "code": serializers.CharField(),
+        "kind": serializers.CharField(help_text="The batch's kind: comparison lines, or prompts for demonstration."),
         "project": serializers.CharField(),
         "batch": serializers.CharField(),
         "filename": serializers.CharField(),
@@ -122,6 +124,13 @@ class ItemImportApi(APIView):
         )
         batch = serializers.CharField(max_length=200, help_text="Batch name; made if it does not exist.")
         keep_hh_gold = serializers.BooleanField(default=False, help_text="Keep HH-RLHF's known preference as gold.")
+        kind = serializers.ChoiceField(
+            choices=IMPORT_KINDS,
+            required=False,
+            help_text="The batch's kind when the import makes it: comparison (the default) or demonstration (prompt-only "
+            "lines; annotators write the response). An existing batch of another kind is refused (import_batch_kind). "
+            "Left out: the existing batch's kind.",
+        )
 
     @extend_schema(
         request={"multipart/form-data": InputSerializer},
@@ -137,9 +146,10 @@ class ItemImportApi(APIView):
                 batch_name=serializer.validated_data["batch"],
                 upload=serializer.validated_data["file"],
                 keep_hh_gold=serializer.validated_data["keep_hh_gold"],
+                kind=serializer.validated_data.get("kind"),
                 created_by=request.user,
             )
-        except ImportRejected as exc:  # refused before queueing (a closed batch): the report, at once
+        except ImportRejected as exc:  # refused before queueing (a closed batch, another kind): the report, at once
             return Response(exc.report.as_dict(), status=status.HTTP_400_BAD_REQUEST)
         return job_accepted(job, request)
 

@@ -43,3 +43,10 @@ class NotQualified(TandemError):
     """The annotator failed the project's qualification: no live items until a lead allows another attempt."""
 
     status, code = 403, "not_qualified"
+
+
+class WrongTask(TandemError):
+    """A judgment sent for a demonstration assignment (one asks for a written response), or a demonstration sent
+    for a comparison one."""
+
+    status, code = 409, "wrong_task"

@@ -63,6 +63,46 @@ def parse_line(raw: bytes, *, max_chars: int, keep_hh_gold: bool = False) -> Par
     return item
 
 
+# Keys a prompt-only line (a demonstration batch's) must not carry: the annotators write the response.
+NOT_FOR_PROMPTS = ("response_a", "response_b", "gold", "chosen", "rejected", "preferred", "response")
+
+
+def parse_prompt_line(raw: bytes, *, max_chars: int) -> ParsedItem:
+    """A demonstration batch's line, `{"id", "prompt" | "messages", "stratum"?, "category"?}`: the prompt the
+    annotators write a response to. Responses or a gold answer are refused (the line named); the item is stored
+    with empty response columns."""
+    try:
+        data = json.loads(raw)
+    except UnicodeDecodeError:
+        raise LineInvalid("not valid UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise LineInvalid(f"bad JSON: {exc.msg} at column {exc.colno}") from None
+    if not isinstance(data, dict):
+        raise LineInvalid(f"expected a JSON object, got {type(data).__name__}")
+    if given := [key for key in NOT_FOR_PROMPTS if key in data]:
+        raise LineInvalid(
+            f"a demonstration batch takes prompts only (annotators write the response): remove {', '.join(given)}"
+        )
+    prompt, messages = prompt_or_messages(data, max_chars=max_chars)
+    item = ParsedItem(
+        external_id=_external_id(data),
+        prompt=prompt,
+        messages=messages,
+        response_a_text="",
+        response_a_model="",
+        response_b_text="",
+        response_b_model="",
+        stratum=_stratum(data),
+        category=_short(data, "category"),
+        gold="",
+        dedupe_key="",
+    )
+    if not isinstance(raw, bytes | bytearray) or b"\\u" in raw or b"\xed" in raw:
+        _check_storable(item)
+    item.dedupe_key = f"id:{item.external_id}" if item.external_id else f"sha256:{content_hash(item)}"
+    return item
+
+
 def _check_storable(item: ParsedItem) -> None:
     check_storable(
         [

@@ -1,7 +1,14 @@
 from django.urls import path
 
 import core.converters  # noqa: F401 - registers the <id:...> path converter used below
-from annotation import annotator_apis, annotator_fast_path, apis, apis_qualification
+from annotation import (
+    annotator_apis,
+    annotator_fast_path,
+    apis,
+    apis_demonstration_review,
+    apis_labelled,
+    apis_qualification,
+)
 from annotation.annotator_fast_path import with_fast_path
 
 app_name = "annotation"
@@ -18,6 +25,11 @@ urlpatterns = [
         with_fast_path(annotator_apis.JudgmentSubmitApi.as_view(), annotator_fast_path.judgment),
         name="judgment-submit",
     ),
+    path(
+        "assignments/<uuid:assignment_id>/demonstration/",
+        annotator_apis.DemonstrationSubmitApi.as_view(),
+        name="demonstration-submit",
+    ),
     path("assignments/<uuid:assignment_id>/skip/", annotator_apis.AssignmentSkipApi.as_view(), name="assignment-skip"),
     path("assignments/<uuid:assignment_id>/report/", annotator_apis.ItemReportApi.as_view(), name="item-report"),
     path(
@@ -28,6 +40,7 @@ urlpatterns = [
     path("projects/<id:project_id>/members/", apis.MemberAddApi.as_view(), name="member-add"),
     path("projects/<id:project_id>/members/<str:username>/", apis.MemberDetailApi.as_view(), name="member-detail"),
     path("projects/<id:project_id>/imports/", apis.ItemImportApi.as_view(), name="item-import"),
+    path("projects/<id:project_id>/labelled/", apis_labelled.LabelledImportApi.as_view(), name="labelled-import"),
     path("batches/<id:batch_id>/close/", apis.BatchCloseApi.as_view(), name="batch-close"),
     path("projects/<id:project_id>/sessions/", annotator_apis.SessionStartApi.as_view(), name="session-start"),
     path("sessions/<id:session_id>/", annotator_apis.SessionDetailApi.as_view(), name="session-detail"),
@@ -40,5 +53,24 @@ urlpatterns = [
         "projects/<id:project_id>/annotators/<id:user_id>/qualification/reset/",
         apis_qualification.QualificationResetApi.as_view(),
         name="qualification-reset",
+    ),
+]
+
+# The lead's review of demonstrations (annotation/apis_demonstration_review.py).
+urlpatterns += [
+    path(
+        "projects/<id:project_id>/demonstrations/",
+        apis_demonstration_review.DemonstrationQueueApi.as_view(),
+        name="demonstration-queue",
+    ),
+    path(
+        "projects/<id:project_id>/demonstrations/writers/",
+        apis_demonstration_review.DemonstrationWritersApi.as_view(),
+        name="demonstration-writers",
+    ),
+    path(
+        "demonstrations/<id:demonstration_id>/review/",
+        apis_demonstration_review.DemonstrationReviewApi.as_view(),
+        name="demonstration-review",
     ),
 ]

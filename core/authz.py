@@ -45,6 +45,7 @@ class Action(StrEnum):
     VIEW_RELEASES = "view_releases"  # gate pages, decisions, releases, the audit log, hand-off packages
     MANAGE_GATE = "manage_gate"  # write a new gate policy version
     DECIDE_GATE = "decide_gate"  # approve or reject a candidate, release it, override a failed criterion
+    REVIEW_DEMONSTRATIONS = "review_demonstrations"  # the review queue: accept, edit, reject written demonstrations
 
 
 # The matrix. docs/SECURITY.md prints it; tests/core/test_authorization_matrix.py holds every door to it.
@@ -68,6 +69,7 @@ ROLE_ACTIONS: dict[str, frozenset[Action]] = {
             Action.MANAGE_EVALUATION,
             Action.VIEW_RELEASES,
             Action.MANAGE_GATE,
+            Action.REVIEW_DEMONSTRATIONS,
         }
     ),
     Role.ML_ENGINEER: frozenset(

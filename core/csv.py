@@ -9,7 +9,7 @@ still be able to sum them.
 
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -28,3 +28,25 @@ def rows_to_csv(rows: Iterable[dict], *, fieldnames: list[str]) -> str:
     writer.writerow({name: safe_cell(name) for name in fieldnames})
     writer.writerows({key: safe_cell(value) for key, value in row.items()} for row in rows)
     return buffer.getvalue()
+
+
+class _Line:
+    """A file-like sink that hands back what csv.writer wrote for one row."""
+
+    def write(self, text: str) -> str:
+        return text
+
+
+def iter_csv(rows: Iterable[dict], *, fieldnames: list[str], rows_per_chunk: int = 500) -> Iterator[str]:
+    """A table of flat dicts as CSV text in chunks, for a streamed download: the header first (always, even with no
+    rows), every cell through safe_cell, None as an empty cell. Memory holds one chunk, whatever the table's size."""
+    writer = csv.DictWriter(_Line(), fieldnames=fieldnames, extrasaction="ignore")
+    yield writer.writerow({name: safe_cell(name) for name in fieldnames})
+    chunk: list[str] = []
+    for row in rows:
+        chunk.append(writer.writerow({key: "" if value is None else safe_cell(value) for key, value in row.items()}))
+        if len(chunk) >= rows_per_chunk:
+            yield "".join(chunk)
+            chunk.clear()
+    if chunk:
+        yield "".join(chunk)

@@ -18,6 +18,7 @@ from django.db.models import Count, F, Func, IntegerField, JSONField, OuterRef, 
 from django.urls import reverse
 
 from annotation.models import ITEM_QUEUE_KEY, Batch, Item, Membership, Project
+from annotation.selectors import judged_batches
 from core.authz import Action, projects_where
 from rewards.metrics.flags import LEVEL_ORDER
 from rewards.models import AgreementSnapshot
@@ -193,7 +194,7 @@ def project_dashboard(*, project: Project) -> dict:
     """Everything the project page shows, from each batch's latest stored snapshot."""
     rules = flag_rules_for(project=project)
     urls = _annotator_urls(project)
-    batches = list(project.batches.select_related("criteria_version").order_by("created_at", "pk"))
+    batches = list(judged_batches(project=project).select_related("criteria_version").order_by("created_at", "pk"))
     snapshots = latest_snapshots_light(batches=batches)
     progress = batch_progress(batches=batches, overlap=project.overlap)
     rows, summaries = [], []
@@ -375,7 +376,7 @@ def _per_hour(summaries: list[dict]) -> dict | None:
 def annotator_page(*, project: Project, user_id: int) -> dict | None:
     """One annotator across the project's batches, from the stored snapshots; None if they are neither a member
     nor in any snapshot."""
-    batches = list(project.batches.select_related("criteria_version").order_by("created_at", "pk"))
+    batches = list(judged_batches(project=project).select_related("criteria_version").order_by("created_at", "pk"))
     snapshots = latest_snapshots_light(batches=batches)
     username = None
     rows = []
@@ -460,7 +461,7 @@ def split_items_page(*, project: Project, batch_id: int | None = None) -> list[d
 def split_item_counts(*, project: Project) -> list[tuple[Batch, int]]:
     """Per batch of the project, oldest first, how many split items its latest snapshot stored: the split-items
     page links the batches that have some, so a page opened on a batch with none does not look empty."""
-    batches = list(project.batches.order_by("created_at", "pk"))
+    batches = list(judged_batches(project=project).order_by("created_at", "pk"))
     counts: dict[str, int] = defaultdict(int)
     for row in stored_split_items(batch_ids=[b.pk for b in batches]):
         counts[row["batch"]] += 1

@@ -127,6 +127,11 @@ def run_view(request, run_id: int):
             "criteria_versions": lineage.get("criteria_versions")
             or [{"id": c.pk, "number": c.number} for c in sorted(criteria.values(), key=lambda c: c.number)],
             "code": lineage.get("code") or {},
+            # Labelled sources a preference snapshot took (already-judged data), with their imported files.
+            "labelled_sources": lineage.get("sources") or (run.snapshot.sources if run.snapshot_id else []),
+            # SFT: the demonstrations behind the snapshot; any run: the run its base model came from (run:ID).
+            "demonstrations": _people(lineage.get("demonstrations")),
+            "base_run": _base_run_row(lineage.get("base_run")),
             "lineage_json": json.dumps(lineage, indent=2) if lineage else "",
             "show_admin_links": request.user.is_staff,
             # Why a queued run is not running yet (waiting for the broker, with the last error, or for a worker).
@@ -137,3 +142,34 @@ def run_view(request, run_id: int):
             "can_download_checkpoints": checkpoint_can_download_in(user=request.user, project=run.project_id),
         },
     )
+
+
+def _people(demonstrations: dict | None) -> dict | None:
+    """An SFT snapshot's writers, reviewers and labelled sources from a lineage, as the page lists them."""
+    if not demonstrations:
+        return None
+
+    def listed(counts) -> list[dict]:
+        counts = counts if isinstance(counts, dict) else {}
+        return [{"name": name, "count": n} for name, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+    sources = [s.get("name") for s in demonstrations.get("sources") or [] if isinstance(s, dict) and s.get("name")]
+    return {
+        "writers": listed(demonstrations.get("writers")),
+        "reviewers": listed(demonstrations.get("reviewers")),
+        "sources": sources,
+    }
+
+
+def _base_run_row(base_run: dict | None) -> dict | None:
+    """The run a base model came from (and the demonstrations behind it, when it was an SFT run)."""
+    if not base_run or not isinstance(base_run.get("id"), int):
+        return None
+    from trainer.models import Kind
+
+    kind = base_run.get("kind") or ""
+    return {
+        "id": base_run["id"],
+        "kind": Kind(kind).label if kind in Kind.values else kind,
+        "demonstrations": _people(base_run.get("demonstrations")),
+    }

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from django.contrib.auth.models import AbstractBaseUser
 
 from annotation.models import Membership
-from annotation.selectors import project_list_for, project_roles_for
+from annotation.selectors import project_list_for, project_roles_for, projects_with_open_demonstrations
 from annotation.services.sessions import ANNOTATING_ROLES
 from core.authz import Action, role_may
 
@@ -21,6 +21,8 @@ class ProjectCard:
     can_view_runs: bool = False
     can_start_runs: bool = False
     can_view_datasets: bool = False
+    # An annotator's "Write demonstrations": the project has an open demonstration batch.
+    can_write: bool = False
 
 
 def project_cards_for(*, user: AbstractBaseUser) -> list[ProjectCard]:
@@ -29,6 +31,9 @@ def project_cards_for(*, user: AbstractBaseUser) -> list[ProjectCard]:
         return []
     roles = project_roles_for(user=user)
     labels = dict(Membership._meta.get_field("role").choices)
+    writing = projects_with_open_demonstrations(
+        project_ids=[pk for pk, role in roles.items() if role in ANNOTATING_ROLES]
+    )
     return [
         ProjectCard(
             id=project.pk,
@@ -39,6 +44,7 @@ def project_cards_for(*, user: AbstractBaseUser) -> list[ProjectCard]:
             can_view_runs=user.is_superuser or role_may(roles.get(project.pk), Action.VIEW_RUNS),
             can_start_runs=user.is_superuser or role_may(roles.get(project.pk), Action.START_RUNS),
             can_view_datasets=user.is_superuser or role_may(roles.get(project.pk), Action.VIEW_DATASETS),
+            can_write=project.pk in writing,
         )
         for project in project_list_for(user=user)
     ]

@@ -1,12 +1,13 @@
 from django.urls import path
 
 import core.converters  # noqa: F401 - registers the <id:...> path converter used below
-from frontend import runs, views, views_checkpoints, views_gate, views_lead
+from frontend import runs, views, views_checkpoints, views_demonstrations, views_gate, views_lead
 
 app_name = "frontend"
 urlpatterns = [
     path("", views.home, name="home"),
     path("annotate/<id:project_id>/", views.annotate, name="annotate"),
+    path("annotate/<id:project_id>/write/", views.write, name="write"),
     path("runs/", runs.run_list_view, name="runs"),
     path("runs/<id:run_id>/", runs.run_view, name="run"),
     path("lead/", views_lead.lead_home, name="lead-home"),
@@ -22,4 +23,13 @@ urlpatterns = [
     path("projects/<id:project_id>/generations/", views_checkpoints.generations_view, name="generations"),
     path("projects/<id:project_id>/gate/<id:evaluation_batch_id>/", views_gate.gate_view, name="gate"),
     path("projects/<id:project_id>/releases/", views_gate.releases_view, name="releases"),
+]
+
+# The lead's review of written demonstrations (frontend/views_demonstrations.py).
+urlpatterns += [
+    path(
+        "lead/projects/<id:project_id>/demonstrations/",
+        views_demonstrations.demonstrations_view,
+        name="lead-demonstrations",
+    ),
 ]

@@ -18,3 +18,11 @@ def annotate(request, project_id: int):
     """The annotator page. The HTML is a shell: the item, the sides and every number come from the API."""
     project = project_for(user=request.user, action=Action.ANNOTATE, project_id=project_id, what="annotate here")
     return render(request, "frontend/annotate.html", {"project": project})
+
+
+@login_required
+@ensure_csrf_cookie
+def write(request, project_id: int):
+    """The writing page (a demonstration session). A shell like the annotator page: everything comes from the API."""
+    project = project_for(user=request.user, action=Action.ANNOTATE, project_id=project_id, what="write here")
+    return render(request, "frontend/write.html", {"project": project})

@@ -15,6 +15,7 @@ from django.shortcuts import render
 from django.urls import reverse
 
 from annotation.models import Project
+from annotation.selectors import judged_batches
 from annotation.selectors_qualification import attempt_row, qualification_attempts
 from core.authz import Action, project_for
 from frontend.dashboard import (
@@ -76,7 +77,7 @@ def annotator_view(request, project_id: int, user_id: int):
 @login_required
 def split_items_view(request, project_id: int):
     project = _lead_project(request, project_id)
-    batches = list(project.batches.order_by("created_at", "pk"))
+    batches = list(judged_batches(project=project).order_by("created_at", "pk"))
     # The list is computed from every vote of the batches shown (seconds for a batch of 200,000 judgments), so
     # the page opens on the newest batch; "all" asks for every batch.
     choice = request.GET.get("batch") or (str(batches[-1].pk) if batches else "all")
@@ -136,7 +137,7 @@ def annotator_judgments_view(request, project_id: int, user_id: int):
             "project": project,
             "user_id": user_id,
             "username": get_user_model().objects.filter(pk=user_id).values_list("username", flat=True).first(),
-            "batches": list(project.batches.order_by("created_at", "pk")),
+            "batches": list(judged_batches(project=project).order_by("created_at", "pk")),
             "filters": filters,
             "page": page,
             "query": urlencode(query),

@@ -22,6 +22,7 @@ from core.authz import Action, check
 from core.errors import TandemError
 from core.jobs import job_get_for, job_progress
 from core.models import Job
+from rewards.downloads import raw_judgments_response
 from rewards.errors import DatasetTampered
 from rewards.jobs import KIND as DATASET_KIND
 from rewards.jobs import dataset_job_submit
@@ -141,29 +142,79 @@ class DatasetSnapshotForm(forms.Form):
         help_text="Evaluation batches judge checkpoints against each other and are not training data: they are "
         "refused unless this is ticked, and the snapshot's manifest then lists them.",
     )
+    sources = forms.ModelMultipleChoiceField(
+        queryset=Batch.objects.none(),
+        required=False,
+        label="Labelled sources",
+        help_text="Already-judged data imported with import_labelled, taken beside the batches: every row's source "
+        "is human or the source's name, and the manifest lists each source's files and sha256s.",
+    )
+
+    def __init__(self, *args, project=None, kind: str = DatasetSnapshot.Kind.PREFERENCE, **kwargs):
+        super().__init__(*args, **kwargs)
+        demonstrations = Batch.SourceFormat.DEMONSTRATIONS
+        sources = Batch.objects.filter(project=project, kind=Batch.Kind.LABELLED).order_by("created_at", "pk")
+        sources = (
+            sources.filter(source_format=demonstrations)
+            if kind == DatasetSnapshot.Kind.SFT
+            else sources.exclude(source_format=demonstrations)
+        )
+        self.fields["sources"].queryset = sources
+        self.fields["sources"].label_from_instance = lambda b: f"{b.name} ({b.get_source_format_display()})"
+        if kind == DatasetSnapshot.Kind.SFT:  # accepted demonstrations: no votes to weigh, no evaluation batch
+            del self.fields["weighting"], self.fields["include_evaluation"]
+            self.fields["sources"].help_text = "Labelled sources of demonstrations, taken beside the batches."
 
 
 @project_action(action=Action.MAKE_DATASET, description="Make a dataset snapshot from the selected closed batches")
 def make_dataset_snapshot(modeladmin, request, queryset):
     """Asks for the rule, fraction and seed on an intermediate page, then queues the snapshot as a job and opens the
     job's page, which follows it and opens the snapshot when it is made."""
-    batches = list(queryset.select_related("project").order_by("created_at", "pk"))
-    projects = {b.project for b in batches}
+    selected = list(queryset.select_related("project", "criteria_version").order_by("created_at", "pk"))
+    projects = {b.project for b in selected}
     if len(projects) != 1:
         modeladmin.message_user(request, "Select batches of one project: a snapshot has one project.", messages.ERROR)
         return None
     project = projects.pop()
-    still_open = [b.name for b in batches if b.status != Batch.Status.CLOSED]
+    # Labelled sources selected in the list are taken as sources; demonstration batches make an SFT snapshot.
+    batches = [b for b in selected if b.kind != Batch.Kind.LABELLED]
+    chosen_sources = [b for b in selected if b.kind == Batch.Kind.LABELLED]
+    demonstration_kinds = {b.kind == Batch.Kind.DEMONSTRATION for b in batches} | {
+        b.source_format == Batch.SourceFormat.DEMONSTRATIONS for b in chosen_sources
+    }
+    if len(demonstration_kinds) != 1:
+        modeladmin.message_user(
+            request,
+            "Select demonstration batches (and sources of demonstrations) for an SFT snapshot, or judged batches "
+            "(and labelled sources of preferences) for a preference snapshot, not both.",
+            messages.ERROR,
+        )
+        return None
+    kind = DatasetSnapshot.Kind.SFT if demonstration_kinds.pop() else DatasetSnapshot.Kind.PREFERENCE
+    still_open = [b.name for b in batches if b.status != Batch.Status.CLOSED and b.kind != Batch.Kind.DEMONSTRATION]
     if still_open:
         modeladmin.message_user(
             request, f"Only closed batches can be exported; still open: {', '.join(still_open)}.", messages.ERROR
         )
         return None
-    form = DatasetSnapshotForm(request.POST if "apply" in request.POST else None)
+    form = DatasetSnapshotForm(
+        request.POST if "apply" in request.POST else None,
+        project=project,
+        kind=kind,
+        initial={"sources": [b.pk for b in chosen_sources]},
+    )
     if form.is_valid():
+        settings_ = dict(form.cleaned_data)
+        sources = [b.name for b in settings_.pop("sources")]
+        settings_.setdefault("weighting", DatasetSnapshot.Weighting.VOTE)
         try:
             job = dataset_job_submit(
-                project=project, batch_ids=[b.pk for b in batches], created_by=request.user, **form.cleaned_data
+                project=project,
+                batch_ids=[b.pk for b in batches],
+                created_by=request.user,
+                sources=sources,
+                kind=kind,
+                **settings_,
             )
         except TandemError as exc:
             modeladmin.message_user(request, exc.detail, messages.ERROR)
@@ -172,9 +223,10 @@ def make_dataset_snapshot(modeladmin, request, queryset):
         return redirect("admin:rewards_datasetsnapshot_job", job.pk)
     context = {
         **modeladmin.admin_site.each_context(request),
-        "title": "Make a dataset snapshot",
+        "title": "Make an SFT snapshot" if kind == DatasetSnapshot.Kind.SFT else "Make a dataset snapshot",
         "project": project,
-        "batches": batches,
+        "batches": selected,
+        "kind": kind,
         "form": form,
         "opts": modeladmin.model._meta,
         "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
@@ -182,11 +234,21 @@ def make_dataset_snapshot(modeladmin, request, queryset):
     return TemplateResponse(request, "admin/rewards/make_dataset_snapshot.html", context)
 
 
-class BatchAdmin(AnnotationBatchAdmin):
-    """annotation's Batch admin plus the export action: annotation does not know rewards (dependencies point one
-    way), so the action is added from here."""
+@project_action(action=Action.MAKE_DATASET, description="Download raw judgments (CSV) of the selected batch")
+def download_raw_judgments(modeladmin, request, queryset):
+    """One batch's judgments, streamed as CSV (rewards.downloads, the same as the API's ?format=csv)."""
+    batches = list(queryset.select_related("criteria_version")[:2])
+    if len(batches) != 1:
+        modeladmin.message_user(request, "Select one batch: the download is one batch's judgments.", messages.ERROR)
+        return None
+    return raw_judgments_response(batch=batches[0], as_csv=True)
 
-    actions = [*(AnnotationBatchAdmin.actions or ()), make_dataset_snapshot]
+
+class BatchAdmin(AnnotationBatchAdmin):
+    """annotation's Batch admin plus the export actions: annotation does not know rewards (dependencies point one
+    way), so the actions are added from here."""
+
+    actions = [*(AnnotationBatchAdmin.actions or ()), make_dataset_snapshot, download_raw_judgments]
 
 
 if admin.site.is_registered(Batch):
@@ -204,6 +266,7 @@ class DatasetSnapshotAdmin(ProjectScopedAdmin):
     list_display = [
         "id",
         "project",
+        "kind",
         "weighting",
         "prompt_format",
         "train_count",
@@ -212,11 +275,13 @@ class DatasetSnapshotAdmin(ProjectScopedAdmin):
         "created_by",
         "created_at",
     ]
-    list_filter = ["project", "weighting", "prompt_format"]
+    list_filter = ["project", "kind", "weighting", "prompt_format"]
     list_select_related = ["project", "created_by"]
     fields = [
         "project",
+        "kind",
         "batch_links",
+        "source_files",
         "criteria_versions",
         "weighting",
         "validation_fraction",
@@ -241,6 +306,28 @@ class DatasetSnapshotAdmin(ProjectScopedAdmin):
             (
                 (reverse("admin:annotation_batch_change", args=[b.pk]), f"{b.name} ({b.get_status_display()})")
                 for b in snapshot.batches.order_by("created_at", "pk")
+            ),
+        )
+
+    @admin.display(description="labelled sources (imported files)")
+    def source_files(self, snapshot):
+        if not snapshot.sources:
+            return "none"
+        return format_html_join(
+            "",
+            "<p>{} ({}): {}</p>",
+            (
+                (
+                    source.get("name"),
+                    source.get("format"),
+                    format_html_join(
+                        ", ",
+                        "{} <code>{}</code>",
+                        ((f.get("filename"), f.get("sha256")) for f in source.get("files", [])),
+                    )
+                    or "no file recorded",
+                )
+                for source in snapshot.sources
             ),
         )
 

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from core.apis import JobOutputSerializer, job_accepted
 from core.authz import Action, check, project_for
 from core.ids import MAX_ID, IdListField
+from rewards.errors import DatasetError
 from rewards.jobs import dataset_job_submit
 from rewards.models import DatasetSnapshot
 from rewards.selectors import DATASET_FILE_NAMES, dataset_files, dataset_get, dataset_list
@@ -33,7 +34,9 @@ class DatasetOutputSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "project",
+            "kind",
             "batches",
+            "sources",
             "criteria_versions",
             "weighting",
             "validation_fraction",
@@ -49,7 +52,10 @@ class DatasetOutputSerializer(serializers.ModelSerializer):
         ]
 
     def get_batches(self, snapshot) -> list[dict]:
-        return [{"id": b.pk, "name": b.name} for b in sorted(snapshot.batches.all(), key=lambda b: b.pk)]
+        # Labelled sources are batches too (kind "labelled"); `sources` lists them with their files.
+        return [
+            {"id": b.pk, "name": b.name, "kind": b.kind} for b in sorted(snapshot.batches.all(), key=lambda b: b.pk)
+        ]
 
     def get_created_by(self, snapshot) -> str | None:
         return snapshot.created_by.get_username() if snapshot.created_by else None
@@ -67,9 +73,23 @@ class ProjectDatasetsApi(APIView):
     throttle_scope = "snapshot"  # its POST: TANDEM_THROTTLE_HEAVY per user (core/throttling.py)
 
     class InputSerializer(serializers.Serializer):
+        kind = serializers.ChoiceField(
+            choices=DatasetSnapshot.Kind.choices,
+            default=DatasetSnapshot.Kind.PREFERENCE,
+            help_text="preference: pairs from human-judged batches and labelled sources; sft: accepted demonstrations "
+            "of demonstration batches and labelled sources of demonstrations, in TRL's conversational format.",
+        )
         batches = IdListField(  # at most TANDEM_MAX_IDS_PER_REQUEST ids, each a bigint
             required=False,
-            help_text="Ids of closed batches of this project; all closed batches when left out.",
+            help_text="Ids of closed batches of this project (kind sft: demonstration batches); all of them when left "
+            "out and no source is named, none when sources are named.",
+        )
+        sources = serializers.ListField(
+            child=serializers.CharField(max_length=200),
+            required=False,
+            max_length=100,
+            help_text="Names of this project's labelled sources (batches of kind labelled): preference formats for "
+            "kind preference, demonstrations for kind sft. Every row's `source` is `human` or the source's name.",
         )
         weighting = serializers.ChoiceField(choices=DatasetSnapshot.Weighting.choices, default="vote")
         validation_fraction = serializers.FloatField(min_value=0.0, max_value=VALIDATION_FRACTION_MAX, default=0.1)
@@ -91,13 +111,20 @@ class ProjectDatasetsApi(APIView):
         responses={202: JobOutputSerializer, 400: ErrorSerializer, 403: ErrorSerializer, 409: ErrorSerializer},
         description="Queues the snapshot as a job: 202 with the job (GET its `url`; the snapshot is its result). "
         "Unknown or open batches are refused at once (400 unknown_batch, 409 batch_open), and so are evaluation batches "
-        "named without include_evaluation (400 evaluation_batch); no pairs fails the job.",
+        "named without include_evaluation (400 evaluation_batch), labelled sources named as batches (400 "
+        "labelled_batch), names that are not labelled sources (400 unknown_source) or of the wrong format (400 "
+        "source_format), and for kind sft batches that are not demonstration batches (400 not_demonstration_batch); "
+        "no pairs (no accepted demonstrations) fails the job.",
     )
     def post(self, request, project_id: int):
         project = project_for(user=request.user, action=Action.MAKE_DATASET, project_id=project_id)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        if data["kind"] == DatasetSnapshot.Kind.SFT and (
+            data["weighting"] != DatasetSnapshot.Weighting.VOTE or data["include_evaluation"]
+        ):
+            raise DatasetError("An SFT snapshot takes accepted demonstrations: no weighting, no evaluation batches.")
         job = dataset_job_submit(
             project=project,
             batch_ids=data.get("batches"),
@@ -106,6 +133,8 @@ class ProjectDatasetsApi(APIView):
             seed=data["seed"],
             created_by=request.user,
             include_evaluation=data["include_evaluation"],
+            sources=data.get("sources"),
+            kind=data["kind"],
         )
         return job_accepted(job, request)
 

@@ -1,15 +1,21 @@
-"""The lead's drill-down API: one annotator's judgments in a project, paged and filtered, as JSON or CSV."""
+"""The lead's drill-down API: one annotator's judgments in a project, paged and filtered, as JSON or CSV; and a
+batch's raw judgments, streamed as JSONL or CSV."""
 
 from django.core.paginator import EmptyPage, Paginator
 from django.http import Http404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from core.authz import Action, project_for
+from annotation.models import Batch
+from core.authz import Action, check, project_for
 from core.ids import IdField
-from rewards.apis import FORMAT_PARAMETER, TABLE_OBJECT, _LeadTableApi
+from rewards.apis import FORMAT_PARAMETER, TABLE_OBJECT, CsvRenderer, _LeadTableApi
+from rewards.downloads import raw_judgments_response
 from rewards.selectors_drilldown import (
     DRILLDOWN_COLUMNS,
     DrilldownFilters,
@@ -77,3 +83,30 @@ class AnnotatorJudgmentsApi(_LeadTableApi):
                 "results": drilldown_rows(judgments=list(page.object_list)) if page else [],
             }
         )
+
+
+class _JsonlRenderer(JSONRenderer):
+    """?format=jsonl names the default download explicitly; an error body is one JSON line."""
+
+    media_type = "application/jsonl"
+    format = "jsonl"
+
+
+class BatchJudgmentsApi(APIView):
+    """A batch's raw judgments, streamed, one per line (JSONL, the default) or row (?format=csv, the criteria as
+    `dimension:<key>` columns, header always written): item, annotator pseudonym (the same in every batch of the
+    project, unrelated across projects), canonical choice, per-criterion answers, justification, seconds, gold
+    result, criteria version, revised. For those who make datasets (leads and ML engineers)."""
+
+    renderer_classes = [JSONRenderer, _JsonlRenderer, CsvRenderer]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("format", str, enum=["jsonl", "csv"], description="csv: the same rows as CSV.")],
+        responses={(200, "application/jsonl"): OpenApiResponse(OpenApiTypes.BINARY, description="JSONL or CSV")},
+    )
+    def get(self, request, batch_id: int):
+        batch = Batch.objects.select_related("criteria_version").filter(pk=batch_id).first()
+        if batch is None:
+            raise Http404("Not found.")
+        check(user=request.user, action=Action.MAKE_DATASET, project=batch.project_id, what="download raw judgments")
+        return raw_judgments_response(batch=batch, as_csv=getattr(request.accepted_renderer, "format", "") == "csv")

@@ -15,6 +15,7 @@ from django.db import connection
 from django.db.models import Count, F, Func, JSONField, OuterRef, Q, Subquery
 
 from annotation.models import Batch, Item, Judgment, Project
+from annotation.selectors import judged_batches
 from rewards.metrics import Judgments, longer_side
 from rewards.metrics.flags import FlagRules
 from rewards.models import AgreementSnapshot, DatasetSnapshot, ProjectFlagRules, SplitItem
@@ -161,9 +162,10 @@ def flag_rules_for(*, project: Project) -> FlagRules:
 
 
 def earlier_batches(*, batch: Batch) -> list[Batch]:
-    """The project's batches created before this one, oldest first: the baseline a snapshot compares against."""
+    """The project's batches created before this one, oldest first: the baseline a snapshot compares against.
+    Labelled sources are no baseline: nobody judged them here."""
     return list(
-        Batch.objects.filter(project_id=batch.project_id)
+        judged_batches(project=batch.project_id)
         .filter(Q(created_at__lt=batch.created_at) | Q(created_at=batch.created_at, pk__lt=batch.pk))
         .select_related("criteria_version")
         .order_by("created_at", "pk")
@@ -207,8 +209,9 @@ def latest_snapshots(*, batches: Sequence[Batch], with_pairs: bool = False) -> d
 
 
 def project_agreement(*, project: Project) -> list[tuple[Batch, AgreementSnapshot | None]]:
-    """Every batch of the project with its latest snapshot (None before the first): what the dashboard reads."""
-    batches = list(project.batches.select_related("criteria_version").order_by("created_at", "pk"))
+    """Every judged batch of the project with its latest snapshot (None before the first): what the dashboard
+    reads. Labelled sources are left out: they have no judgments to agree on."""
+    batches = list(judged_batches(project=project).select_related("criteria_version").order_by("created_at", "pk"))
     latest = latest_snapshots(batches=batches)
     return [(batch, latest.get(batch.pk)) for batch in batches]
 
@@ -449,8 +452,11 @@ def batch_export_rows(*, batch: Batch, chunk_size: int = 2_000) -> Iterator[tupl
 def closed_batches(*, project: Project, include_evaluation: bool = False) -> list[Batch]:
     """The project's closed batches, oldest first: what a dataset is made from when no batch is named. Evaluation
     batches (checkpoints judged against each other) only when asked for: they are not training data by default."""
-    # Qualification batches (annotation.services.qualification) are never training data.
-    batches = Batch.objects.filter(project=project, status=Batch.Status.CLOSED).exclude(kind=Batch.Kind.QUALIFICATION)
+    # Qualification batches (annotation.services.qualification) are never training data; demonstration batches are
+    # SFT data, and labelled sources are taken by name (dataset_create's sources), never as "every closed batch".
+    batches = Batch.objects.filter(project=project, status=Batch.Status.CLOSED).exclude(
+        kind__in=(Batch.Kind.QUALIFICATION, Batch.Kind.DEMONSTRATION, Batch.Kind.LABELLED)
+    )
     if not include_evaluation:
         batches = batches.exclude(kind=Batch.Kind.EVALUATION)
     return list(batches.select_related("criteria_version").order_by("created_at", "pk"))
@@ -535,4 +541,102 @@ def stored_split_items(*, batch_ids: Iterable[int]) -> list[dict]:
             "computed_at": computed_at.isoformat(),
         }
         for pk, external_id, batch, reason, votes, agreement, margin, model_a, model_b, computed_at in rows
+    ]
+
+
+# --- Labelled sources and demonstrations, for dataset snapshots (issue 15) -----------------------------------------
+
+
+def labelled_sources_named(*, project: Project, names: Sequence[str]) -> dict[str, Batch]:
+    """The project's batches with these names (any kind: the service says why one is not a labelled source)."""
+    return {
+        b.name: b
+        for b in Batch.objects.filter(project=project, name__in=list(names)).select_related("criteria_version")
+    }
+
+
+def source_files(*, batch: Batch) -> list[dict]:
+    """The files imported into a labelled source, oldest first: [{filename, sha256}] of its successful imports."""
+    from annotation.models import ImportRecord
+
+    return [
+        {"filename": filename, "sha256": sha256}
+        for filename, sha256 in ImportRecord.objects.filter(batch=batch, status=ImportRecord.Status.IMPORTED)
+        .order_by("created_at", "pk")
+        .values_list("filename", "sha256")
+    ]
+
+
+LABELLED_EXPORT_FIELDS = (
+    "pk",
+    "external_id",
+    "prompt",
+    "messages",
+    "response_a_text",
+    "response_a_model",
+    "response_b_text",
+    "response_b_model",
+    "labelled_choice",
+    "labelled_votes",
+    "withdrawn_at",
+)
+
+
+def labelled_export_rows(*, batch: Batch, chunk_size: int = 2_000) -> Iterator[tuple]:
+    """A labelled source's items as tuples of LABELLED_EXPORT_FIELDS (messages and labelled_votes decoded), in id
+    order, `chunk_size` at a time (keyset on the id): memory stays flat whatever the source's size. No judgments
+    are read: a labelled item's preference is the one its file stated."""
+    last_pk = 0
+    while True:
+        rows = list(
+            Item.objects.filter(batch=batch, pk__gt=last_pk)
+            .order_by("pk")
+            .values_list(*LABELLED_EXPORT_FIELDS)[:chunk_size]
+        )
+        if not rows:
+            return
+        yield from rows
+        last_pk = rows[-1][0]
+
+
+DEMONSTRATION_EXPORT_FIELDS = (
+    "pk",
+    "item_id",
+    "item__external_id",
+    "item__prompt",
+    "item__messages",
+    "item__withdrawn_at",
+    "status",
+    "text",
+    "edited_text",
+    "writer__username",
+    "reviewed_by__username",
+)
+
+
+def demonstration_export_rows(*, batch: Batch, chunk_size: int = 2_000) -> Iterator[tuple]:
+    """A batch's demonstrations (written in a demonstration batch, or imported into a labelled source) with their
+    item's prompt, as tuples of DEMONSTRATION_EXPORT_FIELDS, in id order, `chunk_size` at a time."""
+    from annotation.models import Demonstration
+
+    last_pk = 0
+    while True:
+        rows = list(
+            Demonstration.objects.filter(batch=batch, pk__gt=last_pk)
+            .order_by("pk")
+            .values_list(*DEMONSTRATION_EXPORT_FIELDS)[:chunk_size]
+        )
+        if not rows:
+            return
+        yield from rows
+        last_pk = rows[-1][0]
+
+
+def items_without_demonstrations(*, batch: Batch) -> list[tuple[int, str, bool]]:
+    """The batch's items nobody wrote a demonstration for: (id, external id, withdrawn), in id order."""
+    return [
+        (pk, external_id, withdrawn_at is not None)
+        for pk, external_id, withdrawn_at in Item.objects.filter(batch=batch, demonstrations__isnull=True)
+        .order_by("pk")
+        .values_list("pk", "external_id", "withdrawn_at")
     ]

@@ -1,12 +1,14 @@
-"""Reads for the lead's drill-down: one annotator's judgments in a project, filtered, with each item's majority."""
+"""Reads for the lead's drill-down: one annotator's judgments in a project, filtered, with each item's majority; and a
+batch's raw judgments for download, annotators named by a pseudonym stable per project."""
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from django.db.models import Count, QuerySet
+from django.utils.crypto import salted_hmac
 
-from annotation.models import Judgment, Project
+from annotation.models import Batch, Judgment, Project
 
 # Canonical words, never left/right: the drill-down shows what was chosen, not where it sat on the screen.
 CHOICE_WORDS = {"a": "A", "b": "B", "tie": "tie", "both_bad": "both bad"}
@@ -117,3 +119,95 @@ def drilldown_rows(*, judgments: Sequence[Judgment]) -> list[dict]:
             }
         )
     return rows
+
+
+# --- A batch's raw judgments, for download (issue 15, item 6) ------------------------------------------------------
+
+# The columns before and after the per-criterion ones (`dimension:<key>`, from the batch's criteria version).
+RAW_JUDGMENT_HEAD = ["judgment_id", "item_id", "annotator", "choice"]
+RAW_JUDGMENT_TAIL = [
+    "justification",
+    "seconds",
+    "too_fast",
+    "is_gold",
+    "gold_correct",
+    "criteria_version",
+    "revised",
+    "created_at",
+]
+PSEUDONYM_SALT = "tandem.rewards.annotator-pseudonym"
+
+
+def annotator_pseudonym(*, project_id: int, user_id: int) -> str:
+    """A short name for an annotator that is the same in every batch of one project and unrelated across projects:
+    an HMAC of the two ids under SECRET_KEY, so that it cannot be turned back into a user without the key."""
+    digest = salted_hmac(PSEUDONYM_SALT, f"{project_id}:{user_id}", algorithm="sha256").hexdigest()
+    return f"ann-{digest[:12]}"
+
+
+def raw_judgment_dimension_keys(*, batch: Batch) -> list[str]:
+    """The batch's criteria, by priority: one CSV column each."""
+    dimensions = sorted(batch.criteria_version.dimensions or [], key=lambda d: d.get("priority", 0))
+    return [d["key"] for d in dimensions if isinstance(d, dict) and d.get("key")]
+
+
+def raw_judgment_columns(*, batch: Batch) -> list[str]:
+    return [
+        *RAW_JUDGMENT_HEAD,
+        *(f"dimension:{key}" for key in raw_judgment_dimension_keys(batch=batch)),
+        *RAW_JUDGMENT_TAIL,
+    ]
+
+
+def raw_judgments(*, batch: Batch) -> Iterator[dict]:
+    """Every judgment of the batch, oldest first, one dict each: the item's external id (else its primary key), the
+    annotator's pseudonym (annotator_pseudonym), the canonical choice (a / b / tie / both_bad, never a side), the
+    per-criterion answers ({key: a / b / tie / na}), justification, seconds, gold result (is_gold, gold_correct),
+    the batch's criteria version and whether it was revised. Read in chunks, so a batch of any size streams."""
+    project_id, criteria = batch.project_id, batch.criteria_version.number
+    pseudonyms: dict[int, str] = {}
+    rows = (
+        Judgment.objects.filter(batch=batch)
+        .order_by("pk")
+        .values(
+            "pk",
+            "item__external_id",
+            "item_id",
+            "annotator_id",
+            "choice",
+            "dimensions",
+            "justification",
+            "seconds",
+            "too_fast",
+            "is_gold",
+            "gold_correct",
+            "revised_at",
+            "created_at",
+        )
+    )
+    for j in rows.iterator(chunk_size=2000):
+        user_id = j["annotator_id"]
+        if user_id not in pseudonyms:
+            pseudonyms[user_id] = annotator_pseudonym(project_id=project_id, user_id=user_id)
+        yield {
+            "judgment_id": j["pk"],
+            "item_id": j["item__external_id"] or str(j["item_id"]),
+            "annotator": pseudonyms[user_id],
+            "choice": j["choice"],
+            "dimensions": j["dimensions"] or {},
+            "justification": j["justification"],
+            "seconds": j["seconds"],
+            "too_fast": j["too_fast"],
+            "is_gold": j["is_gold"],
+            "gold_correct": j["gold_correct"] if j["is_gold"] else None,
+            "criteria_version": criteria,
+            "revised": j["revised_at"] is not None,
+            "created_at": j["created_at"].isoformat(),
+        }
+
+
+def raw_judgment_csv_row(row: dict) -> dict:
+    """A raw judgment as a flat CSV row: one `dimension:<key>` cell per criterion answered."""
+    flat = {key: value for key, value in row.items() if key != "dimensions"}
+    flat.update({f"dimension:{key}": value for key, value in row["dimensions"].items()})
+    return flat

@@ -25,3 +25,8 @@ urlpatterns += [
     path("datasets/<id:snapshot_id>/", apis_datasets.DatasetDetailApi.as_view(), name="dataset-detail"),
     path("datasets/<id:snapshot_id>/files/<str:name>/", apis_datasets.DatasetFileApi.as_view(), name="dataset-file"),
 ]
+
+# A batch's raw judgments, streamed (rewards/apis_drilldown.py).
+urlpatterns += [
+    path("batches/<id:batch_id>/judgments/", apis_drilldown.BatchJudgmentsApi.as_view(), name="batch-judgments"),
+]

@@ -25,7 +25,7 @@ from rewards.models import DatasetSnapshot
 from trainer import admin_limits  # noqa: F401  (registers the superusers' admin of per-project run limits)
 from trainer.configs import KINDS, TRAINING_KINDS, ConfigError, defaults, fields, set_options_check
 from trainer.errors import RunNotCancellable
-from trainer.models import NEEDS_REWARD_MODEL, Checkpoint, Kind, RunMetric, Status, TrainingRun
+from trainer.models import NEEDS_REWARD_MODEL, POLICY_KINDS, Checkpoint, Kind, RunMetric, Status, TrainingRun
 from trainer.selectors import (
     checkpoint_can_download_in,
     id_from_query,
@@ -57,14 +57,21 @@ class RunStartForm(forms.Form):
         label="Reward model run",
         help_text="PPO and RLOO only: a succeeded reward-model run of the same project.",
     )
-    # Checked by run_start with everything else (an empty one is "This field is required." there); the browser
-    # still asks for it before sending.
+    # A succeeded run of the project whose final checkpoint is a causal LM (SFT, DPO, PPO, RLOO): chosen, not typed.
+    base_model_run = forms.ModelChoiceField(
+        queryset=TrainingRun.objects.none(),
+        required=False,
+        label="Base model: a run",
+        help_text="Start from (and, for DPO, PPO and RLOO, stay close to) a succeeded run of the same project, an SFT "
+        "run say; or leave empty and name a model below.",
+    )
+    # Checked by run_start with everything else (an empty one is "This field is required." there).
     base_model = forms.CharField(
         max_length=500,
         required=False,
-        widget=forms.TextInput(attrs={"required": True}),
+        label="Base model: a path",
         help_text="run:ID (a succeeded run of this project), a folder under the model roots, or a hub id where the "
-        "server allows them.",
+        "server allows them. Leave empty when a run is chosen above.",
     )
     settings = forms.CharField(
         required=False,
@@ -81,6 +88,9 @@ class RunStartForm(forms.Form):
         self.fields["reward_model"].queryset = TrainingRun.objects.filter(
             project__in=projects, kind=Kind.REWARD_MODEL, status=Status.SUCCEEDED
         ).select_related("project")
+        self.fields["base_model_run"].queryset = TrainingRun.objects.filter(
+            project__in=projects, kind__in=sorted(POLICY_KINDS), status=Status.SUCCEEDED
+        ).select_related("project")
 
     def clean(self):
         cleaned = super().clean()
@@ -91,6 +101,17 @@ class RunStartForm(forms.Form):
             # Lines that cannot be read are not form errors here: run_start reports them with every other problem.
             cleaned["config"], cleaned["settings_errors"] = set_options_check(lines, kind=kind)
         return cleaned
+
+    def base_model_value(self) -> tuple[str, str | None]:
+        """(the base_model run_start gets, a problem with it): the chosen run as run:ID, else the typed one."""
+        typed = (self.cleaned_data.get("base_model") or "").strip()
+        chosen = self.cleaned_data.get("base_model_run")
+        if chosen is None:
+            return typed, None
+        value = f"run:{chosen.pk}"
+        if typed and typed != value:
+            return value, f"A run is chosen as the base model ({value}); leave the path empty or name the same run."
+        return value, None
 
     def can_be_checked(self) -> bool:
         """Whether run_start can look at the rest: it needs a kind and a snapshot it may use."""
@@ -316,7 +337,8 @@ class TrainingRunAdmin(ProjectScopedAdmin):
         return TemplateResponse(request, "admin/trainer/trainingrun/start.html", context)
 
     def _start_initial(self, request: HttpRequest) -> dict:
-        """From the query string: ?snapshot=ID, ?like=RUN (same kind, data and settings), ?reward_model=RUN&kind=."""
+        """From the query string: ?snapshot=ID, ?like=RUN (same kind, data and settings), ?reward_model=RUN&kind=,
+        ?base_model_run=RUN (start from that run's checkpoint)."""
         params, initial = request.GET, {}
         if id_from_query(params.get("like")):
             like = runs_visible_to(user=request.user).filter(pk=id_from_query(params["like"])).first()
@@ -338,6 +360,8 @@ class TrainingRunAdmin(ProjectScopedAdmin):
                     kind=Kind.PPO,
                     base_model=reward_model.config.get("base_model", ""),
                 )
+        if id_from_query(params.get("base_model_run")):  # "Train DPO from this SFT run"
+            initial["base_model_run"] = id_from_query(params["base_model_run"])
         if id_from_query(params.get("snapshot")):
             initial["snapshot"] = id_from_query(params["snapshot"])
         if params.get("kind") in KINDS:
@@ -357,11 +381,14 @@ class TrainingRunAdmin(ProjectScopedAdmin):
         form_errors = {field: " ".join(messages) for field, messages in form.errors.items()}
         shown = set(form_errors)
         input_errors = {**data["settings_errors"], **form_errors}
+        base_model, base_model_error = form.base_model_value()
+        if base_model_error and "base_model" not in input_errors:
+            input_errors["base_model"] = base_model_error
         try:
             return run_start(
                 kind=data["kind"],
                 snapshot=data["snapshot"],
-                config={**data["config"], "base_model": data.get("base_model", "")},
+                config={**data["config"], "base_model": base_model},
                 reward_model=data.get("reward_model"),
                 created_by=request.user,
                 based_on=based_on,

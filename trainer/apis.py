@@ -16,13 +16,14 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.authz import Action, check, role_of
+from core.authz import Action, check, project_for, role_of
 from rewards.models import DatasetSnapshot
 from trainer.checkpoints import checkpoint_archive, checkpoint_archive_name, checkpoint_verify
 from trainer.models import Checkpoint, Kind, Status, TrainingRun
 from trainer.queue_state import run_queue_state
 from trainer.selectors import (
     CHECKPOINT_DOWNLOAD_ACTION,
+    base_model_runs_for,
     checkpoint_get,
     run_checkpoints,
     run_duration_seconds,
@@ -52,7 +53,7 @@ class RunOutputSerializer(serializers.ModelSerializer):
     )
     evaluation_summary = serializers.SerializerMethodField(
         help_text="The kind's key evaluation figure (reward model: accuracy; DPO: reward_accuracy; PPO and RLOO: "
-        "reward_gain); null before the run has one."
+        "reward_gain; SFT: validation_perplexity); null before the run has one."
     )
     flags = serializers.SerializerMethodField(
         help_text="What the evaluation warns about: a reward model not shown to beat the 'prefer the longer answer' "
@@ -401,3 +402,35 @@ class CheckpointDownloadApi(APIView):
         response = StreamingHttpResponse(checkpoint_archive(checkpoint=checkpoint), content_type="application/x-tar")
         response["Content-Disposition"] = f'attachment; filename="{checkpoint_archive_name(checkpoint=checkpoint)}"'
         return response
+
+
+class BaseModelChoiceSerializer(serializers.Serializer):
+    value = serializers.CharField(help_text="What to send as base_model: run:ID.")
+    run = serializers.IntegerField()
+    kind = serializers.CharField()
+    label = serializers.CharField()
+    snapshot = serializers.IntegerField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    evaluation_summary = serializers.DictField(allow_null=True)
+
+
+class ProjectBaseModelsApi(APIView):
+    """The runs a new run of the project may start from, as choices for base_model: its succeeded SFT, DPO, PPO and
+    RLOO runs, newest first. DPO, PPO and RLOO also hold their policy close to that model (the reference)."""
+
+    @extend_schema(responses=BaseModelChoiceSerializer(many=True))
+    def get(self, request, project_id: int):
+        project = project_for(user=request.user, action=Action.START_RUNS, project_id=project_id, what="start runs")
+        rows = [
+            {
+                "value": f"run:{run.pk}",
+                "run": run.pk,
+                "kind": run.kind,
+                "label": f"Run {run.pk} · {run.get_kind_display()} · snapshot {run.snapshot_id}",
+                "snapshot": run.snapshot_id,
+                "finished_at": run.finished_at,
+                "evaluation_summary": run_evaluation_summary(run=run),
+            }
+            for run in base_model_runs_for(project=project)[:500]
+        ]
+        return Response(BaseModelChoiceSerializer(rows, many=True).data)

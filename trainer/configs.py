@@ -13,11 +13,14 @@ from typing import Any
 
 from core.errors import TandemError
 
-KINDS = ("reward_model", "dpo", "ppo", "rloo", "generate")
+KINDS = ("reward_model", "dpo", "ppo", "rloo", "generate", "sft")
 # Kinds that train from a snapshot (every field of _COMMON applies); generate only samples.
-TRAINING_KINDS = ("reward_model", "dpo", "ppo", "rloo")
+TRAINING_KINDS = ("reward_model", "dpo", "ppo", "rloo", "sft")
 # Kinds that optimise a policy and save checkpoints along the way (trainer.checkpoints).
-POLICY_KINDS = frozenset({"dpo", "ppo", "rloo"})
+POLICY_KINDS = frozenset({"dpo", "ppo", "rloo", "sft"})
+# Kinds that train on a snapshot of demonstrations (rewards.models.DatasetSnapshot.Kind.SFT); the others train on
+# preference pairs.
+SFT_SNAPSHOT_KINDS = frozenset({"sft"})
 # Online methods optimise a policy against a trained reward model: the run names a succeeded reward-model run.
 NEEDS_REWARD_MODEL = frozenset({"ppo", "rloo"})
 
@@ -258,6 +261,21 @@ _BY_KIND: dict[str, list[Field]] = {
         ),
     ],
     "generate": _GENERATE,
+    # Practice for SFT on a few thousand demonstrations: a learning rate of 1e-5 to 3e-5, 2 to 4 epochs.
+    "sft": [
+        _f("learning_rate", float, 2e-5, "Peak learning rate (AdamW, linear decay).", min=0, min_exclusive=True, max=1),
+        _f("epochs", int, 3, "Passes over the training split.", min=1, max=1000),
+        _f("batch_size", int, 8, "Demonstrations per device per optimizer micro-step.", min=1, max=4096),
+        _f(
+            "max_length",
+            int,
+            1024,
+            "Longest conversation in tokens; longer ones are cut at the end (TRL keep_start), and one left with no "
+            "answer token is dropped.",
+            min=8,
+            max=131072,
+        ),
+    ],
     "rloo": [
         _f("learning_rate", float, 1e-6, "Peak learning rate (AdamW, linear decay).", min=0, min_exclusive=True, max=1),
         _f(

@@ -66,6 +66,7 @@ def _snapshot(run: TrainingRun) -> dict:
     snapshot = run.snapshot
     return {
         "id": snapshot.pk,
+        "kind": snapshot.kind,
         "directory": snapshot.directory,
         "created_at": _iso(snapshot.created_at),
         "rule": snapshot.rule,
@@ -93,15 +94,24 @@ def _reward_model_row(rm: TrainingRun) -> dict:
 
 
 def _training_data(run: TrainingRun) -> dict:
-    """The snapshot a training run trained on, its batches and their criteria versions."""
+    """The snapshot a training run trained on, its batches (labelled sources among them, kind "labelled"), their
+    criteria versions, and the labelled sources with their imported files (name, format, file names and sha256s)."""
     batches = list(run.snapshot.batches.select_related("criteria_version").order_by("pk"))
-    criteria = {b.criteria_version_id: b.criteria_version for b in batches}
+    # A labelled source was judged elsewhere, under no criteria version of the project's.
+    criteria = {b.criteria_version_id: b.criteria_version for b in batches if b.kind != "labelled"}
     return {
         "snapshot": _snapshot(run),
         "batches": [
-            {"id": b.pk, "name": b.name, "status": b.status, "criteria_version": b.criteria_version.number}
+            {
+                "id": b.pk,
+                "name": b.name,
+                "kind": b.kind,
+                "status": b.status,
+                "criteria_version": b.criteria_version.number,
+            }
             for b in batches
         ],
+        "sources": run.snapshot.sources,
         "criteria_versions": [
             {"id": c.pk, "number": c.number, "created_at": _iso(c.created_at)}
             for c in sorted(criteria.values(), key=lambda c: c.number)
@@ -136,6 +146,7 @@ def lineage_build(*, run: TrainingRun, device: str = "") -> dict:
         lineage.update({"snapshot": None, "batches": [], "criteria_versions": [], **_generation(run)})
     else:
         lineage.update({**_training_data(run), "reward_model": _reward_model(run)})
+        lineage.update(_demonstrations_and_base(run))
     lineage.update({"evaluation": run.evaluation, "code": code_version(), "written_at": timezone.now().isoformat()})
     return lineage
 
@@ -246,3 +257,57 @@ def lineage_write(*, lineage: dict, directories: list[Path]) -> list[Path]:
         tmp.replace(path)
         written.append(path)
     return written
+
+
+# --- SFT: demonstrations, and runs that start from another run -------------------------------------------------
+
+
+def _demonstrations_and_base(run: TrainingRun) -> dict:
+    """What a training run adds beside its snapshot: the demonstrations behind an SFT snapshot (their batches,
+    labelled sources, writers and reviewers, from its manifest), the run its base model came from (run:ID or
+    checkpoint:ID, with that run's own data, so a DPO run on an SFT run traces back to the demonstrations), and the
+    reference the policy is held to (DPO, PPO and RLOO: the base model)."""
+    from trainer.models import Kind
+
+    base_model = (run.config or {}).get("base_model")
+    base = _named_run(base_model, run.project_id)
+    held_to_base = run.kind in (Kind.DPO, Kind.PPO, Kind.RLOO)
+    return {
+        "demonstrations": _demonstrations(run.snapshot),
+        "base_run": _base_run(base) if base is not None and base.pk != run.pk else None,
+        "reference_model": base_model if held_to_base else None,
+    }
+
+
+def _demonstrations(snapshot) -> dict | None:
+    """An SFT snapshot's sources of demonstrations as its manifest.json lists them; None for a preference snapshot."""
+    from rewards.models import DatasetSnapshot
+    from rewards.selectors import dataset_files
+
+    if snapshot is None or snapshot.kind != DatasetSnapshot.Kind.SFT:
+        return None
+    try:
+        manifest = json.loads(dataset_files(snapshot=snapshot)["manifest"].read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        manifest = {}
+    return {
+        "snapshot": snapshot.pk,
+        "batches": [{"id": b.pk, "name": b.name, "kind": b.kind} for b in snapshot.batches.order_by("pk")],
+        "sources": manifest.get("sources", snapshot.sources),
+        "writers": manifest.get("writers", {}),
+        "reviewers": manifest.get("reviewers", {}),
+        "counts": manifest.get("counts", snapshot.counts),
+    }
+
+
+def _base_run(source: TrainingRun) -> dict:
+    """The run a base model came from, with its data and, in turn, its own base run and demonstrations (from its
+    lineage as it was when it ran, else from its rows)."""
+    stored = source.lineage or {}
+    return {
+        **_sampled_run(source),
+        "checkpoint": str(Path(source.output_dir) / "checkpoint") if source.output_dir else None,
+        "evaluation": source.evaluation,
+        "demonstrations": stored["demonstrations"] if "demonstrations" in stored else _demonstrations(source.snapshot),
+        "base_run": stored.get("base_run"),
+    }

@@ -18,8 +18,9 @@ class Kind(models.TextChoices):
     SFT = "sft", "SFT"
 
 
-# Kinds that optimise a policy and save checkpoints along the way (trainer.checkpoints).
-POLICY_KINDS = frozenset({Kind.DPO, Kind.PPO, Kind.RLOO})
+# Kinds that optimise a policy and save checkpoints along the way (trainer.checkpoints); their final checkpoint is a
+# causal LM that generate runs sample and later runs start from (run:ID).
+POLICY_KINDS = frozenset({Kind.DPO, Kind.PPO, Kind.RLOO, Kind.SFT})
 
 # Kinds that score their samples with a reward model trained by an earlier run.
 NEEDS_REWARD_MODEL = frozenset({Kind.PPO, Kind.RLOO})

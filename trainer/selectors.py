@@ -54,6 +54,7 @@ KEY_METRIC = {
     Kind.PPO: ("reward_gain", "reward gain"),
     Kind.RLOO: ("reward_gain", "reward gain"),
     Kind.GENERATE: ("mean_length", "mean length"),
+    Kind.SFT: ("validation_perplexity", "validation perplexity"),
 }
 
 
@@ -94,6 +95,17 @@ def reward_model_runs_for(*, project: Project | int) -> QuerySet[TrainingRun]:
     """Runs a PPO or RLOO run of this project may use as its reward model."""
     project_id = project if isinstance(project, int) else project.pk
     return TrainingRun.objects.filter(project_id=project_id, kind=Kind.REWARD_MODEL, status=Status.SUCCEEDED)
+
+
+def base_model_runs_for(*, project: Project | int) -> QuerySet[TrainingRun]:
+    """Runs a run of this project may start from (base_model run:ID, also the reference of DPO, PPO and RLOO): its
+    succeeded runs whose final checkpoint is a causal LM (SFT, DPO, PPO, RLOO), newest first."""
+    from trainer.models import POLICY_KINDS
+
+    project_id = project if isinstance(project, int) else project.pk
+    return TrainingRun.objects.filter(
+        project_id=project_id, kind__in=sorted(POLICY_KINDS), status=Status.SUCCEEDED
+    ).order_by("-finished_at", "-pk")
 
 
 @dataclass(frozen=True)

@@ -13,4 +13,5 @@ urlpatterns = [
     path("runs/<id:run_id>/cancel/", apis.RunCancelApi.as_view(), name="run-cancel"),
     path("runs/<id:run_id>/checkpoints/", apis.RunCheckpointsApi.as_view(), name="run-checkpoints"),
     path("checkpoints/<id:checkpoint_id>/download/", apis.CheckpointDownloadApi.as_view(), name="checkpoint-download"),
+    path("projects/<id:project_id>/base-models/", apis.ProjectBaseModelsApi.as_view(), name="project-base-models"),
 ]

@@ -29,6 +29,7 @@ from annotation.models import (
     ReportKind,
 )
 from annotation.rules import gold_matches
+from annotation.services.assignments import slots_per_item
 
 # Validation of a judgment's body is the judgment service's; a revision is checked by the same rule.
 from annotation.services.judgments import _validated as judgment_validated
@@ -160,7 +161,8 @@ def _check_free_to_relet(*, assignment: Assignment, now) -> None:
     if item.gold:
         return  # gold items have no overlap cap
     leases = _live(Assignment.objects.filter(item_id=item.pk), now).count()
-    if item.judgment_count - item.extra_judgments + leases >= assignment.item.project.overlap:
+    slots = slots_per_item(batch=assignment.item.batch, project=assignment.item.project)  # writers, for demonstrations
+    if item.judgment_count - item.extra_judgments + leases >= slots:
         raise LeaseLost(
             "This item went back to the pool while you were away and other annotators took its remaining places: "
             "your pick could not be kept."

@@ -1,7 +1,7 @@
 """The assignment engine: lease the next item to an annotator, never past the item's overlap.
 
 Guarantees live in the database. On PostgreSQL the whole step is one call of tandem_lease_next
-(annotation/sql/annotator_loop_v4.sql): the session row locked, candidate items locked with FOR UPDATE SKIP LOCKED
+(annotation/sql/annotator_loop_v5.sql): the session row locked, candidate items locked with FOR UPDATE SKIP LOCKED
 and their open leases recounted under the lock, so two annotators cannot both take an item's last slot. On SQLite
 the same steps run here in Python, in a transaction that is IMMEDIATE, which serialises this path. A unique
 (item, annotator) constraint stops one annotator seeing an item twice. An expired lease simply stops counting: no
@@ -12,6 +12,13 @@ Serving order: within a batch, every item the annotator may take is equally like
 leaves exactly those one judgment short). Ids are drawn uniformly from the span of the batch's ids still short of
 judgments, and the first draw that lands on an item the annotator may take wins; when every draw misses, one of the
 listed open items is taken from a drawn place. annotator_loop_v2.sql explains why no shared order can do this.
+
+Session kinds (issue 15): a comparison session is served comparison and evaluation batches (qualification ones
+through annotation.services.qualification), never demonstration batches or labelled sources; a demonstration session
+only the regular items of open demonstration batches, by the same steps with the batch's writers_per_item in place of
+the project's overlap (a written demonstration moves judgment_count as a judgment does), without gold and without the
+qualification gate (what is written is reviewed by a lead instead). On PostgreSQL tandem_lease_next answers 'python'
+for a demonstration session and the steps below serve it.
 """
 
 import random
@@ -42,6 +49,18 @@ _PROBES = 32
 _DRAW_BITS = 62
 _TASK_LIMIT = "You have reached this session's task limit."
 _TIME_LIMIT = "This session's time is up."
+# Batches a comparison session is never served live work from (annotator_loop_v5.sql lists the same kinds).
+_NOT_COMPARISON_WORK = (Batch.Kind.QUALIFICATION.value, Batch.Kind.DEMONSTRATION.value, Batch.Kind.LABELLED.value)
+
+
+class NotComparisonSession(Exception):
+    """assignment_next_for(comparison_only=True) on a session of another kind: nothing was read past the session."""
+
+
+def slots_per_item(*, batch: Batch, project: Project) -> int:
+    """How many annotators an item of the batch is for, before adaptive overlap: the batch's writers_per_item for a
+    demonstration batch, the project's overlap for the others."""
+    return batch.writers_per_item if batch.kind == Batch.Kind.DEMONSTRATION else project.overlap
 
 
 def assignment_next(*, session: AnnotationSession) -> Assignment | None:
@@ -52,30 +71,39 @@ def assignment_next(*, session: AnnotationSession) -> Assignment | None:
     return _next_for(session_id=session.pk, annotator_id=session.annotator_id)[1]
 
 
-def assignment_next_for(*, session_id: int, annotator_id: int) -> tuple[AnnotationSession, Assignment | None]:
+def assignment_next_for(
+    *, session_id: int, annotator_id: int, comparison_only: bool = False
+) -> tuple[AnnotationSession, Assignment | None]:
     """assignment_next for the session with this id of the annotator with this user id (NotFound otherwise).
 
     The session comes back with its project. On PostgreSQL both hold only what the page shows (other fields load
-    if touched), and the session's counts are as they were when the call began.
+    if touched), and the session's counts are as they were when the call began. With comparison_only, a session of
+    another kind raises NotComparisonSession before anything is leased (the fast path hands those to DRF).
     """
     # The ORM answers "no rows" for an id past the column's range; the SQL below would overflow the driver.
     if not -(2**63) <= session_id < 2**63:
         raise NotFound("No such session.")
-    return _next_for(session_id=session_id, annotator_id=annotator_id)
+    return _next_for(session_id=session_id, annotator_id=annotator_id, comparison_only=comparison_only)
 
 
-def _next_for(*, session_id: int, annotator_id: int) -> tuple[AnnotationSession, Assignment | None]:
+def _next_for(
+    *, session_id: int, annotator_id: int, comparison_only: bool = False
+) -> tuple[AnnotationSession, Assignment | None]:
     if connection.vendor == "postgresql":
-        return _next_in_one_statement(session_id=session_id, annotator_id=annotator_id)
-    return _next_in_python(session_id=session_id, annotator_id=annotator_id)
+        return _next_in_one_statement(session_id=session_id, annotator_id=annotator_id, comparison_only=comparison_only)
+    return _next_in_python(session_id=session_id, annotator_id=annotator_id, comparison_only=comparison_only)
 
 
-def _next_in_python(*, session_id: int, annotator_id: int) -> tuple[AnnotationSession, Assignment | None]:
+def _next_in_python(
+    *, session_id: int, annotator_id: int, comparison_only: bool = False
+) -> tuple[AnnotationSession, Assignment | None]:
     """The steps below in one transaction, the session's row locked."""
     with transaction.atomic():
         session = _locked_session(pk=session_id, annotator_id=annotator_id)
         if session is None:
             raise NotFound("No such session.")
+        if comparison_only and session.kind != AnnotationSession.Kind.COMPARISON:
+            raise NotComparisonSession
         try:
             return session, _next(session)
         except NotQualified as exc:
@@ -83,7 +111,9 @@ def _next_in_python(*, session_id: int, annotator_id: int) -> tuple[AnnotationSe
     raise refusal
 
 
-def _next_in_one_statement(*, session_id: int, annotator_id: int) -> tuple[AnnotationSession, Assignment | None]:
+def _next_in_one_statement(
+    *, session_id: int, annotator_id: int, comparison_only: bool = False
+) -> tuple[AnnotationSession, Assignment | None]:
     """tandem_lease_next, with the session, project, item, batch and criteria read in the same statement."""
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     draws = [_crypto.random(), _crypto.random(), draw_left_is_a(), uuid.uuid4()]
@@ -95,6 +125,11 @@ def _next_in_one_statement(*, session_id: int, annotator_id: int) -> tuple[Annot
         raise NotFound("No such session.")
     if status == "qualify":
         # Not qualified yet on a project that requires it: the Python steps, which serve qualification items first.
+        return _next_in_python(session_id=session_id, annotator_id=row["session__annotator_id"])
+    if status == "python":
+        # Not a comparison session (a demonstration one): the Python steps serve it.
+        if comparison_only:
+            raise NotComparisonSession
         return _next_in_python(session_id=session_id, annotator_id=row["session__annotator_id"])
     if status == "task_limit":
         raise SessionLimit(_TASK_LIMIT)
@@ -139,7 +174,9 @@ def _next(session: AnnotationSession) -> Assignment | None:
     now = timezone.now()
     if session.tasks_done >= session.max_tasks:
         raise SessionLimit(_TASK_LIMIT)
-    if session.project.qualification_required:
+    demonstration = session.kind == AnnotationSession.Kind.DEMONSTRATION
+    # The qualification gate is for judging: a demonstration session is not held by it (leads review what is written).
+    if session.project.qualification_required and not demonstration:
         qualifying = qualification_lease(session=session, now=now)
         if qualifying is not QUALIFIED:
             return qualifying
@@ -154,9 +191,12 @@ def _next(session: AnnotationSession) -> Assignment | None:
         raise SessionLimit(_TIME_LIMIT)
 
     project = session.project
-    want_gold = project.gold_rate > 0 and _crypto.random() < project.gold_rate
-    # A gold draw falls back to a regular item; a regular draw never falls back to gold, so gold stays a sample.
-    item = (_lease_gold(session) if want_gold else None) or _lease_regular(session, now)
+    if demonstration:
+        item = _lease_regular(session, now)  # no gold: a written answer has no right one to check against
+    else:
+        want_gold = project.gold_rate > 0 and _crypto.random() < project.gold_rate
+        # A gold draw falls back to a regular item; a regular draw never falls back to gold, so gold stays a sample.
+        item = (_lease_gold(session) if want_gold else None) or _lease_regular(session, now)
     if item is None:
         return None
     return rows.insert(
@@ -190,7 +230,7 @@ def _lease_gold(session: AnnotationSession) -> Item | None:
         Item.objects.filter(
             project_id=session.project_id, batch__status=Batch.Status.OPEN, gold__gt="", withdrawn_at__isnull=True
         )
-        .exclude(batch__kind=Batch.Kind.QUALIFICATION)  # qualification items are never live work
+        .exclude(batch__kind__in=_NOT_COMPARISON_WORK)  # never live work of a comparison session
         .exclude(_unseen(session.annotator_id))
     )
     ids = list(open_gold.values_list("pk", flat=True)[:500])
@@ -202,7 +242,8 @@ def _lease_gold(session: AnnotationSession) -> Item | None:
 def _lease_regular(session: AnnotationSession, now: datetime) -> Item | None:
     # Oldest open batch first, so batches finish one after another.
     draws = _order_draws()
-    for row in rows.fetch(_OPEN_BATCHES_SQL, [session.project_id, Batch.Status.OPEN.value]):
+    sql = _OPEN_DEMONSTRATION_BATCHES_SQL if session.kind == AnnotationSession.Kind.DEMONSTRATION else _OPEN_BATCHES_SQL
+    for row in rows.fetch(sql, [session.project_id, Batch.Status.OPEN.value]):
         batch = rows.instance(Batch, row, "batch")
         batch.criteria_version = rows.instance(CriteriaVersion, row, "criteria")
         item = _lease_in_batch(session, batch, now, draws)
@@ -215,17 +256,18 @@ def _lease_regular(session: AnnotationSession, now: datetime) -> Item | None:
 def _lease_in_batch(session: AnnotationSession, batch: Batch, now: datetime, draws: list[int]) -> Item | None:
     """A uniform pick among the batch's items this annotator may take (the steps of tandem_lease_next)."""
     lock = _SKIP_LOCKED if connection.features.has_select_for_update_skip_locked else ""
+    overlap = slots_per_item(batch=batch, project=session.project)
     params = {
         "batch": batch.pk,
         "annotator": session.annotator_id,
-        "overlap": session.project.overlap,
+        "overlap": overlap,
         "now": connection.ops.adapt_datetimefield_value(now),
         "limit": _CANDIDATES,
         **{f"d{n}": draw for n, draw in enumerate(draws[:_PROBES])},
     }
     for attempt in range(_TRIES):
         # Uniform draws over the span of ids short of judgments; the first that lands on an item to take wins.
-        item = _first_with_free_slot(_candidates(_PROBE_SQL + lock, params), session.project.overlap, now)
+        item = _first_with_free_slot(_candidates(_PROBE_SQL + lock, params), overlap, now)
         if item is not None:
             return item
         # Every draw missed: the open items, from a drawn place in their list onwards.
@@ -236,7 +278,7 @@ def _lease_in_batch(session: AnnotationSession, batch: Batch, now: datetime, dra
         picks = (open_ids[start:] + open_ids[:start])[:_CANDIDATES]
         picks += picks[-1:] * (_CANDIDATES - len(picks))  # the statement takes exactly _CANDIDATES ids
         pick_params = {**params, **{f"c{n}": pk for n, pk in enumerate(picks)}}
-        item = _first_with_free_slot(_candidates(_PICK_SQL + lock, pick_params), session.project.overlap, now)
+        item = _first_with_free_slot(_candidates(_PICK_SQL + lock, pick_params), overlap, now)
         if item is not None:
             return item
         time.sleep(0.002 * (attempt + 1))  # the free rows are locked by requests about to commit
@@ -271,7 +313,7 @@ def _first_with_free_slot(items: list[Item], overlap: int, now: datetime) -> Ite
 
 
 # What the page shows of a lease (annotation.annotator_apis.next_payload), read with it.
-_SESSION_SHOWN = ("id", "project_id", "annotator_id")
+_SESSION_SHOWN = ("id", "project_id", "annotator_id", "kind")
 _PROJECT_SHOWN = ("id", "allow_tie", "allow_both_bad", "require_justification")
 _ITEM_SHOWN = ("id", "project_id", "batch_id", "prompt", "messages", "response_a_text", "response_b_text")
 _BATCH_SHOWN = ("id", "criteria_version_id")
@@ -310,7 +352,14 @@ WHERE session.id = %s
 _OPEN_BATCHES_SQL = f"""
 SELECT {rows.columns(Batch, "batch")}, {rows.columns(CriteriaVersion, "criteria")}
 FROM annotation_batch batch JOIN annotation_criteriaversion criteria ON criteria.id = batch.criteria_version_id
-WHERE batch.project_id = %s AND batch.status = %s AND batch.kind <> '{Batch.Kind.QUALIFICATION.value}'
+WHERE batch.project_id = %s AND batch.status = %s AND batch.kind NOT IN {_NOT_COMPARISON_WORK!r}
+ORDER BY batch.created_at, batch.id
+"""  # noqa: S608 (column names from the models, no input)
+# A demonstration session's batches, in the same order.
+_OPEN_DEMONSTRATION_BATCHES_SQL = f"""
+SELECT {rows.columns(Batch, "batch")}, {rows.columns(CriteriaVersion, "criteria")}
+FROM annotation_batch batch JOIN annotation_criteriaversion criteria ON criteria.id = batch.criteria_version_id
+WHERE batch.project_id = %s AND batch.status = %s AND batch.kind = '{Batch.Kind.DEMONSTRATION.value}'
 ORDER BY batch.created_at, batch.id
 """  # noqa: S608 (column names from the models, no input)
 

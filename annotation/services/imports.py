@@ -16,7 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, router, transaction
 from django.db.models.expressions import DatabaseDefault
 
-from annotation.import_format import STRATA, LineInvalid, ParsedItem, parse_line
+from annotation.import_format import STRATA, LineInvalid, ParsedItem, parse_line, parse_prompt_line
 from annotation.models import Batch, ImportRecord, Item, Project
 from annotation.services.projects import batch_get_or_create
 
@@ -28,6 +28,8 @@ MIX_TOLERANCE = 0.05
 CHUNK_MAX_BYTES = 8 * 1024**2
 # Every bad line is reported; past this many the rest are counted, so a garbage file cannot eat memory.
 MAX_LISTED_ERRORS = 10_000
+# The kinds of batch an import may make: comparison (prompt + two responses) and demonstration (prompts only).
+IMPORT_KINDS = (Batch.Kind.COMPARISON, Batch.Kind.DEMONSTRATION)
 
 
 @dataclass
@@ -38,8 +40,9 @@ class ImportReport:
     ok: bool = True
     # Why a rejected file was refused, for API clients: import_bad_lines, or the file-wide limit it passed
     # (import_too_large, import_compression_ratio, import_too_many_lines, import_time_budget, import_unreadable,
-    # import_batch_closed).
+    # import_batch_closed, import_batch_kind).
     code: str = ""
+    kind: str = ""  # the batch's kind: comparison lines, or prompt-only lines for a demonstration batch
     lines: int = 0
     created: int = 0
     skipped: int = 0
@@ -83,9 +86,15 @@ def items_import(
     source: BinaryIO,
     filename: str = "",
     keep_hh_gold: bool = False,
+    kind: str | None = None,
     created_by: AbstractBaseUser | None = None,
 ) -> ImportReport:
     """Imports every line of `source` into the batch (made if missing), or nothing at all.
+
+    `kind` is the kind of batch the file is for (comparison or demonstration): a new batch is made of that kind,
+    an existing batch of another kind is refused (import_batch_kind). None: the existing batch's kind, or
+    comparison for a new one. A demonstration batch takes prompt-only lines (annotation.import_format.
+    parse_prompt_line); every other kind takes comparison lines.
 
     Raises ImportRejected with a report listing every bad line; the report is stored as an ImportRecord
     either way. Memory stays flat: lines are read one at a time and inserted in chunks.
@@ -99,18 +108,38 @@ def items_import(
             _lock_project_imports(project)
             # The budget bounds how long the lock is held, so it starts once the lock is ours.
             deadline = time.monotonic() + settings.TANDEM_IMPORT_TIME_BUDGET_SECONDS
-            batch, _ = batch_get_or_create(project=project, name=batch_name)
+            if kind is not None and kind not in IMPORT_KINDS:
+                report.code = "import_batch_kind"
+                _error(report, None, f"an import makes {' or '.join(IMPORT_KINDS)} batches, not {kind!r}")
+                raise _Rollback
+            batch, _ = batch_get_or_create(project=project, name=batch_name, kind=kind or Batch.Kind.COMPARISON)
+            report.kind = batch.kind
             if batch.status == Batch.Status.CLOSED:
                 report.code = "import_batch_closed"
                 _error(report, None, f"batch {batch_name!r} is closed: import into an open batch")
                 raise _Rollback
+            if kind is not None and batch.kind != kind:
+                report.code = "import_batch_kind"
+                _error(
+                    report,
+                    None,
+                    f"batch {batch_name!r} is a {batch.get_kind_display().lower()} batch, not a {kind} one: "
+                    f"name a new batch for this file",
+                )
+                raise _Rollback
+            prompts_only = batch.kind == Batch.Kind.DEMONSTRATION
             writer = _ItemWriter(project=project, batch=batch)
             chunk: list[ParsedItem] = []
             chunk_bytes = 0
             chunk_size = settings.TANDEM_IMPORT_CHUNK_SIZE
             for lineno, raw in _lines(source, report, deadline=deadline):
                 try:
-                    item = parse_line(raw, max_chars=settings.TANDEM_IMPORT_MAX_TEXT_CHARS, keep_hh_gold=keep_hh_gold)
+                    if prompts_only:
+                        item = parse_prompt_line(raw, max_chars=settings.TANDEM_IMPORT_MAX_TEXT_CHARS)
+                    else:
+                        item = parse_line(
+                            raw, max_chars=settings.TANDEM_IMPORT_MAX_TEXT_CHARS, keep_hh_gold=keep_hh_gold
+                        )
                 except LineInvalid as exc:
                     _error(report, lineno, str(exc))
                     chunk.clear()
@@ -392,14 +421,15 @@ class _ItemWriter:
 
     STAGE = "tandem_import_items"
 
-    def __init__(self, *, project: Project, batch: Batch):
+    def __init__(self, *, project: Project, batch: Batch, columns: tuple[str, ...] = PARSED_COLUMNS):
+        # `columns`: what a parsed row fills (a labelled source adds its preference: services/labelled.py).
         self.connection = connections[router.db_for_write(Item)]
         template = Item(project=project, batch=batch)
         plain, adapted, fixed, constants = [], [], [], []
         for f in Item._meta.concrete_fields:
             if f.primary_key and template.pk is None:
                 continue  # generated by the database
-            if f.attname in PARSED_COLUMNS:
+            if f.attname in columns:
                 # Text goes to the driver as it is; anything else (the messages JSON) is adapted per row.
                 (plain if f.get_internal_type() in ("CharField", "TextField") else adapted).append(f)
                 continue
@@ -408,7 +438,7 @@ class _ItemWriter:
                 continue  # db_default: the database fills it
             fixed.append(f)
             constants.append(f.get_db_prep_save(value, self.connection))
-        if missing := set(PARSED_COLUMNS) - {f.attname for f in (*plain, *adapted)}:
+        if missing := set(columns) - {f.attname for f in (*plain, *adapted)}:
             raise ImproperlyConfigured(f"Item has no column for the parsed field(s) {sorted(missing)}")
         self._plain = attrgetter(*(f.attname for f in plain))
         self._adapted = [(f.attname, f.get_db_prep_save) for f in adapted]

@@ -8,7 +8,15 @@ from django.db import connection, transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
-from annotation.errors import BatchClosed, InvalidJudgment, JudgmentConflict, LeaseExpired, NotFound, OverlapFull
+from annotation.errors import (
+    BatchClosed,
+    InvalidJudgment,
+    JudgmentConflict,
+    LeaseExpired,
+    NotFound,
+    OverlapFull,
+    WrongTask,
+)
 from annotation.models import Assignment, Batch, CriteriaVersion, Item, Judgment, Project
 from annotation.rules import (
     DIMENSION_CHOICES,
@@ -126,6 +134,7 @@ _NOT_FOUND = "No such assignment."
 _LEASE_EXPIRED = "The lease on this item expired; it went back to the pool."
 _BATCH_CLOSED = "This batch was closed."
 _OVERLAP_FULL = "This item already has all the judgments it needs."
+NOT_A_COMPARISON = "This item asks for a written response, not a judgment: send it to the demonstration endpoint."
 _REFUSALS = {
     "not_found": lambda: NotFound(_NOT_FOUND),
     "lease_expired": lambda: LeaseExpired(_LEASE_EXPIRED),
@@ -143,6 +152,8 @@ def _first_checks(assignment: Assignment | None, *, choice, dimensions, justific
     """
     if assignment is None:
         raise NotFound(_NOT_FOUND)
+    if assignment.item.batch.kind == Batch.Kind.DEMONSTRATION:
+        raise WrongTask(NOT_A_COMPARISON)
     canonical, canonical_dims, justification = _validated(
         assignment=assignment, choice=choice, dimensions=dimensions, justification=justification
     )
@@ -250,7 +261,7 @@ def _count_task(*, session_id: int, now) -> None:
 # The assignment, to be locked, with its item (without the texts), batch, criteria version and project.
 # Only the columns a submit reads; the rest load if touched.
 _ITEM_FIELDS = ("id", "project_id", "batch_id", "gold", "judgment_count", "extra_judgments")
-_BATCH_FIELDS = ("id", "criteria_version_id", "status")
+_BATCH_FIELDS = ("id", "criteria_version_id", "status", "kind")
 _CRITERIA_FIELDS = ("id", "dimensions", "tie_rule")
 _PROJECT_FIELDS = (
     "id",

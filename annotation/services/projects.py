@@ -83,12 +83,13 @@ def project_current_criteria(*, project: Project) -> CriteriaVersion:
 
 
 @transaction.atomic
-def batch_get_or_create(*, project: Project, name: str) -> tuple[Batch, bool]:
-    """A new batch pins the project's current criteria version."""
+def batch_get_or_create(*, project: Project, name: str, kind: str = Batch.Kind.COMPARISON) -> tuple[Batch, bool]:
+    """A new batch pins the project's current criteria version. `kind` is the new batch's; an existing batch is
+    returned as it is, whatever its kind (the caller decides whether that kind will do)."""
     batch = Batch.objects.filter(project=project, name=name).first()
     if batch is not None:
         return batch, False
-    batch = Batch(project=project, name=name, criteria_version=project_current_criteria(project=project))
+    batch = Batch(project=project, name=name, kind=kind, criteria_version=project_current_criteria(project=project))
     batch.full_clean()
     batch.save()
     return batch, True

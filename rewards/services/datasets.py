@@ -4,9 +4,23 @@ those files changed since.
 
 Files, in ARTIFACTS_DIR/datasets/<id>/ (rewards.selectors.dataset_files):
 - train.jsonl, validation.jsonl: one pair a line in TRL's preference format (ARCHITECTURE.md "Export"), plus
-  item_id, item_pk, batch, criteria_version, votes, agreement, margin (and weighted_votes under Dawid-Skene).
+  item_id, item_pk, batch, source, criteria_version, votes, agreement, margin (and weighted_votes under
+  Dawid-Skene).
 - excluded.jsonl: every item left out, with its reason (rewards.services.pairs explains the reasons).
 - manifest.json: everything about the snapshot, with the sha256 and line count of the three files above.
+
+Labelled sources (issue 15). Beside human-judged batches a snapshot may take labelled sources by name (batches of
+kind labelled, already-judged data brought in by annotation.services.labelled): each item becomes a pair from the
+preference its file stated (labelled_choice; "tie" is excluded with reason "tie", as a human tie is). Every row says
+where it came from: "source" is "human" for a human-judged batch's rows and the source's name for a labelled
+source's. A labelled row has the same keys as a human one, so that `datasets` reads one schema: "criteria_version"
+is null (nobody judged it under the project's criteria); "votes" holds the file's vote counts (the four labels,
+missing ones 0) with "agreement" and "margin" computed from them as for human votes; when the file gave no counts,
+"votes" and "agreement" are null (null, not {}: `datasets` reads an empty object beside full ones as a different
+type) and "margin" is 0.0 (TRL's RewardTrainer takes every row's "margin" as its reward margin: 0 is the plain
+pairwise loss, while a human pair's margin is above 0). Under Dawid-Skene weighting "weighted_votes" is null. Human batches are written first (oldest first), then the sources in
+the order named; one split over all rows. The manifest and DatasetSnapshot.sources list each source with its format
+and the files imported into it (file name and sha256, from its ImportRecords).
 
 Prompt format. TRL reads one form per file, so a snapshot has one: "standard" (prompt, chosen and rejected are
 strings) when every item of its batches has a text prompt, else "conversational" (prompt is a list of messages,
@@ -46,11 +60,15 @@ from rewards.errors import (
     BatchNotClosed,
     DatasetError,
     DatasetTampered,
+    DemonstrationBatchNamed,
     EvaluationBatchNamed,
+    LabelledBatchNamed,
     NoBatches,
     NoPairs,
     QualificationBatchNamed,
+    SourceFormatMismatch,
     UnknownBatch,
+    UnknownSource,
 )
 from rewards.models import DatasetSnapshot
 from rewards.selectors import (
@@ -59,6 +77,9 @@ from rewards.selectors import (
     batches_have_messages,
     closed_batches,
     dataset_files,
+    labelled_export_rows,
+    labelled_sources_named,
+    source_files,
 )
 from rewards.services.pairs import reliability_weighted_votes, withdrawn_items
 
@@ -80,15 +101,20 @@ def dataset_create(
     created_by=None,
     chunk_size: int = CHUNK_SIZE,
     include_evaluation: bool = False,
+    sources: Sequence[str] | None = None,
 ) -> DatasetSnapshot:
-    """Export the project's closed batches (all of them when batch_ids is None) as a new, immutable snapshot.
+    """Export the project's closed batches (all of them when batch_ids is None and no source is named) and the
+    labelled sources named in `sources` (names of the project's labelled batches) as a new, immutable snapshot. With
+    sources named, batch_ids None means no human-judged batch: a snapshot may be sources only, batches only, or both.
 
     Evaluation batches (checkpoints judged against each other) are left out of "all closed batches", and refused when
     named, unless include_evaluation: an ML engineer asks for them explicitly, and the manifest then lists them.
 
     Refuses (DatasetError and subclasses, nothing written or stored): an unknown weighting, a validation fraction
     outside [0, 0.5], a negative seed, ids that are not batches of this project, an open batch, an evaluation batch
-    named without include_evaluation, no batches, no pairs. The files are written into a temporary folder that is renamed into place in the transaction that
+    named without include_evaluation, a labelled or demonstration batch named among the batches, a source name that
+    is not a labelled batch of this project (unknown_source) or one of demonstrations (source_format), no batches,
+    no pairs. The files are written into a temporary folder that is renamed into place in the transaction that
     stores the row: if anything fails, neither the row nor the folder remains.
     """
     if weighting not in DatasetSnapshot.Weighting.values:
@@ -99,8 +125,13 @@ def dataset_create(
         raise DatasetError(f"The validation fraction must be between 0 and {VALIDATION_FRACTION_MAX}.")
     if not 0 <= seed <= SEED_MAX:
         raise DatasetError(f"The seed must be between 0 and {SEED_MAX}.")
-    batches = _batches_for(project=project, batch_ids=batch_ids, include_evaluation=include_evaluation)
-    conversational = batches_have_messages(batches=batches)
+    labelled = _sources_for(project=project, names=sources, kind=DatasetSnapshot.Kind.PREFERENCE)
+    if labelled and batch_ids is None:
+        batch_ids = []
+    batches = _batches_for(
+        project=project, batch_ids=batch_ids, include_evaluation=include_evaluation, allow_empty=bool(labelled)
+    )
+    conversational = batches_have_messages(batches=[*batches, *labelled])
 
     root = Path(settings.ARTIFACTS_DIR) / "datasets"
     root.mkdir(parents=True, exist_ok=True)
@@ -112,6 +143,7 @@ def dataset_create(
         written = _write_pairs(
             directory=tmp,
             batches=batches,
+            sources=labelled,
             weighting=weighting,
             chunk_size=chunk_size,
             conversational=conversational,
@@ -121,9 +153,12 @@ def dataset_create(
         if not written.counts["train"] + written.counts["validation"]:
             reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(written.reasons.items())) or "no items"
             raise NoPairs(f"These batches give no preference pairs ({reasons}): nothing to export.")
+        source_entries = source_manifest(labelled)
         with transaction.atomic():
             snapshot = DatasetSnapshot.objects.create(
                 project=project,
+                kind=DatasetSnapshot.Kind.PREFERENCE,
+                sources=source_entries,
                 criteria_versions=sorted({b.criteria_version.number for b in batches}),
                 weighting=weighting,
                 validation_fraction=validation_fraction,
@@ -141,7 +176,7 @@ def dataset_create(
                 directory="",
                 created_by=created_by,
             )
-            snapshot.batches.set(batches)
+            snapshot.batches.set([*batches, *labelled])
             manifest = _manifest(snapshot=snapshot, batches=batches, written=written)
             manifest_bytes = (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode()
             _write_file(tmp / DATASET_FILE_NAMES["manifest"], manifest_bytes)
@@ -208,14 +243,66 @@ def _score(seed_bytes: bytes, group: bytes) -> float:
 
 
 def dataset_batches_check(
-    *, project: Project, batch_ids: Sequence[int] | None = None, include_evaluation: bool = False
+    *,
+    project: Project,
+    batch_ids: Sequence[int] | None = None,
+    include_evaluation: bool = False,
+    sources: Sequence[str] | None = None,
 ) -> list[Batch]:
-    """The batches a snapshot of `batch_ids` would be made from, or the DatasetError dataset_create would raise for
-    them (unknown, open, evaluation, none): lets a request that queues the snapshot as a job be refused at once."""
-    return _batches_for(project=project, batch_ids=batch_ids, include_evaluation=include_evaluation)
+    """The batches a snapshot of `batch_ids` and `sources` would be made from, or the DatasetError dataset_create
+    would raise for them (unknown, open, evaluation, labelled, unknown source, none): lets a request that queues the
+    snapshot as a job be refused at once."""
+    labelled = _sources_for(project=project, names=sources, kind=DatasetSnapshot.Kind.PREFERENCE)
+    if labelled and batch_ids is None:
+        batch_ids = []
+    batches = _batches_for(
+        project=project, batch_ids=batch_ids, include_evaluation=include_evaluation, allow_empty=bool(labelled)
+    )
+    return [*batches, *labelled]
 
 
-def _batches_for(*, project: Project, batch_ids: Sequence[int] | None, include_evaluation: bool) -> list[Batch]:
+def _sources_for(*, project: Project, names: Sequence[str] | None, kind: str) -> list[Batch]:
+    """The labelled sources named, in the order named (each once), or UnknownSource for names that are not labelled
+    batches of the project, or SourceFormatMismatch for a source whose format does not fit a snapshot of `kind`
+    (demonstrations make SFT snapshots, the preference formats preference snapshots)."""
+    wanted = list(dict.fromkeys(names or ()))
+    if not wanted:
+        return []
+    found = labelled_sources_named(project=project, names=wanted)
+    unknown = [name for name in wanted if name not in found or found[name].kind != Batch.Kind.LABELLED]
+    if unknown:
+        described = ", ".join(
+            f"{name!r} (a {found[name].get_kind_display().lower()} batch)" if name in found else repr(name)
+            for name in unknown
+        )
+        raise UnknownSource(
+            f"Not labelled sources of project {project.name}: {described}. Name labelled sources (imported with "
+            "import_labelled); human-judged batches go in batches.",
+            sources=unknown,
+        )
+    sources = [found[name] for name in wanted]
+    demonstrations = Batch.SourceFormat.DEMONSTRATIONS
+    wrong = [s for s in sources if (s.source_format == demonstrations) != (kind == DatasetSnapshot.Kind.SFT)]
+    if wrong:
+        names_ = ", ".join(f"{s.name} ({s.source_format or 'no format'})" for s in wrong)
+        needed = "demonstrations" if kind == DatasetSnapshot.Kind.SFT else "preference data"
+        raise SourceFormatMismatch(
+            f"A {kind} snapshot takes sources of {needed}; these are not: {names_}.", sources=[s.name for s in wrong]
+        )
+    return sources
+
+
+def source_manifest(sources: Sequence[Batch]) -> list[dict]:
+    """Each labelled source as DatasetSnapshot.sources and the manifest list it: name, batch id, format, and the
+    files imported into it (file name and sha256)."""
+    return [
+        {"name": s.name, "batch_id": s.pk, "format": s.source_format, "files": source_files(batch=s)} for s in sources
+    ]
+
+
+def _batches_for(
+    *, project: Project, batch_ids: Sequence[int] | None, include_evaluation: bool, allow_empty: bool = False
+) -> list[Batch]:
     if batch_ids is None:
         batches = closed_batches(project=project, include_evaluation=include_evaluation)
         if not batches:
@@ -223,6 +310,8 @@ def _batches_for(*, project: Project, batch_ids: Sequence[int] | None, include_e
         return batches
     wanted = list(dict.fromkeys(batch_ids))
     if not wanted:
+        if allow_empty:
+            return []
         raise NoBatches("Name at least one batch.")
     found = list(
         Batch.objects.filter(project=project, pk__in=wanted).select_related("criteria_version").order_by("created_at")
@@ -236,6 +325,19 @@ def _batches_for(*, project: Project, batch_ids: Sequence[int] | None, include_e
             f"Qualification batches test annotators; they are never training data: "
             f"{', '.join(b.name for b in qualification)}.",
             batches=[b.pk for b in qualification],
+        )
+    labelled = [b for b in found if b.kind == Batch.Kind.LABELLED]
+    if labelled:
+        raise LabelledBatchNamed(
+            f"Labelled sources are taken by name, as sources, not as batches: {', '.join(b.name for b in labelled)}.",
+            batches=[b.pk for b in labelled],
+        )
+    demonstration = [b for b in found if b.kind == Batch.Kind.DEMONSTRATION]
+    if demonstration:
+        raise DemonstrationBatchNamed(
+            f"Demonstration batches make SFT snapshots (kind sft), not preference pairs: "
+            f"{', '.join(b.name for b in demonstration)}.",
+            batches=[b.pk for b in demonstration],
         )
     evaluation = [b for b in found if b.kind == Batch.Kind.EVALUATION]
     if evaluation and not include_evaluation:
@@ -331,6 +433,7 @@ def _write_pairs(
     directory: Path,
     batches: Sequence[Batch],
     weighting: str,
+    sources: Sequence[Batch] = (),
     chunk_size: int,
     conversational: bool,
     validation_fraction: float,
@@ -353,7 +456,8 @@ def _write_pairs(
             overlap, min_agreement = batch.project.overlap, batch.project.min_agreement
             tie_rule = batch.criteria_version.tie_rule
             common = (
-                f',"batch":{encode_basestring(batch.name)},"criteria_version":{batch.criteria_version.number},"votes":'
+                f',"batch":{encode_basestring(batch.name)},"source":"human",'
+                f'"criteria_version":{batch.criteria_version.number},"votes":'
             )
             decisions: dict[tuple, tuple] = {}
             withdrawn = withdrawn_items(batch)
@@ -417,6 +521,19 @@ def _write_pairs(
                     f'{{"prompt":{prompt_json},"chosen":{winner_json},"rejected":{loser_json},{head}'
                     f"{votes_json}{scores}}}\n"
                 )
+        for source in sources:  # after the human-judged batches, in the order named
+            _write_source(
+                source=source,
+                sinks=(train, validation_sink, excluded),
+                reasons=reasons,
+                groups=groups,
+                extremes=extremes,
+                seed_bytes=seed_bytes,
+                conversational=conversational,
+                validation_fraction=validation_fraction,
+                dawid_skene=weighting == DatasetSnapshot.Weighting.DAWID_SKENE,
+                chunk_size=chunk_size,
+            )
     finally:
         sha256 = {name: sink.close() for name, sink in sinks.items()}
     counts = {name: sink.lines for name, sink in sinks.items()}
@@ -426,6 +543,104 @@ def _write_pairs(
         elif not counts["train"]:
             counts, sha256 = _move_group(directory, extremes.validation_high[1], "validation", "train", counts, sha256)
     return _Written(counts=counts, reasons=reasons, sha256=sha256)
+
+
+def _write_source(
+    *,
+    source: Batch,
+    sinks: tuple[_Sink, _Sink, _Sink],
+    reasons: Counter,
+    groups: dict,
+    extremes: _Extremes,
+    seed_bytes: bytes,
+    conversational: bool,
+    validation_fraction: float,
+    dawid_skene: bool,
+    chunk_size: int,
+) -> None:
+    """One labelled source's items as lines (the module's docstring gives their keys): the side its file preferred
+    is chosen; a tie, a missing preference or a withdrawn item is excluded with its reason."""
+    train, validation_sink, excluded = sinks
+    name = encode_basestring(source.name)
+    common = f',"batch":{name},"source":{name},"criteria_version":null,"votes":'
+    # No counts: no agreement to state, and margin 0, TRL RewardTrainer's plain pairwise loss (it reads "margin" as
+    # the reward margin of every row, so a number it must be).
+    no_scores = ',"agreement":null,"margin":0.0' + (',"weighted_votes":null' if dawid_skene else "")
+    tie_rule = source.criteria_version.tie_rule
+    scored: dict[tuple, tuple[str, str]] = {}
+    for (
+        pk,
+        external_id,
+        prompt,
+        messages,
+        a_text,
+        a_model,
+        b_text,
+        b_model,
+        choice,
+        votes,
+        withdrawn_at,
+    ) in labelled_export_rows(batch=source, chunk_size=chunk_size):
+        head = f'"item_id":{encode_basestring(external_id or str(pk))},"item_pk":{pk}{common}'
+        counts = _labelled_counts(votes)
+        if counts is None:
+            votes_json, scores = "null", no_scores
+        else:
+            cached = scored.get(counts)
+            if cached is None:
+                a, b, tie, both_bad = counts
+                decision = vote_decision(a=a, b=b, tie=tie, both_bad=both_bad, tie_rule=tie_rule, min_agreement=0.0)
+                cached = scored[counts] = (
+                    _votes_json(counts),
+                    f',"agreement":{round(decision.agreement, 6)!r},"margin":{round(decision.margin, 6)!r}'
+                    + (',"weighted_votes":null' if dawid_skene else ""),
+                )
+            votes_json, scores = cached
+        if withdrawn_at is not None or choice not in ("a", "b"):
+            reason = "withdrawn" if withdrawn_at is not None else "tie" if choice == "tie" else "no_preference"
+            reasons[reason] += 1
+            excluded.add(
+                f'{{{head}{votes_json},"reason":"{reason}","models":'
+                f'{{"a":{encode_basestring(a_model)},"b":{encode_basestring(b_model)}}}{scores}}}\n'
+            )
+            continue
+        winner, loser = (a_text, b_text) if choice == "a" else (b_text, a_text)
+        if isinstance(messages, str):
+            messages = json.loads(messages)
+        if messages:
+            prompt_json = _ENCODER.encode(messages)
+            group_key = (prompt_json,)
+        else:
+            group_key = prompt
+            prompt_json = encode_basestring(prompt)
+            if conversational:
+                prompt_json = f'[{{"role":"user","content":{prompt_json}}}]'
+        if messages or conversational:
+            winner_json = f'[{{"role":"assistant","content":{encode_basestring(winner)}}}]'
+            loser_json = f'[{{"role":"assistant","content":{encode_basestring(loser)}}}]'
+        else:
+            winner_json, loser_json = encode_basestring(winner), encode_basestring(loser)
+        split = groups.get(group_key)
+        if split is None:
+            if len(groups) >= _GROUP_CACHE_SIZE:
+                groups.clear()
+            group = _text_group(prompt) if not messages else prompt_group(messages)
+            score = _score(seed_bytes, group)
+            split = groups[group_key] = (score, group, score < validation_fraction)
+            extremes.see(*split)
+        (validation_sink if split[2] else train).add(
+            f'{{"prompt":{prompt_json},"chosen":{winner_json},"rejected":{loser_json},{head}{votes_json}{scores}}}\n'
+        )
+
+
+def _labelled_counts(votes) -> tuple[int, int, int, int] | None:
+    """A labelled item's vote counts as (a, b, tie, both_bad), missing labels 0; None when its file gave none."""
+    if not isinstance(votes, dict) or not votes:
+        return None
+    try:
+        return tuple(int(votes.get(label) or 0) for label in ("a", "b", "tie", "both_bad"))
+    except (TypeError, ValueError):
+        return None
 
 
 def _votes_json(votes: tuple) -> str:
@@ -449,15 +664,22 @@ def _text_group(prompt: str) -> bytes:
 
 
 def _move_group(
-    directory: Path, group: bytes, source: str, target: str, counts: dict[str, int], sha256: dict[str, str]
+    directory: Path,
+    group: bytes,
+    source: str,
+    target: str,
+    counts: dict[str, int],
+    sha256: dict[str, str],
+    prompt_of=lambda row: row["prompt"],
 ) -> tuple[dict[str, int], dict[str, str]]:
-    """Move one prompt's pairs from `source` to the (empty) `target` file: one more streaming pass."""
+    """Move one prompt's rows from `source` to the (empty) `target` file: one more streaming pass. prompt_of gives
+    a row's prompt (an SFT row's is its messages but the answer)."""
     source_path = directory / DATASET_FILE_NAMES[source]
     kept_path = source_path.with_suffix(".kept")
     keep, move = _Sink(kept_path), _Sink(directory / DATASET_FILE_NAMES[target])
     with open(source_path, "rb") as lines:
         for line in lines:
-            (move if prompt_group(json.loads(line)["prompt"]) == group else keep).write(line)
+            (move if prompt_group(prompt_of(json.loads(line))) == group else keep).write(line)
     counts = {**counts, source: keep.lines, target: move.lines}
     sha256 = {**sha256, source: keep.close(), target: move.close()}
     os.replace(kept_path, source_path)
@@ -488,6 +710,7 @@ def _manifest(*, snapshot: DatasetSnapshot, batches: Sequence[Batch], written: _
     }
     return {
         "format": MANIFEST_FORMAT,
+        "kind": snapshot.kind,
         "id": snapshot.pk,
         "project": {"id": snapshot.project_id, "name": snapshot.project.name},
         "created_at": snapshot.created_at.isoformat(),
@@ -513,6 +736,8 @@ def _manifest(*, snapshot: DatasetSnapshot, batches: Sequence[Batch], written: _
         # Evaluation batches are in a snapshot only when an ML engineer asked (include_evaluation): it says so here.
         "includes_evaluation": any(b.kind == Batch.Kind.EVALUATION for b in batches),
         "evaluation_batches": [b.pk for b in batches if b.kind == Batch.Kind.EVALUATION],
+        # Labelled sources (already-judged data, each row's "source" is its name): format and imported files.
+        "sources": snapshot.sources,
         "criteria_versions": snapshot.criteria_versions,
         "counts": snapshot.counts,
         "excluded_reasons": snapshot.excluded_reasons,

@@ -71,6 +71,7 @@ def iter_decisions(
                 "item_id": item.external_id or str(item.pk),
                 "item_pk": item.pk,
                 "batch": batch.name,
+                "source": "human",  # a labelled source's rows (rewards.services.datasets) carry its name
                 "criteria_version": criteria_number,
                 "votes": votes,
             }

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotation.models import Batch
+from annotation.selectors import judged_batches
 from rewards.metrics import (
     N_LABELS,
     Judgments,
@@ -224,9 +225,10 @@ def _baseline(history: list[tuple[Batch, dict]], index: dict[int, int]) -> tuple
 
 
 def snapshot_all_for_project(*, project_id: int) -> list[AgreementSnapshot]:
-    """A fresh snapshot of every batch of the project, oldest batch first (each is the next one's baseline)."""
+    """A fresh snapshot of every judged batch of the project, oldest batch first (each is the next one's baseline);
+    labelled sources have no judgments to snapshot."""
     snapshots = []
-    for batch in Batch.objects.filter(project_id=project_id).order_by("created_at", "pk"):
+    for batch in judged_batches(project=project_id).order_by("created_at", "pk"):
         snapshots.append(snapshot_compute(batch=batch))
     return snapshots
 

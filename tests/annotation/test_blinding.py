@@ -230,6 +230,7 @@ NOT_FOR_ANNOTATORS = (
     "generations",
     "gate",
     "releases",
+    "lead-demonstrations",
 )
 
 
@@ -743,3 +744,196 @@ def test_qualification_says_nothing_about_any_answer(db):
     assert len({tuple(sorted(response.json())) for response in answers}) == 1
     # The refusal says the score and what was needed, no item's.
     assert "score 2 of 4, needed 3" in refused.json()["detail"]
+
+
+# --- Demonstrations -----------------------------------------------------------------------------------------------
+# A writer meets prompts that others have written for and that leads have reviewed (accepted, edited, rejected):
+# nothing the writer can reach shows another writer's text, an edit, a review's outcome or reason (their own
+# included), another writer's name, or what the prompt is called outside the page.
+
+DEMO_PROMPT_IDS = tuple(f"demo-secret-prompt-{n}" for n in range(4))
+DEMO_OTHER_TEXT = "other-writer-text-k7"
+DEMO_REVIEW_WORDS = ("reviewer-edit-secret-q1", "rejection-reason-secret-r5", "acceptance-note-secret-s3")
+# What a review is made of, in any body or header (a refused lead door may name itself; pages and scripts are walked
+# with the names only).
+DEMO_OUTCOME_WORDS = (
+    "accepted",
+    "rejected",
+    "edited_text",
+    "review_reason",
+    "reviewed_by",
+    "reviewed_at",
+    "final_text",
+)
+
+
+@pytest.fixture
+def demo_world(db):
+    from annotation.models import Demonstration
+    from annotation.services.demonstrations import demonstration_submit
+
+    project = ProjectFactory(
+        name="Blind writing", demonstration_min_chars=10, demonstration_max_chars=80, session_max_tasks=100
+    )
+    batch = BatchFactory(project=project, name="demo-secret-batch", kind=Batch.Kind.DEMONSTRATION, writers_per_item=3)
+    Item.objects.bulk_create(
+        Item(
+            project=project,
+            batch=batch,
+            external_id=external_id,
+            dedupe_key=f"id:{external_id}",
+            prompt=f"Write a short answer to question {n}.",
+            response_a_text="",
+            response_b_text="",
+        )
+        for n, external_id in enumerate(DEMO_PROMPT_IDS)
+    )
+    walker_user = UserFactory(username="walker")
+    member_add(project=project, username="walker", role="annotator")
+    lead = UserFactory(username="demo-secret-reviewer")
+    member_add(project=project, username=lead.username, role="lead")
+    others = []
+    for n in range(2):
+        other = UserFactory(username=f"other-writer-{n}")
+        member_add(project=project, username=other.username, role="annotator")
+        session, _ = session_start(project=project, annotator=other, kind="demonstration")
+        for _ in DEMO_PROMPT_IDS:
+            assignment = assignment_next(session=session)
+            demonstration_submit(
+                assignment_id=assignment.pk, annotator_id=other.pk, text=f"{DEMO_OTHER_TEXT} {n} {assignment.item_id}"
+            )
+        others.append(other)
+    written = list(Demonstration.objects.order_by("pk"))
+    now = timezone.now()
+    reviews = (
+        {"status": "accepted", "edited_text": DEMO_REVIEW_WORDS[0]},
+        {"status": "rejected", "review_reason": DEMO_REVIEW_WORDS[1]},
+        {"status": "accepted", "review_reason": DEMO_REVIEW_WORDS[2]},
+    )
+    for demonstration, review in zip(written, reviews, strict=False):
+        Demonstration.objects.filter(pk=demonstration.pk).update(reviewed_by=lead, reviewed_at=now, **review)
+    # Someone else's open demonstration lease, for the "not yours" answers.
+    Item.objects.filter(batch=batch).update(judgment_count=0)
+    late = UserFactory(username="late-writer")
+    member_add(project=project, username=late.username, role="annotator")
+    stranger_lease = assignment_next(session=session_start(project=project, annotator=late, kind="demonstration")[0])
+    Item.objects.filter(batch=batch).update(judgment_count=2)
+    return {
+        "project": project,
+        "batch": batch,
+        "walker": walker_user,
+        "others": [*others, lead, late],
+        "lease": stranger_lease,
+        "other_project": ProjectFactory(name="Not yours"),
+    }
+
+
+def walk_demonstrations(walker: Walker, world) -> list[dict]:
+    from annotation.models import Demonstration
+
+    project, batch = world["project"], world["batch"]
+    sessions = f"/api/v1/projects/{project.pk}/sessions/"
+    walker.call("bad kind", "post", sessions, expect=400, kind="essay")
+    session_id = walker.call("start", "post", sessions, expect=201, kind="demonstration").json()["id"]
+    walker.call("start again", "post", sessions, expect=200, kind="demonstration")
+    walker.call("session", "get", f"/api/v1/sessions/{session_id}/", expect=200)
+    other_lease = world["lease"]
+    walker.call("someone else's next", "get", f"/api/v1/sessions/{other_lease.session_id}/next/", expect=404)
+    for action, body in (("demonstration", {"text": "Mine now, surely."}), ("skip", {}), ("renew", {})):
+        url = f"/api/v1/assignments/{other_lease.pk}/{action}/"
+        walker.call(f"someone else's {action}", "post", url, expect=404, **body)
+
+    def write(label, assignment_id, expect, text):
+        return walker.call(
+            label, "post", f"/api/v1/assignments/{assignment_id}/demonstration/", expect=expect, text=text
+        )
+
+    served = []
+    for step in range(len(DEMO_PROMPT_IDS) + 1):
+        shown = walker.call(f"next {step}", "get", f"/api/v1/sessions/{session_id}/next/", expect=(200, 204))
+        if shown.status_code == 204:
+            break
+        body = shown.json()
+        served.append(body)
+        assignment_id = body["assignment_id"]
+        walker.call(f"reload {step}", "get", f"/api/v1/sessions/{session_id}/next/", expect=200)
+        if step == 0:
+            walker.call("renew", "post", f"/api/v1/assignments/{assignment_id}/renew/", expect=200)
+            write("too short", assignment_id, 400, "Short.")
+            write("too long", assignment_id, 400, "x" * 81)
+            walker.call(
+                "a judgment", "post", f"/api/v1/assignments/{assignment_id}/judgment/", expect=409, choice="left"
+            )
+        if step == 1:
+            Assignment.objects.filter(pk=assignment_id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+            write("lease expired", assignment_id, 410, "Too late for this one.")
+            continue
+        if step == 2:
+            Batch.objects.filter(pk=batch.pk).update(status="closed")
+            write("batch closed", assignment_id, 410, "The batch closed on me.")
+            Batch.objects.filter(pk=batch.pk).update(status="open")
+            walker.call("report", "post", f"/api/v1/assignments/{assignment_id}/report/", expect=201, kind="broken")
+            continue
+        write(f"write {step}", assignment_id, 201, f"My own answer {step}.")
+        write(f"retry {step}", assignment_id, 200, f"My own answer {step}.")
+        write(f"conflict {step}", assignment_id, 409, "Something else entirely.")
+        # A lead reviews the walker's own demonstration: a retry still answers only what was sent.
+        Demonstration.objects.filter(assignment_id=assignment_id).update(
+            status="rejected", review_reason=DEMO_REVIEW_WORDS[1], reviewed_at=timezone.now()
+        )
+        write(f"retry after review {step}", assignment_id, 200, f"My own answer {step}.")
+    else:
+        pytest.fail("next never answered 204")
+    AnnotationSession.objects.filter(pk=session_id).update(tasks_done=100)
+    walker.call("session limit", "get", f"/api/v1/sessions/{session_id}/next/", expect=410)
+    AnnotationSession.objects.filter(pk=session_id).update(ended_at=timezone.now())
+    walker.call("on break", "post", sessions, expect=429, kind="demonstration")
+    return served
+
+
+def test_demonstration_pages_and_doors_show_no_other_writers_text_nor_any_review(demo_world):
+    from annotation.models import Demonstration
+
+    walker = Walker(demo_world["walker"])
+    served = walk_demonstrations(walker, demo_world)
+    assert len(served) >= 3
+    for url, expect in page_urls(demo_world):
+        walker.call(f"page {url}", "get", url, expect=expect, page=True)
+    statuses = {r.status_code for _l, r in walker.seen}
+    assert statuses >= {200, 201, 204, 400, 404, 409, 410, 429}, statuses
+    assert {r.json().get("code") for _l, r in walker.seen if r.status_code == 410} == {
+        "lease_expired",
+        "batch_closed",
+        "session_limit",
+    }
+
+    others_texts = list(Demonstration.objects.exclude(writer=demo_world["walker"]).values_list("text", flat=True))
+    assert len(others_texts) == 8 and all(DEMO_OTHER_TEXT in t for t in others_texts)
+    names = [
+        *others_texts,
+        DEMO_OTHER_TEXT,
+        *DEMO_REVIEW_WORDS,
+        *DEMO_PROMPT_IDS,
+        "demo-secret-batch",
+        *(u.username for u in demo_world["others"]),
+        *FORBIDDEN_TEXT,
+    ]
+    problems, pages = [], {}
+    for label, response in walker.seen:
+        text = response.content.decode("utf-8", errors="replace")
+        is_json = response.get("Content-Type", "").startswith("application/json")
+        refused_page = label.startswith("page") and response.status_code in (403, 404)
+        words = [] if refused_page else list(DEMO_OUTCOME_WORDS)
+        problems += leaks(label, text, dict(response.headers), [*names, *words], is_json=is_json)
+        if response.get("Content-Type", "").startswith("text/html"):
+            pages[label] = text
+    for label, html in pages.items():
+        for name, source in static_files_of(html).items():
+            problems += leaks(f"{label} → /static/{name}", source, {}, names, is_json=False)
+    assert problems == []
+    assert any("/write/" in label for label in pages), "the walk did not reach the writing page"
+
+    # Every prompt is served alike: the same fields, the same values apart from the prompt's own.
+    own = {"assignment_id", "prompt", "messages", "lease_expires_at"}
+    shapes = {json.dumps({k: v for k, v in body.items() if k not in own}, sort_keys=True) for body in served}
+    assert len(shapes) == 1, shapes

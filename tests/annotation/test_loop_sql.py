@@ -87,3 +87,10 @@ def test_the_comparison_sees_a_changed_body():
         transaction.set_rollback(True)
     assert installed["tandem_lease_next"] != expected["tandem_lease_next"]
     assert installed["tandem_record_judgment"] == expected["tandem_record_judgment"]
+
+
+def test_the_comparison_covers_version_5():
+    """annotator_loop_v5.sql (migration 0017: demonstration sessions answered 'python', demonstration batches and
+    labelled sources kept out of comparison sessions) is the newest file, so the tests above hold it installed."""
+    assert FILES[-1].name == "annotator_loop_v5.sql"
+    assert "'python'" in FILES[-1].read_text()

@@ -24,6 +24,7 @@ from annotation.services.sessions import session_start
 from config.wsgi import application
 from core.authz import Action
 from core.models import Job
+from tests.annotation.demonstration_rows import demonstration_batch, prompt_item, written
 from tests.factories import BatchFactory, ItemFactory
 from tests.trainer.runs_fixtures import finished_reward_model, make_snapshot
 
@@ -56,6 +57,9 @@ def actors(project, lead, ml_engineer, annotator):
     session, _ = session_start(project=project, annotator=annotator)
     lease = assignment_next(session=session)
     job = Job.objects.create(project=project, kind="items_import", action=Action.IMPORT_ITEMS, handler="-")
+    # A pending demonstration of the annotator's, for the lead's review (random bodies reach the review service).
+    demos = demonstration_batch(project, "demos")
+    demonstration = written(prompt_item(demos, "demo-1", prompt="Say hi."), annotator.username, "Hi there, friend.")
     ids = {
         "job_id": job.pk,
         "project_id": project.pk,
@@ -67,6 +71,7 @@ def actors(project, lead, ml_engineer, annotator):
         "assignment_id": str(lease.pk),
         "username": annotator.username,
         "user_id": annotator.pk,
+        "demonstration_id": demonstration.pk,
     }
     return [
         ({"Authorization": f"Token {Token.objects.create(user=user).key}"}, ids)

@@ -115,6 +115,13 @@ DOORS: dict[str, Door] = {
         lambda o: {"batch": "imported", "file": import_file()},
         multipart=True,
     ),
+    "annotation:labelled-import": Door(
+        "post",
+        Action.IMPORT_ITEMS,
+        lambda o: f"/api/v1/projects/{o.project.pk}/labelled/",
+        lambda o: {"source": "labelled", "format": "items", "file": import_file()},
+        multipart=True,
+    ),
     "annotation:batch-close": _json(
         "post", Action.MANAGE_BATCHES, lambda o: f"/api/v1/batches/{o.open_batch.pk}/close/"
     ),
@@ -155,6 +162,16 @@ DOORS: dict[str, Door] = {
     "rewards:project-datasets POST": _json(
         "post", Action.MAKE_DATASET, lambda o: f"/api/v1/projects/{o.project.pk}/datasets/", lambda o: {}
     ),
+    # Issue 15: the same door with labelled sources, and for an SFT snapshot of demonstrations.
+    "rewards:project-datasets POST sources": _json(
+        "post",
+        Action.MAKE_DATASET,
+        lambda o: f"/api/v1/projects/{o.project.pk}/datasets/",
+        lambda o: {"sources": ["no-such-source"]},
+    ),
+    "rewards:project-datasets POST sft": _json(
+        "post", Action.MAKE_DATASET, lambda o: f"/api/v1/projects/{o.project.pk}/datasets/", lambda o: {"kind": "sft"}
+    ),
     "rewards:dataset-detail": _json("get", Action.VIEW_DATASETS, lambda o: f"/api/v1/datasets/{o.snapshot.pk}/"),
     "rewards:dataset-file": _json(
         "get", Action.VIEW_DATASETS, lambda o: f"/api/v1/datasets/{o.snapshot.pk}/files/manifest/"
@@ -167,11 +184,22 @@ DOORS: dict[str, Door] = {
     "trainer:run-metrics": _json("get", Action.VIEW_RUNS, lambda o: f"/api/v1/runs/{o.run.pk}/metrics/"),
     "trainer:run-cancel": _json("post", Action.START_RUNS, lambda o: f"/api/v1/runs/{o.queued_run.pk}/cancel/"),
     "trainer:run-checkpoints": _json("get", Action.VIEW_RUNS, lambda o: f"/api/v1/runs/{o.run.pk}/checkpoints/"),
+    "trainer:project-base-models": _json(
+        "get", Action.START_RUNS, lambda o: f"/api/v1/projects/{o.project.pk}/base-models/"
+    ),
     # Weights are for the ML engineers (START_RUNS), not the leads who see the runs (trainer.selectors).
     "trainer:checkpoint-download": _json(
         "get", Action.START_RUNS, lambda o: f"/api/v1/checkpoints/{_checkpoint(o).pk}/download/"
     ),
     "frontend:annotate": Door("get", Action.ANNOTATE, lambda o: f"/annotate/{o.project.pk}/", page=True),
+    # The writing page (a demonstration session), and starting such a session.
+    "frontend:write": Door("get", Action.ANNOTATE, lambda o: f"/annotate/{o.project.pk}/write/", page=True),
+    "annotation:session-start demonstration": _json(
+        "post",
+        Action.ANNOTATE,
+        lambda o: f"/api/v1/projects/{o.project.pk}/sessions/",
+        lambda o: {"kind": "demonstration"},
+    ),
     "frontend:run": Door("get", Action.VIEW_RUNS, lambda o: f"/runs/{o.run.pk}/", page=True),
     "frontend:lead-project": Door("get", Action.VIEW_AGREEMENT, lambda o: f"/lead/projects/{o.project.pk}/", page=True),
     "frontend:lead-annotator": Door(
@@ -442,6 +470,63 @@ DOORS.update(
     }
 )
 
+
+# Demonstrations (issue 15): the lead's review (API, page, admin) and a batch's raw judgments (API, Batch action).
+def _demonstration(objects):
+    """A pending demonstration written by the project's plain annotator (made once, kept for every persona)."""
+    from annotation.models import Demonstration
+    from annotation.services.projects import project_current_criteria
+
+    if "demonstration" not in objects.extra:
+        batch = Batch.objects.create(
+            project=objects.project,
+            name="demonstrations",
+            kind=Batch.Kind.DEMONSTRATION,
+            criteria_version=project_current_criteria(project=objects.project),
+        )
+        item = ItemFactory(
+            batch=batch, response_a_text="", response_b_text="", response_a_model="", response_b_model=""
+        )
+        objects.extra["demonstration"] = Demonstration.objects.create(
+            item=item, batch=batch, writer=objects.annotator, text="A written answer.", seconds=30
+        )
+    return objects.extra["demonstration"]
+
+
+DOORS.update(
+    {
+        "annotation:demonstration-queue": _json(
+            "get", Action.REVIEW_DEMONSTRATIONS, lambda o: f"/api/v1/projects/{o.project.pk}/demonstrations/"
+        ),
+        "annotation:demonstration-writers": _json(
+            "get", Action.REVIEW_DEMONSTRATIONS, lambda o: f"/api/v1/projects/{o.project.pk}/demonstrations/writers/"
+        ),
+        "annotation:demonstration-review": _json(
+            "post",
+            Action.REVIEW_DEMONSTRATIONS,
+            lambda o: f"/api/v1/demonstrations/{_demonstration(o).pk}/review/",
+            lambda o: {"decision": "reject", "reason": "Not what was asked."},
+        ),
+        "frontend:lead-demonstrations": Door(
+            "get", Action.REVIEW_DEMONSTRATIONS, lambda o: f"/lead/projects/{o.project.pk}/demonstrations/", page=True
+        ),
+        "frontend:lead-demonstrations POST": Door(
+            "post",
+            Action.REVIEW_DEMONSTRATIONS,
+            lambda o: f"/lead/projects/{o.project.pk}/demonstrations/",
+            lambda o: {"demonstration": _demonstration(o).pk, "decision": "reject", "reason": "Not what was asked."},
+            page=True,
+            multipart=True,
+        ),
+        "rewards:batch-judgments": _json(
+            "get", Action.MAKE_DATASET, lambda o: f"/api/v1/batches/{o.closed_batch.pk}/judgments/"
+        ),
+        "rewards:batch-judgments csv": _json(
+            "get", Action.MAKE_DATASET, lambda o: f"/api/v1/batches/{o.closed_batch.pk}/judgments/?format=csv"
+        ),
+    }
+)
+
 # Doors with a rule of their own, each tested below.
 LISTINGS = {"annotation:project-list", "trainer:run-list", "frontend:home", "frontend:runs"}
 OWNER_ONLY = {
@@ -452,6 +537,7 @@ OWNER_ONLY = {
     "annotation:item-report",
     "annotation:assignment-renew",
     "annotation:judgment-revise",
+    "annotation:demonstration-submit",  # test_a_demonstration_is_taken_only_from_its_writer
 }
 OTHER = {
     "trainer:run-list POST": "test_starting_a_run_names_a_snapshot_the_user_may_train_on",
@@ -823,6 +909,24 @@ ADMINS.update(
 )
 
 
+# Demonstrations (issue 15): the review admin and the Batch action for raw judgments.
+ADMINS.update(
+    {
+        "annotation.demonstration": AdminEntry(
+            lambda o: _demonstration(o),
+            Action.REVIEW_DEMONSTRATIONS,
+            add=NOBODY,
+            change=NOBODY,
+            actions={
+                "accept_demonstrations": Action.REVIEW_DEMONSTRATIONS,
+                "reject_demonstrations": Action.REVIEW_DEMONSTRATIONS,
+            },
+        ),
+    }
+)
+ADMINS["annotation.batch"].actions["download_raw_judgments"] = Action.MAKE_DATASET
+
+
 # Admins of what belongs to no project: Django's model permissions, which no role group holds.
 SUPERUSER_ONLY_ADMINS = {
     "auth.user",
@@ -836,6 +940,7 @@ SUPERUSER_ONLY_ADMINS = {
 }
 CUSTOM_ADMIN_DOORS = {
     "annotation_project_import": "test_admin_custom_doors",
+    "annotation_project_import_labelled": "test_admin_custom_doors",
     "rewards_datasetsnapshot_file": "test_admin_custom_doors",
     "rewards_datasetsnapshot_job": "test_admin_custom_doors",
     "trainer_trainingrun_start": "test_admin_custom_doors",
@@ -938,7 +1043,16 @@ def _run_action(client: Client, base: str, name: str, obj) -> bool:
             from evaluation.models import AuditEvent
 
             effect = AuditEvent.objects.filter(project_id=obj.project_id, kind__startswith="release").exists()
-        elif name in ("make_dataset_snapshot", "generate_responses", "make_evaluation_batch"):  # an intermediate form
+        elif name == "accept_demonstrations":
+            effect = type(obj).objects.get(pk=obj.pk).status == "accepted"
+        elif name == "download_raw_judgments":  # a streamed CSV, or back to the changelist with a refusal
+            effect = getattr(response, "streaming", False) and response.status_code == 200
+        elif name in (
+            "make_dataset_snapshot",
+            "generate_responses",
+            "make_evaluation_batch",
+            "reject_demonstrations",
+        ):  # an intermediate form
             effect = response.status_code == 200 and b'name="apply"' in response.content
         else:
             raise AssertionError(f"no effect check for action {name}")
@@ -967,6 +1081,7 @@ def test_admin_custom_doors(world):
             objects = world.projects[key]
             doors = [
                 ("get", f"/admin/annotation/project/{objects.project.pk}/import/", Action.IMPORT_ITEMS),
+                ("get", f"/admin/annotation/project/{objects.project.pk}/import-labelled/", Action.IMPORT_ITEMS),
                 ("get", f"/admin/rewards/datasetsnapshot/{objects.snapshot.pk}/files/manifest/", Action.VIEW_DATASETS),
                 (
                     "get",
@@ -1002,3 +1117,47 @@ def test_a_mixed_selection_is_refused_whole(world):
     assert Batch.objects.get(pk=own.pk).status == Batch.Status.OPEN
     client.post("/admin/annotation/batch/", {"action": "close_batches", "_selected_action": [own.pk]})
     assert Batch.objects.get(pk=own.pk).status == Batch.Status.CLOSED
+
+
+def test_a_demonstration_is_taken_only_from_its_writer(world):
+    """POST /assignments/{id}/demonstration/ on the writer's own demonstration lease: the writer is answered, anyone
+    else gets the 404 a missing assignment gets (anonymous users the 401)."""
+    from annotation.models import AnnotationSession
+
+    for key in PROJECTS:
+        objects, owner, now = world.projects[key], world.projects[key].extra["loop_owner"], timezone.now()
+        batch = Batch.objects.create(
+            project=objects.project,
+            name=f"writing {key}",
+            kind=Batch.Kind.DEMONSTRATION,
+            criteria_version=objects.open_batch.criteria_version,
+        )
+        item = ItemFactory(batch=batch, response_a_text="", response_b_text="")
+        session = AnnotationSession.objects.create(
+            project=objects.project,
+            kind=AnnotationSession.Kind.DEMONSTRATION,
+            annotator=owner,
+            started_at=now,
+            expires_at=now + timedelta(hours=1),
+            max_tasks=100,
+        )
+        lease = Assignment.objects.create(
+            session=session,
+            item=item,
+            annotator=owner,
+            left_is_a=True,
+            leased_at=now,
+            lease_expires_at=now + timedelta(minutes=10),
+        )
+        url, body = f"/api/v1/assignments/{lease.pk}/demonstration/", {"text": "A response written with some care."}
+        for persona in PERSONAS:
+            client = api_client(world, persona)
+            status = rolled_back(
+                lambda c=client, url=url, body=body: c.post(url, body, content_type="application/json")
+            ).status_code
+            if persona == "anonymous":
+                assert status == 401, (persona, key)
+            elif world.users[persona] == owner:
+                assert status == 201, (persona, key)
+            else:
+                assert status == 404, (persona, key, status)

@@ -153,7 +153,7 @@ def test_snapshot_files_match_counts_sha256_and_votes(ml_engineer_client, projec
     for name in ("train", "validation", "excluded", "manifest"):
         assert body["sha256"][name] == sha256_of(files[name]), name
     assert body["prompt_format"] == "standard"
-    assert body["batches"] == [{"id": mixed_batch.pk, "name": "first"}]
+    assert body["batches"] == [{"id": mixed_batch.pk, "name": "first", "kind": "comparison"}]
     assert body["criteria_versions"] == [mixed_batch.criteria_version.number]
     assert body["created_by"] == "mle"
 

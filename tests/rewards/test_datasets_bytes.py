@@ -3,7 +3,8 @@ hashes) must produce the same files as the one these golden files were made with
 
 The golden files are the export's train, validation and excluded files with each "item_pk" replaced by the item's
 position in the batch, since the database hands out the ids; everything else is compared byte for byte, and the
-sha256 the snapshot stores is checked against the file it names.
+sha256 the snapshot stores is checked against the file it names. Issue 15 added `"source":"human"` after each line's
+"batch" (every row says where it came from); the golden files were changed by that insertion only.
 """
 
 import hashlib

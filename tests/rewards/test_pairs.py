@@ -81,6 +81,7 @@ def test_known_votes_give_known_pairs_and_every_exclusion_with_its_reason(cases)
         "item_id": "clear-a",
         "item_pk": item.pk,
         "batch": "ignore ties",
+        "source": "human",
         "criteria_version": 1,
         "votes": {"a": 3, "b": 1, "tie": 0, "both_bad": 0},
         "agreement": 0.75,

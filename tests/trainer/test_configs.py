@@ -57,9 +57,9 @@ def test_missing_or_blank_base_model():
 
 
 def test_unknown_kind():
-    errors = errors_of("sft", {"base_model": "m"})
+    errors = errors_of("kto", {"base_model": "m"})
     assert list(errors) == ["kind"]
-    assert "sft" in errors["kind"] and "reward_model, dpo, ppo, rloo" in errors["kind"]
+    assert "kto" in errors["kind"] and "reward_model, dpo, ppo, rloo, generate, sft" in errors["kind"]
 
 
 def test_unknown_keys_are_refused_and_a_setting_of_another_kind_says_so():

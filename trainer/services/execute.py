@@ -200,6 +200,10 @@ def _train(*, run: TrainingRun, config: dict, files: dict[str, Path], output_dir
         from trainer.ml.dpo import train_dpo
 
         return train_dpo(**common)
+    if run.kind == Kind.SFT:
+        from trainer.ml.sft import train_sft
+
+        return train_sft(**common)
     reward_model_dir = run_output_dir(run=run.reward_model)
     if run.kind == Kind.PPO:
         from trainer.ppo import train_ppo

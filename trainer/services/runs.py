@@ -22,7 +22,7 @@ from core.outbox import outbox_enqueue
 from rewards.errors import DatasetTampered
 from rewards.models import DatasetSnapshot
 from rewards.services.datasets import dataset_verify
-from trainer.configs import KINDS, NEEDS_REWARD_MODEL, POLICY_KINDS, ConfigError, config_check
+from trainer.configs import KINDS, NEEDS_REWARD_MODEL, POLICY_KINDS, SFT_SNAPSHOT_KINDS, ConfigError, config_check
 from trainer.confinement import run_config_confine
 from trainer.errors import RunNotAllowed, RunNotCancellable
 from trainer.models import Kind, Status, TrainingRun
@@ -67,6 +67,26 @@ def _reward_model_error(*, kind: str, snapshot: DatasetSnapshot, reward_model: T
     return None
 
 
+def snapshot_kind_error(*, kind: str, snapshot: DatasetSnapshot | None) -> str | None:
+    """Why a `kind` run cannot train on `snapshot` given what the snapshot holds, or None: an SFT run trains on
+    demonstrations, every other training kind on preference pairs."""
+    if snapshot is None or kind not in KINDS or kind == Kind.GENERATE:
+        return None
+    wants_sft = kind in SFT_SNAPSHOT_KINDS
+    if wants_sft and snapshot.kind != DatasetSnapshot.Kind.SFT:
+        return (
+            f"Dataset snapshot {snapshot.pk} holds preference pairs; an SFT run trains on an SFT snapshot of "
+            "accepted demonstrations."
+        )
+    if not wants_sft and snapshot.kind == DatasetSnapshot.Kind.SFT:
+        return (
+            f"Dataset snapshot {snapshot.pk} holds demonstrations (an SFT snapshot); a {kind} run trains on "
+            "preference pairs. To start from what they taught, train an SFT run on it and name it as base_model "
+            "(run:ID)."
+        )
+    return None
+
+
 def run_start_check(
     *,
     kind: str,
@@ -95,6 +115,9 @@ def run_start_check(
     )
     if reward_model_error:
         errors["reward_model_run"] = reward_model_error
+    snapshot_error = snapshot_kind_error(kind=kind, snapshot=snapshot)
+    if snapshot_error:
+        errors["snapshot"] = snapshot_error
     if kind == Kind.GENERATE and "reward_model_run" not in errors:  # a config field there: a run id to score with
         from trainer.generation import reward_model_run_error
 

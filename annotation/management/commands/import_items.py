@@ -1,4 +1,4 @@
-"""python manage.py import_items --project NAME --batch NAME FILE"""
+"""python manage.py import_items --project NAME --batch NAME [--kind comparison|demonstration] FILE"""
 
 import json
 
@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotation.models import Project
 from annotation.services import ImportRejected, items_import, project_create
+from annotation.services.imports import IMPORT_KINDS
 
 
 class Command(BaseCommand):
@@ -16,6 +17,13 @@ class Command(BaseCommand):
         parser.add_argument("--project", required=True, help="Project name; made with defaults if missing.")
         parser.add_argument("--batch", required=True, help="Batch name; made if missing.")
         parser.add_argument("--keep-hh-gold", action="store_true", help="Keep HH-RLHF's chosen side as a gold answer.")
+        parser.add_argument(
+            "--kind",
+            choices=IMPORT_KINDS,
+            help="The batch's kind when the import makes it: comparison (prompt and two responses, the default) or "
+            "demonstration (prompts only: annotators write the response). An existing batch of another kind is "
+            "refused. Left out: the existing batch's kind.",
+        )
         parser.add_argument("--json", action="store_true", help="Print the whole report as JSON.")
 
     def handle(self, *args, **options):
@@ -31,6 +39,7 @@ class Command(BaseCommand):
                     source=source,
                     filename=options["file"],
                     keep_hh_gold=options["keep_hh_gold"],
+                    kind=options["kind"],
                 )
         except FileNotFoundError as exc:
             raise CommandError(f"No such file: {options['file']}") from exc

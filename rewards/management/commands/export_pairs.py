@@ -1,5 +1,5 @@
-"""`manage.py export_pairs --project NAME [--batches B ...] --out FILE`: make a dataset snapshot, copy its train
-split to FILE and its validation split beside it, print the snapshot's id."""
+"""`manage.py export_pairs --project NAME [--sources S ...] [--batches B ...] --out FILE`: make a dataset snapshot,
+copy its train split to FILE and its validation split beside it, print the snapshot's id."""
 
 import shutil
 from pathlib import Path
@@ -21,8 +21,9 @@ def validation_path(out: Path) -> Path:
 
 class Command(BaseCommand):
     help = (
-        "Make an immutable dataset snapshot of a project's closed batches (TRL preference format, split by prompt "
-        "into train and validation) and print its id on stdout. FILE gets a copy of the train split and "
+        "Make an immutable dataset snapshot of a project's closed batches and labelled sources (TRL preference "
+        "format, split by prompt into train and validation; each row's source is human or the source's name) and "
+        "print its id on stdout. FILE gets a copy of the train split and "
         "FILE's name with .validation.jsonl (pairs.jsonl -> pairs.validation.jsonl) the validation split: "
         "datasets.load_dataset('json', data_files={'train': FILE, 'validation': ...}). The snapshot itself, with "
         "excluded.jsonl and manifest.json, stays under ARTIFACTS_DIR/datasets/<id>/."
@@ -31,7 +32,16 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--project", required=True, help="The project's name.")
         parser.add_argument(
-            "--batches", nargs="+", metavar="BATCH", help="Names of closed batches (default: every closed batch)."
+            "--batches",
+            nargs="+",
+            metavar="BATCH",
+            help="Names of closed batches (default: every closed batch, or none when --sources is given).",
+        )
+        parser.add_argument(
+            "--sources",
+            nargs="+",
+            metavar="SOURCE",
+            help="Names of labelled sources (imported with import_labelled) to take beside the batches.",
         )
         parser.add_argument("--weighting", choices=DatasetSnapshot.Weighting.values, default="vote")
         parser.add_argument("--validation-fraction", type=float, default=0.1, help="Share of prompts (0 to 0.5).")
@@ -54,6 +64,7 @@ class Command(BaseCommand):
         seed,
         out: Path,
         include_evaluation,
+        sources=None,
         **options,
     ):
         found = Project.objects.filter(name=project).first()
@@ -77,6 +88,7 @@ class Command(BaseCommand):
                 validation_fraction=validation_fraction,
                 seed=seed,
                 include_evaluation=include_evaluation,
+                sources=sources,
             )
         except TandemError as exc:
             raise CommandError(exc.detail) from exc
@@ -86,8 +98,10 @@ class Command(BaseCommand):
         shutil.copyfile(files["train"], out)
         shutil.copyfile(files["validation"], validation_path(out))
         reasons = ", ".join(f"{n} {reason}" for reason, n in snapshot.excluded_reasons.items()) or "none"
+        taken = f" with sources {', '.join(s['name'] for s in snapshot.sources)}" if snapshot.sources else ""
         self.stderr.write(
-            f"Dataset snapshot {snapshot.pk} ({snapshot.prompt_format}): {snapshot.train_count} train pairs -> {out}, "
+            f"Dataset snapshot {snapshot.pk} ({snapshot.prompt_format}{taken}): {snapshot.train_count} train pairs -> "
+            f"{out}, "
             f"{snapshot.validation_count} validation pairs -> {validation_path(out)}; "
             f"excluded {snapshot.excluded_count} ({reasons}); files in {files['train'].parent}"
         )
