@@ -58,5 +58,32 @@ def demo_lines() -> list[dict]:
 
 def demo_jsonl() -> io.BytesIO:
     """The demo file, in memory: it is a few hundred kilobytes."""
-    body = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in demo_lines())
-    return io.BytesIO(body.encode())
+    return _jsonl(demo_lines())
+
+
+# Prompts the demo's annotators answer in writing (a demonstration batch), per stratum in the usual mix: the demo's
+# own prompts, each once, under ids of their own so they never collide with the comparison items.
+DEMONSTRATION_PROMPTS = {"usage": 8, "synthetic": 3, "adversarial": 1}
+
+
+def demonstration_lines() -> list[dict]:
+    """Prompt-only import lines for the demo's demonstration batch, in a fixed order."""
+    lines = []
+    for stratum, pairs in demo_pairs().items():
+        chosen = random.Random(f"tandem-demo-demonstrations:{stratum}").sample(pairs, DEMONSTRATION_PROMPTS[stratum])
+        for pair in chosen:
+            line = {"id": f"write-{pair.key}", "stratum": stratum, "category": pair.category}
+            if pair.messages:
+                line["messages"] = pair.messages
+            else:
+                line["prompt"] = pair.prompt
+            lines.append(line)
+    return lines
+
+
+def demonstration_jsonl() -> io.BytesIO:
+    return _jsonl(demonstration_lines())
+
+
+def _jsonl(lines: list[dict]) -> io.BytesIO:
+    return io.BytesIO("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode())

@@ -25,7 +25,7 @@ from annotation.models import (
     Project,
 )
 from annotation.services.imports import stratum_mix_warnings
-from demo.data import LARGE_MODEL, SMALL_MODEL, demo_jsonl, demo_lines, demo_pairs
+from demo.data import DEMONSTRATION_PROMPTS, LARGE_MODEL, SMALL_MODEL, demo_jsonl, demo_lines, demo_pairs
 from demo.data.adversarial import EXACT_WORDS
 from demo.data.history import HISTORY_ITEMS, SIM_ANNOTATORS
 from demo.management.commands.seed_demo import BATCH_NAME, HISTORY_BATCH_NAME, PROJECT_NAME
@@ -60,14 +60,14 @@ def test_seed_demo_twice_creates_everything_once():
 
     assert _counts() == counts
     assert counts["projects"] == counts["criteria"] == 1
-    assert counts["batches"] == 2  # the open batch and the judged history
+    assert counts["batches"] == 3  # the open batch, the judged history and the prompts to answer in writing
     open_items = Item.objects.filter(batch__name=BATCH_NAME).count()
     assert 250 <= open_items <= 400
-    assert counts["items"] == open_items + HISTORY_ITEMS
+    assert counts["items"] == open_items + HISTORY_ITEMS + sum(DEMONSTRATION_PROMPTS.values())
     assert "skipped 0 already present" in first
     assert f"Imported 0 item(s) into {PROJECT_NAME} / {BATCH_NAME}; skipped {open_items}" in second
-    # Both runs imported the open batch through the import service; the history was imported once.
-    assert ImportRecord.objects.filter(status=ImportRecord.Status.IMPORTED).count() == 3
+    # Both runs imported the open batch and the writing prompts through the import service; the history once.
+    assert ImportRecord.objects.filter(status=ImportRecord.Status.IMPORTED).count() == 5
     assert f"Batch '{HISTORY_BATCH_NAME}' is already there" in second
     assert "Warning" not in first + second  # the stratum mix is the usual one
 
@@ -116,7 +116,7 @@ def test_seed_demo_refuses_with_debug_off_unless_forced(settings):
 @pytest.mark.django_db
 def test_seed_demo_items_include_gold_multi_turn_and_every_stratum():
     _seed()
-    items = Item.objects.filter(project__name=PROJECT_NAME)
+    items = Item.objects.filter(project__name=PROJECT_NAME).exclude(batch__kind=Batch.Kind.DEMONSTRATION)
     gold = items.exclude(gold="")
     assert 0.05 <= gold.count() / items.count() <= 0.09
     assert set(gold.values_list("gold", flat=True)) == {"a", "b"}
@@ -240,3 +240,15 @@ def test_demo_model_builds_a_loadable_model_once(settings, tmp_path):
     (tmp_path / "half" / "config.json").write_text("{}")
     with pytest.raises(CommandError, match="not a complete model"):
         call_command("demo_model", "--out", str(tmp_path / "half"), stdout=StringIO())
+
+
+@pytest.mark.django_db
+def test_seed_demo_has_prompts_to_answer_in_writing_in_the_usual_mix():
+    _seed()
+    batch = Batch.objects.get(project__name=PROJECT_NAME, kind=Batch.Kind.DEMONSTRATION, status=Batch.Status.OPEN)
+    items = batch.items.all()
+    assert items.count() == sum(DEMONSTRATION_PROMPTS.values())
+    assert all(not item.response_a_text and not item.response_b_text and not item.gold for item in items)
+    assert stratum_mix_warnings(Counter(items.values_list("stratum", flat=True))) == []
+    comparison_prompts = set(Item.objects.exclude(batch=batch).values_list("prompt", flat=True)) - {""}
+    assert {item.prompt for item in items if item.prompt} <= comparison_prompts  # the demo's own prompts

@@ -1,5 +1,5 @@
-"""python manage.py seed_demo: a demo project, ~300 friendly items, one user per role and an earlier batch already
-judged by simulated annotators and closed; safe to run again."""
+"""python manage.py seed_demo: a demo project, ~300 friendly items, one user per role, an earlier batch already
+judged by simulated annotators and closed, and a dozen prompts to answer in writing; safe to run again."""
 
 import io
 import json
@@ -15,7 +15,7 @@ from django.db import transaction
 from annotation.models import AnnotationSession, Assignment, Batch, Item, Judgment, Project, Role
 from annotation.services import ImportRejected, items_import, member_add, project_create
 from annotation.services.batches import batch_close
-from demo.data import demo_jsonl
+from demo.data import demo_jsonl, demonstration_jsonl
 from demo.data.history import SIM_ANNOTATORS, history_lines, plan_votes
 
 PROJECT_NAME = "Demo: helpful assistant"
@@ -27,6 +27,8 @@ BATCH_NAME = "Demo batch 1"
 DEMO_FILENAME = "seed_demo.jsonl"
 HISTORY_BATCH_NAME = "Demo history"
 HISTORY_FILENAME = "seed_demo_history.jsonl"
+DEMONSTRATION_BATCH_NAME = "Demo demonstrations"
+DEMONSTRATION_FILENAME = "seed_demo_demonstrations.jsonl"
 # The history batch is dated this long before the open batch, so it is the earlier one (the open batch's baseline).
 HISTORY_DAYS_EARLIER = 10
 # username, project role (None: superuser without a membership; superusers act as leads everywhere)
@@ -66,13 +68,22 @@ class Command(BaseCommand):
             project = project_create(name=PROJECT_NAME, description=PROJECT_DESCRIPTION)
         self._import_items(project, BATCH_NAME, demo_jsonl(), DEMO_FILENAME)
         self._history(project)
+        self._import_items(
+            project,
+            DEMONSTRATION_BATCH_NAME,
+            demonstration_jsonl(),
+            DEMONSTRATION_FILENAME,
+            kind=Batch.Kind.DEMONSTRATION,
+        )
         passwords = self._users(project)
         self._print_table(project, passwords, options["url"])
 
-    def _import_items(self, project: Project, batch_name: str, source: io.BytesIO, filename: str) -> None:
+    def _import_items(
+        self, project: Project, batch_name: str, source: io.BytesIO, filename: str, kind: str | None = None
+    ) -> None:
         # The demo goes through the same service as every other import: a re-run skips what is already there.
         try:
-            report = items_import(project=project, batch_name=batch_name, source=source, filename=filename)
+            report = items_import(project=project, batch_name=batch_name, source=source, filename=filename, kind=kind)
         except ImportRejected as exc:  # a broken demo file is a bug in demo/data, say where
             lines = "; ".join(f"line {e['line']}: {e['reason']}" for e in exc.report.errors[:5])
             raise CommandError(f"The demo data was rejected by the import: {lines}") from exc
@@ -215,7 +226,8 @@ class Command(BaseCommand):
         out = [
             "",
             f'Project "{project.name}": {items} items ({gold} gold); "{BATCH_NAME}" is open to annotate, '
-            f'"{HISTORY_BATCH_NAME}" is judged and closed (lead dashboard, dataset snapshots).',
+            f'"{HISTORY_BATCH_NAME}" is judged and closed (lead dashboard, dataset snapshots); '
+            f'"{DEMONSTRATION_BATCH_NAME}" holds prompts to answer in writing ("Write demonstrations").',
             "",
             f"  {'user':<{width_user}}  {'role':<{width_role}}  password",
             f"  {'-' * width_user}  {'-' * width_role}  {'-' * 16}",
