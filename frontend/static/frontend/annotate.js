@@ -2,13 +2,14 @@
 // side is which and the progress all come from the API, so a reload (or a second tab) picks up exactly where
 // the server says the annotator is. What the annotator has clicked but not submitted is the only local state.
 
-import { api, endpoints, serverNow } from "./api.js";
+import { endpoints } from "./api.js";
 import { annotatorActions } from "./annotate_actions.js";
-import { renderConversation, renderText } from "./render.js";
+import { isTyping } from "./keys.js";
+import { renderText } from "./render.js";
+import { $, UNREACHABLE, call, secondsUntil, sessionPage } from "./session_page.js";
 
 const root = document.getElementById("annotator");
 const projectId = root.dataset.projectId;
-const $ = (id) => document.getElementById(id);
 
 const CHOICE_KEYS = { left: "1", right: "2", tie: "3", both_bad: "4" };
 // One row of keys per criterion, in the columns of 1/2/3 above them: left, right, tie.
@@ -54,204 +55,73 @@ function choiceName(choice) {
   return STACKED.matches ? names[names.length - 1] : names[0];
 }
 
-// The item whose lease the page keeps: the current one, also while the last judgment is being changed.
-function leasedItem() {
-  return state.saved ? state.saved.item : state.item;
-}
+// --- The session, the screens, skip, report and the lease (session_page.js) -------------------------------------
 
-// --- Screens and small helpers -------------------------------------------------------------------------
+const page = sessionPage({
+  root,
+  state,
+  words: {
+    done: "judged",
+    timeUp: "Time is up: finish this item",
+    loadNext: "load the next item",
+    breakDone: (session) => {
+      const done = session ? session.tasks_done : null;
+      return done === null ? "" : `You judged ${done} ${done === 1 ? "item" : "items"} in your last session. `;
+    },
+    skipped: "Skipped: that item goes to someone else, and you will not see it again.",
+    gone: skipReason,
+    reportWhat: "Choose what is wrong with the item.",
+    reported: "Reported to the project's leads. That item is skipped: here is the next one.",
+    relet: "You have this item again: carry on.",
+    notYours: "This item is no longer yours.",
+    leaseLost: (why) => `${why} Press Enter for the next item.`,
+    leaseLapsed: () =>
+      state.choice
+        ? "Time ran out on this item, but your pick is kept: press Enter to send it (it counts if the item is still free)."
+        : "Time ran out on this item: press any key to try to keep it, or Enter for the next one.",
+    leaseEnding: (left) => `This item goes back to the pool in ${left}: press a key or move the mouse to keep it.`,
+  },
+  showItem,
+  onTick: () => renderLast(),
+  refusals: { not_qualified: notQualified },
+  onSessionOver: sessionOver,
+});
+const { show, notice, formError, showError, handleUnexpected, withBusy, renderStatus, loadNext, closeReport, openReport, skip } = page;
 
-function show(screen) {
-  state.screen = screen;
-  for (const section of root.querySelectorAll("[data-screen]")) {
-    section.hidden = section.dataset.screen !== screen;
-  }
-  root.dataset.state = screen;
-  if (screen !== "done" && state.doneTimer) {
-    clearInterval(state.doneTimer);
-    state.doneTimer = null;
-  }
-}
+// --- Changing the last judgment (annotate_actions.js) ---------------------------------------------------------
 
-function notice(text) {
-  const box = $("notice");
-  box.textContent = text;
-  box.hidden = !text;
-  clearTimeout(state.noticeTimer);
-  if (text) state.noticeTimer = setTimeout(() => notice(""), 10000);
-}
+const { rememberLast, renderLast, openRevision, closeRevision, submitRevision } = annotatorActions({
+  state, root, notice, formError, withBusy, showItem, renderSelection, closeReport, choiceName,
+});
 
-function formError(text) {
-  $("form-error").textContent = text;
-}
-
-function showError(text) {
-  $("error-detail").textContent = text;
-  show("error");
-}
-
-function duration(seconds) {
-  const s = Math.max(0, Math.ceil(seconds));
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  const rest = String(s % 60).padStart(2, "0");
-  return h ? `${h}:${String(m).padStart(2, "0")}:${rest}` : `${m}:${rest}`;
-}
-
-function secondsUntil(iso) {
-  return (Date.parse(iso) - serverNow()) / 1000;
-}
-
-// An answer the page cannot act on by itself: logged out, not a member, or something unexpected.
-function handleUnexpected(response, what) {
-  const code = response.data.code;
-  if (response.status === 401 || code === "not_authenticated" || code === "authentication_failed") {
-    show("logged-out");
-  } else if (code === "not_member") {
-    show("forbidden");
-  } else if (code === "not_qualified") {
-    // The project's qualification was not passed: the server's words (the score, what was needed), nothing more.
-    state.item = null;
-    state.qualifying = false; // not passed: no word about passing
-    renderQualification(null);
-    $("not-qualified-detail").textContent = response.data.detail || "";
-    show("not-qualified");
-  } else {
-    const detail = response.data.detail ? ` ${response.data.detail}` : "";
-    showError(`Could not ${what} (HTTP ${response.status}).${detail}`);
-  }
-}
-
-async function call(method, path, body) {
-  try {
-    return await api(method, path, body);
-  } catch {
-    return { status: 0, data: {}, retryAfter: null };
-  }
-}
-
-// --- Status bar: progress and the session clock -----------------------------------------------------------
-
-function renderStatus() {
-  const session = state.session;
-  $("progress").textContent = session ? `${session.tasks_done} / ${session.max_tasks} judged` : "";
-  document.title = session
-    ? `(${session.tasks_done}/${session.max_tasks}) ${root.dataset.title}`
-    : root.dataset.title;
-  tick();
-}
-
-function tick() {
-  const clock = $("clock");
-  if (state.session && state.screen === "item") {
-    const left = secondsUntil(state.session.expires_at);
-    clock.textContent = left > 0 ? `${duration(left)} left` : "Time is up: finish this item";
-    clock.classList.toggle("low", left < 300);
-    clock.hidden = false;
-  } else {
-    clock.hidden = true;
-  }
-  renderLease();
-  renderLast();
-  if (state.screen === "break") {
-    const left = (state.breakEndsAt - serverNow()) / 1000;
-    $("break-countdown").textContent = duration(left);
-    $("break-retry").disabled = left > 0 || state.breakRetrying;
-    if (left <= 0 && !state.breakRetrying) startSession({ fromBreak: true });
-  }
-}
-
-// --- The session ----------------------------------------------------------------------------------------
-
-async function startSession({ fromBreak = false } = {}) {
-  state.breakRetrying = fromBreak;
-  if (!fromBreak) show("loading");
-  const response = await call("POST", endpoints.sessionStart(projectId));
-  state.breakRetrying = false;
-  if (response.status === 200 || response.status === 201) {
-    state.session = response.data;
-    renderStatus();
-    await loadNext();
-  } else if (response.status === 429) {
-    showBreak(response.data.retry_after ?? response.retryAfter ?? 60);
-  } else if (response.status === 0) {
-    if (fromBreak) {
-      state.breakEndsAt = serverNow() + 5000; // try again shortly
-    } else {
-      showError("The server could not be reached. Check your connection and try again.");
-    }
-  } else if (response.status === 404) {
-    showError("This project no longer exists.");
-  } else {
-    handleUnexpected(response, "start a session");
-  }
-}
-
-function showBreak(retryAfterSeconds) {
-  const done = state.session ? state.session.tasks_done : null;
-  $("break-done").textContent =
-    done === null ? "" : `You judged ${done} ${done === 1 ? "item" : "items"} in your last session. `;
-  state.item = null;
-  state.breakEndsAt = serverNow() + Math.max(1, Number(retryAfterSeconds)) * 1000;
-  show("break");
-  renderStatus();
-}
+// --- The session ends, qualification ---------------------------------------------------------------------------
 
 async function sessionOver() {
   const previous = state.session;
   const response = await call("POST", endpoints.sessionStart(projectId));
   if (response.status === 429) {
-    showBreak(response.data.retry_after ?? response.retryAfter ?? 60);
+    page.showBreak(response.data.retry_after ?? response.retryAfter ?? 60);
   } else if ((response.status === 200 || response.status === 201) && response.data.id !== previous?.id) {
     state.session = response.data;
     notice("Your session ended and a new one has started.");
     renderStatus();
     await loadNext();
   } else if (response.status === 200) {
-    showBreak(5); // the server still calls the old session open: ask again in a moment
+    page.showBreak(5); // the server still calls the old session open: ask again in a moment
   } else if (response.status === 0) {
-    showError("The server could not be reached. Check your connection and try again.");
+    showError(UNREACHABLE);
   } else {
     handleUnexpected(response, "start a new session");
   }
 }
 
-async function refreshSession() {
-  if (!state.session) return;
-  const response = await call("GET", endpoints.session(state.session.id));
-  if (response.status === 200) state.session = response.data;
-}
-
-// --- Items ----------------------------------------------------------------------------------------------
-
-async function loadNext({ refresh = false } = {}) {
-  if (!state.session) return startSession();
-  const [response] = await Promise.all([
-    call("GET", endpoints.next(state.session.id)),
-    refresh ? refreshSession() : null,
-  ]);
-  renderStatus();
-  if (response.status === 200) {
-    showItem(response.data);
-  } else if (response.status === 204) {
-    showDone();
-  } else if (response.status === 410) {
-    await sessionOver();
-  } else if (response.status === 404) {
-    state.session = null;
-    await startSession();
-  } else if (response.status === 0) {
-    showError("The server could not be reached. Check your connection and try again.");
-  } else {
-    handleUnexpected(response, "load the next item");
-  }
-}
-
-function showDone() {
+// The project's qualification was not passed: the server's words (the score, what was needed), nothing more.
+function notQualified(response) {
   state.item = null;
-  show("done");
-  // New batches may open while the annotator waits: look again every minute.
-  state.doneTimer = setInterval(() => loadNext(), 60000);
+  state.qualifying = false; // not passed: no word about passing
+  renderQualification(null);
+  $("not-qualified-detail").textContent = response.data.detail || "";
+  show("not-qualified");
 }
 
 // "Qualification: n of N" while the project's qualification set is being answered; a word when it has been passed.
@@ -267,6 +137,8 @@ function renderQualification(progress) {
   box.hidden = !progress;
 }
 
+// --- Items ----------------------------------------------------------------------------------------------
+
 function showItem(item) {
   const sameItem = state.item && state.item.assignment_id === item.assignment_id;
   renderQualification(item.qualification || null);
@@ -275,21 +147,10 @@ function showItem(item) {
     state.choice = null;
     state.dimensions = {};
     $("justification").value = "";
-    $("skip-reason").value = "";
-    state.leaseLost = "";
-    formError("");
-    closeReport();
+    page.clearItemActions();
   }
-  // How long a lease runs, to renew it well before it lapses (a reload may bring a lease half used).
-  item.leaseSeconds = Math.max(Number(state.session?.lease_minutes) * 60 || secondsUntil(item.lease_expires_at), 30);
-  const prompt = $("prompt");
-  if (Array.isArray(item.messages)) {
-    prompt.replaceChildren(renderConversation(item.messages));
-    prompt.classList.add("conversation");
-  } else {
-    prompt.replaceChildren(renderText(item.prompt));
-    prompt.classList.remove("conversation");
-  }
+  page.measureLease(item);
+  page.renderPrompt(item);
   $("left").replaceChildren(renderText(item.left?.text));
   $("right").replaceChildren(renderText(item.right?.text));
   for (const id of ["left", "right"]) $(id).scrollTop = 0;
@@ -304,10 +165,9 @@ function showItem(item) {
   root.dataset.assignment = item.assignment_id;
   if (document.activeElement && document.activeElement !== document.body) document.activeElement.blur();
   show("item");
-  // A conversation is read from its last turn: start there.
-  prompt.scrollTop = Array.isArray(item.messages) ? prompt.scrollHeight : 0;
+  page.scrollPrompt(item);
   renderSelection();
-  tick();
+  page.tick();
 }
 
 function buildDimensions(dimensions) {
@@ -475,30 +335,7 @@ function skipReason(response) {
   }
 }
 
-async function withBusy(work) {
-  state.busy = true;
-  root.classList.add("busy");
-  $("submit").disabled = true;
-  try {
-    await work();
-  } finally {
-    state.busy = false;
-    root.classList.remove("busy");
-    $("submit").disabled = false;
-  }
-}
-
-// --- Skip, report, changing the last judgment, keeping the lease (annotate_actions.js) ----------------------
-
-const { skip, openReport, closeReport, sendReport, rememberLast, renderLast, openRevision, closeRevision, submitRevision, noteActivity, maybeRenew, renderLease } = annotatorActions({
-  state, root, $, call, notice, formError, withBusy, loadNext, showItem, renderSelection, duration, secondsUntil, skipReason, show, choiceName, leasedItem,
-});
-
 // --- Keyboard -------------------------------------------------------------------------------------------
-
-function isTyping(target) {
-  return target instanceof HTMLElement && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName));
-}
 
 function choiceForKey(event) {
   for (const [choice, key] of Object.entries(CHOICE_KEYS)) {
@@ -518,11 +355,7 @@ function onKeyDown(event) {
     return;
   }
   if (isTyping(event.target)) {
-    if (event.key === "Escape") {
-      event.preventDefault();
-      event.target.blur();
-      if ($("report-form").contains(event.target)) closeReport();
-    }
+    if (event.key === "Escape") page.leaveField(event);
     return;
   }
   if (modified) return;
@@ -599,31 +432,7 @@ $("judgment").addEventListener("submit", (event) => {
   submit();
 });
 $("keys-toggle").addEventListener("click", () => toggleHelp());
-$("skip").addEventListener("click", () => skip());
-$("report-open").addEventListener("click", () => ($("report-form").hidden ? openReport() : closeReport()));
-$("report-cancel").addEventListener("click", () => closeReport());
-$("report-form").addEventListener("submit", (event) => {
-  event.preventDefault();
-  sendReport();
-});
 $("revise-open").addEventListener("click", () => openRevision());
 $("revise-cancel").addEventListener("click", () => closeRevision());
-// Activity that keeps the lease alive: keys, clicks, touches, scrolling the texts, the mouse (at most every 5 s).
-let lastMove = 0;
-for (const type of ["keydown", "pointerdown", "input", "wheel"]) {
-  document.addEventListener(type, noteActivity, { passive: true, capture: true });
-}
-root.addEventListener("scroll", noteActivity, { passive: true, capture: true });
-document.addEventListener("mousemove", () => {
-  if (Date.now() - lastMove > 5000) {
-    lastMove = Date.now();
-    noteActivity();
-  }
-}, { passive: true });
-setInterval(maybeRenew, 5000);
-$("break-retry").addEventListener("click", () => startSession({ fromBreak: true }));
-$("done-retry").addEventListener("click", () => loadNext());
 $("not-qualified-retry").addEventListener("click", () => loadNext());
-$("error-retry").addEventListener("click", () => startSession());
-setInterval(tick, 1000);
-startSession();
+page.start();

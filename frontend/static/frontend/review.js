@@ -3,6 +3,8 @@
 // Ctrl (or Cmd) + Enter in the editor accepts with the edits, Enter in the reason rejects, Escape leaves a field.
 // The Accept button says "Accept with edits" while the editor differs from the text as written.
 
+import { isTyping } from "./keys.js";
+
 const cards = [...document.querySelectorAll("article.demonstration")];
 let current = -1;
 
@@ -79,8 +81,7 @@ for (const [index, card] of cards.entries()) {
 
 document.addEventListener("keydown", (event) => {
   const target = event.target;
-  const typing = target instanceof HTMLTextAreaElement || target instanceof HTMLInputElement
-    || target instanceof HTMLSelectElement;
+  const typing = isTyping(target);
   if (event.key === "Escape" && typing) {
     target.blur();
     if (current >= 0) focusCard(current);
