@@ -21,12 +21,13 @@ def project_list_for(*, user: AbstractBaseUser) -> QuerySet[Project]:
 
 
 # Batches whose items annotators never judge here: labelled sources (annotation.services.labelled) come judged from
-# elsewhere. Agreement, drift baselines and the lead's batch lists leave them out (docs/LABELLED_DATA.md).
-NOT_JUDGED_HERE = (Batch.Kind.LABELLED,)
+# elsewhere, demonstration batches are written, not judged (their review has its own page and figures). Agreement,
+# drift baselines and the lead's batch lists leave them out (docs/LABELLED_DATA.md).
+NOT_JUDGED_HERE = (Batch.Kind.LABELLED, Batch.Kind.DEMONSTRATION)
 
 
 def judged_batches(*, project: Project | int) -> QuerySet[Batch]:
-    """The project's batches that annotators judge: every kind but labelled sources."""
+    """The project's batches that annotators judge: every kind but labelled sources and demonstration batches."""
     project_id = project if isinstance(project, int) else project.pk
     return Batch.objects.filter(project_id=project_id).exclude(kind__in=NOT_JUDGED_HERE)
 

@@ -7,10 +7,13 @@ and a broker that is away delays the snapshot instead of stalling or failing the
 
 from django.conf import settings
 
+from annotation.selectors import NOT_JUDGED_HERE
 from core.outbox import outbox_enqueue
 
 
 def snapshot_on_batch_closed(sender, *, batch, **kwargs) -> None:
+    if batch.kind in NOT_JUDGED_HERE:
+        return  # written or imported, never judged here: no agreement to compute
     outbox_enqueue(task="rewards.snapshot_batch", args=[batch.pk], key=f"batch:{batch.pk}:snapshot")
 
 

@@ -154,3 +154,16 @@ def test_command_refuses_unknown_names(batch):
         call_command("close_batch", "--project", "Demo", "--batch", "week 9")
     with pytest.raises(CommandError, match="project named 'Nope'"):
         call_command("close_batch", "--project", "Nope", "--batch", "week 1")
+
+
+@pytest.mark.parametrize("kind", [Batch.Kind.DEMONSTRATION, Batch.Kind.LABELLED])
+def test_closing_a_batch_nobody_judges_asks_for_no_agreement_snapshot(project, lead, kind):
+    from core.models import OutboxMessage
+
+    batch = BatchFactory(project=project, name=f"not judged {kind}", kind=kind)
+    closed, changed = batch_close(batch=batch, user=lead)
+    assert changed and closed.status == Batch.Status.CLOSED
+    assert not OutboxMessage.objects.filter(task="rewards.snapshot_batch").exists()
+    judged = BatchFactory(project=project, name="judged")
+    batch_close(batch=judged, user=lead)
+    assert OutboxMessage.objects.filter(task="rewards.snapshot_batch", args=[judged.pk]).count() == 1
