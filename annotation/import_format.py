@@ -40,7 +40,8 @@ class ParsedItem:
     dedupe_key: str
 
 
-def parse_line(raw: bytes, *, max_chars: int, keep_hh_gold: bool = False) -> ParsedItem:
+def json_object(raw: bytes) -> dict:
+    """A line's JSON object, or LineInvalid: not UTF-8, not JSON, or JSON but not an object."""
     try:
         data = json.loads(raw)
     except UnicodeDecodeError:
@@ -49,6 +50,11 @@ def parse_line(raw: bytes, *, max_chars: int, keep_hh_gold: bool = False) -> Par
         raise LineInvalid(f"bad JSON: {exc.msg} at column {exc.colno}") from None
     if not isinstance(data, dict):
         raise LineInvalid(f"expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def parse_line(raw: bytes, *, max_chars: int, keep_hh_gold: bool = False) -> ParsedItem:
+    data = json_object(raw)
     if "chosen" in data or "rejected" in data:
         item = _parse_hh(data, max_chars=max_chars, keep_gold=keep_hh_gold)
     else:
@@ -71,14 +77,7 @@ def parse_prompt_line(raw: bytes, *, max_chars: int) -> ParsedItem:
     """A demonstration batch's line, `{"id", "prompt" | "messages", "stratum"?, "category"?}`: the prompt the
     annotators write a response to. Responses or a gold answer are refused (the line named); the item is stored
     with empty response columns."""
-    try:
-        data = json.loads(raw)
-    except UnicodeDecodeError:
-        raise LineInvalid("not valid UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise LineInvalid(f"bad JSON: {exc.msg} at column {exc.colno}") from None
-    if not isinstance(data, dict):
-        raise LineInvalid(f"expected a JSON object, got {type(data).__name__}")
+    data = json_object(raw)
     if given := [key for key in NOT_FOR_PROMPTS if key in data]:
         raise LineInvalid(
             f"a demonstration batch takes prompts only (annotators write the response): remove {', '.join(given)}"

@@ -25,6 +25,7 @@ from annotation.import_format import (
     _text,
     check_storable,
     content_hash,
+    json_object,
     prompt_or_messages,
 )
 
@@ -49,15 +50,8 @@ class LabelledItem(ParsedItem):
 
 
 def decode(raw: bytes) -> dict:
-    try:
-        data = json.loads(raw)
-    except UnicodeDecodeError:
-        raise LineInvalid("not valid UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise LineInvalid(f"bad JSON: {exc.msg} at column {exc.colno}") from None
-    if not isinstance(data, dict):
-        raise LineInvalid(f"expected a JSON object, got {type(data).__name__}")
-    return data
+    """The line's JSON object (import_format's rule: UTF-8, JSON, an object), or LineInvalid."""
+    return json_object(raw)
 
 
 def detect_format(data: dict) -> str | None:

@@ -85,15 +85,15 @@ def fill(*, judgments: int, batches: int, annotators: int, seed: int) -> int:
         for user_id in user_ids.tolist():
             cursor.execute(
                 "INSERT INTO annotation_annotationsession (project_id, annotator_id, started_at, expires_at,"
-                " max_tasks, tasks_done) VALUES (%s, %s, %s, %s, %s, 0) RETURNING id",
+                " max_tasks, tasks_done, kind) VALUES (%s, %s, %s, %s, %s, 0, 'comparison') RETURNING id",
                 [project.pk, user_id, start, start + timedelta(days=365), 10_000_000],
             )
             sessions[user_id] = cursor.fetchone()[0]
         for b in range(batches):
             t0 = time.perf_counter()
             cursor.execute(
-                "INSERT INTO annotation_batch (project_id, name, criteria_version_id, status, created_at)"
-                " VALUES (%s, %s, %s, %s, %s) RETURNING id",
+                "INSERT INTO annotation_batch (project_id, name, criteria_version_id, status, created_at, kind,"
+                " source_format, writers_per_item) VALUES (%s, %s, %s, %s, %s, 'comparison', '', 1) RETURNING id",
                 [
                     project.pk,
                     f"week {b + 1}",
@@ -123,7 +123,7 @@ def fill(*, judgments: int, batches: int, annotators: int, seed: int) -> int:
                 [
                     "project_id", "batch_id", "external_id", "dedupe_key", "prompt", "response_a_text",
                     "response_a_model", "response_b_text", "response_b_model", "stratum", "category", "gold",
-                    "judgment_count", "extra_judgments", "created_at",
+                    "labelled_choice", "judgment_count", "extra_judgments", "created_at",
                 ],
                 (
                     (
@@ -131,7 +131,7 @@ def fill(*, judgments: int, batches: int, annotators: int, seed: int) -> int:
                         pool[offsets[i, 0] : offsets[i, 0] + 160],
                         pool[offsets[i, 1] : offsets[i, 1] + lengths[i, 0]], "sft-7b",
                         pool[offsets[i, 2] : offsets[i, 2] + lengths[i, 1]], "sft-7b-t0.9",
-                        "usage", "", "" if gold[i] < 0 else LABELS[gold[i]], int(wanted[i]), 0, created,
+                        "usage", "", "" if gold[i] < 0 else LABELS[gold[i]], "", int(wanted[i]), 0, created,
                     )
                     for i in range(n)
                 ),

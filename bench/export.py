@@ -83,13 +83,13 @@ def populate(items: int, chat_share: float) -> None:
     item_sql = f"""
         INSERT INTO annotation_item (project_id, batch_id, external_id, dedupe_key, prompt, messages,
             response_a_text, response_a_model, response_b_text, response_b_model, stratum, category, gold,
-            judgment_count, extra_judgments, created_at)
+            labelled_choice, judgment_count, extra_judgments, created_at)
         SELECT {project.pk}, {batch.pk}, 'x-' || n, 'id:x-' || n,
             'Prompt ' || (n %% {prompts}) || ': ' || substr(%(lorem)s, 1 + (n %% {prompts}) * 37 %% 500, 200),
             {messages},
             'A' || n || ' ' || substr(%(lorem)s, 1 + n * 13 %% 800, 400), 'alpha',
             'B' || n || ' ' || substr(%(lorem)s, 1 + n * 29 %% 800, 420), 'beta',
-            'usage', '', CASE WHEN n %% 100 = 3 THEN 'a' ELSE '' END, 3, 0, %(now)s
+            'usage', '', CASE WHEN n %% 100 = 3 THEN 'a' ELSE '' END, '', 3, 0, %(now)s
         FROM {numbers}
     """  # noqa: S608
     uuid_sql = "gen_random_uuid()" if pg else "lower(hex(randomblob(16)))"

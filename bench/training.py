@@ -24,45 +24,21 @@ import json
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _trl_bench import (  # bench/_trl_bench.py
+    WORDS,
+    add_common_arguments,
+    bare_arguments,
+    run_child,
+    time_train_loop,
+    write_jsonl,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
-WORDS = [
-    "the",
-    "model",
-    "explains",
-    "a",
-    "question",
-    "with",
-    "short",
-    "reply",
-    "long",
-    "story",
-    "facts",
-    "code",
-    "poem",
-    "data",
-    "clearly",
-    "briefly",
-    "and",
-    "then",
-    "our",
-    "team",
-    "answers",
-    "user",
-    "reviewer",
-    "checks",
-    "careful",
-    "detail",
-    "today",
-    "again",
-    "quickly",
-    "politely",
-]
 MARKERS = ("helpful", "clear", "kind")
 
 
@@ -87,35 +63,7 @@ def snapshot_rows(n: int, *, seed: int) -> list[dict]:
     return rows
 
 
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    return path
-
-
 # ---------------------------------------------------------------------------------------------------------- child
-
-
-def _time_train_loop() -> dict:
-    """Wrap transformers.Trainer.train (RewardTrainer and DPOTrainer inherit it) to time the loop and count samples."""
-    from transformers import Trainer
-
-    record: dict = {}
-    original = Trainer.train
-
-    def timed(self, *args, **kwargs):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        output = original(self, *args, **kwargs)
-        record["train_seconds"] = time.perf_counter() - start
-        record["train_cpu_seconds"] = time.process_time() - start_cpu
-        record["steps"] = self.state.global_step
-        record["samples"] = (
-            self.state.global_step * self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps
-        )
-        record["hf_train_samples_per_second"] = output.metrics.get("train_samples_per_second")
-        return output
-
-    Trainer.train = timed
-    return record
 
 
 def run_ours(kind: str, settings: dict, train_file: Path, validation_file: Path) -> None:
@@ -125,7 +73,7 @@ def run_ours(kind: str, settings: dict, train_file: Path, validation_file: Path)
         from trainer.ml.reward_model import train_reward_model as train
     else:
         from trainer.ml.dpo import train_dpo as train
-    record = _time_train_loop()
+    record = time_train_loop()
     config = validate_config(kind, settings)
     with tempfile.TemporaryDirectory(prefix="bench-training-") as out:
         start = time.perf_counter()
@@ -146,25 +94,12 @@ def run_bare(kind: str, settings: dict, train_file: Path) -> None:
     from transformers import AutoTokenizer
     from trl import DPOConfig, DPOTrainer, RewardConfig, RewardTrainer
 
-    record = _time_train_loop()
+    record = time_train_loop()
     with tempfile.TemporaryDirectory(prefix="bench-training-") as out:
         start = time.perf_counter()
         dataset = load_dataset("json", data_files=str(train_file), split="train")
         tokenizer = AutoTokenizer.from_pretrained(settings["base_model"])
-        common = {
-            "output_dir": out,
-            "per_device_train_batch_size": settings["batch_size"],
-            "learning_rate": settings["learning_rate"],
-            "num_train_epochs": settings["epochs"],
-            "seed": settings["seed"],
-            "max_length": settings["max_length"],
-            "bf16": False,
-            "use_cpu": True,
-            "activation_checkpointing": False,
-            "save_strategy": "no",
-            "eval_strategy": "no",
-            "report_to": "none",
-        }
+        common = bare_arguments(settings, out)
         if kind == "reward_model":
             trainer = RewardTrainer(
                 model=settings["base_model"],
@@ -188,12 +123,7 @@ def run_bare(kind: str, settings: dict, train_file: Path) -> None:
 
 
 def child(side: str, kind: str, settings: dict, train_file: Path, validation_file: Path, threads: int) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
-    command = [
-        sys.executable,
-        __file__,
+    arguments = [
         "--child",
         side,
         "--kinds",
@@ -205,14 +135,8 @@ def child(side: str, kind: str, settings: dict, train_file: Path, validation_fil
         "--validation-file",
         str(validation_file),
     ]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    if done.returncode:
-        sys.stderr.write(done.stderr[-4000:])
-        raise SystemExit(f"{side} {kind} child failed ({done.returncode})")
-    record = json.loads(done.stdout.strip().splitlines()[-1])
-    record["loop_sps"] = record["samples"] / record["train_seconds"]
+    record = run_child(__file__, arguments, threads=threads, label=f"{side} {kind}")
     record["call_sps"] = record["samples"] / record["call_seconds"]
-    record["cpu_sps"] = record["samples"] / record["train_cpu_seconds"]
     return record
 
 
@@ -221,14 +145,7 @@ def main() -> None:
     parser.add_argument("--kinds", default="reward_model,dpo")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved ours/bare pairs per kind")
     parser.add_argument("--pairs", type=int, default=960, help="training pairs (960 / batch 8 = 120 steps)")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--hidden", type=int, default=192)
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of each child")
-    parser.add_argument("--child", choices=("ours", "bare"), help=argparse.SUPPRESS)
-    parser.add_argument("--settings", help=argparse.SUPPRESS)
-    parser.add_argument("--train-file", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--validation-file", type=Path, help=argparse.SUPPRESS)
+    add_common_arguments(parser)
     args = parser.parse_args()
 
     if args.child:

@@ -586,13 +586,15 @@ def labelled_export_rows(*, batch: Batch, chunk_size: int = 2_000) -> Iterator[t
     """A labelled source's items as tuples of LABELLED_EXPORT_FIELDS (messages and labelled_votes decoded), in id
     order, `chunk_size` at a time (keyset on the id): memory stays flat whatever the source's size. No judgments
     are read: a labelled item's preference is the one its file stated."""
+    return _by_id_chunks(Item.objects.filter(batch=batch), LABELLED_EXPORT_FIELDS, chunk_size)
+
+
+def _by_id_chunks(queryset, fields: Sequence[str], chunk_size: int) -> Iterator[tuple]:
+    """The queryset's rows as tuples of `fields` (the id first), in id order, `chunk_size` at a time (keyset on the
+    id, so each query is as cheap as the first)."""
     last_pk = 0
     while True:
-        rows = list(
-            Item.objects.filter(batch=batch, pk__gt=last_pk)
-            .order_by("pk")
-            .values_list(*LABELLED_EXPORT_FIELDS)[:chunk_size]
-        )
+        rows = list(queryset.filter(pk__gt=last_pk).order_by("pk").values_list(*fields)[:chunk_size])
         if not rows:
             return
         yield from rows
@@ -619,17 +621,7 @@ def demonstration_export_rows(*, batch: Batch, chunk_size: int = 2_000) -> Itera
     item's prompt, as tuples of DEMONSTRATION_EXPORT_FIELDS, in id order, `chunk_size` at a time."""
     from annotation.models import Demonstration
 
-    last_pk = 0
-    while True:
-        rows = list(
-            Demonstration.objects.filter(batch=batch, pk__gt=last_pk)
-            .order_by("pk")
-            .values_list(*DEMONSTRATION_EXPORT_FIELDS)[:chunk_size]
-        )
-        if not rows:
-            return
-        yield from rows
-        last_pk = rows[-1][0]
+    return _by_id_chunks(Demonstration.objects.filter(batch=batch), DEMONSTRATION_EXPORT_FIELDS, chunk_size)
 
 
 def items_without_demonstrations(*, batch: Batch) -> list[tuple[int, str, bool]]:

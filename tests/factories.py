@@ -66,3 +66,17 @@ class MembershipFactory(factory.django.DjangoModelFactory):
     project = factory.SubFactory(ProjectFactory)
     user = factory.SubFactory(UserFactory)
     role = "annotator"
+
+
+def item_row(batch: Batch, n: int, spec: dict, **fields) -> Item:
+    """Item number `n` of `batch`, unsaved: external id "<batch name>-<n>", the "prompt" or "messages" of `spec`,
+    then `fields` (responses, labels...)."""
+    return Item(
+        project=batch.project,
+        batch=batch,
+        external_id=f"{batch.name}-{n}",
+        dedupe_key=f"id:{batch.name}-{n}",
+        prompt=spec.get("prompt", ""),
+        messages=spec.get("messages"),
+        **fields,
+    )

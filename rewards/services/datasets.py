@@ -45,7 +45,7 @@ import time
 import unicodedata
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring
 from pathlib import Path
@@ -121,10 +121,7 @@ def dataset_create(
         raise DatasetError(
             f"Unknown weighting {weighting!r}: use one of {', '.join(DatasetSnapshot.Weighting.values)}."
         )
-    if not 0.0 <= validation_fraction <= VALIDATION_FRACTION_MAX:
-        raise DatasetError(f"The validation fraction must be between 0 and {VALIDATION_FRACTION_MAX}.")
-    if not 0 <= seed <= SEED_MAX:
-        raise DatasetError(f"The seed must be between 0 and {SEED_MAX}.")
+    check_split_settings(validation_fraction=validation_fraction, seed=seed)
     labelled = _sources_for(project=project, names=sources, kind=DatasetSnapshot.Kind.PREFERENCE)
     if labelled and batch_ids is None:
         batch_ids = []
@@ -133,15 +130,9 @@ def dataset_create(
     )
     conversational = batches_have_messages(batches=[*batches, *labelled])
 
-    root = Path(settings.ARTIFACTS_DIR) / "datasets"
-    root.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(root)
-    tmp = root / f".tmp-{uuid.uuid4().hex}"
-    tmp.mkdir()
-    final: Path | None = None
-    try:
+    def write(directory: Path) -> _Written:
         written = _write_pairs(
-            directory=tmp,
+            directory=directory,
             batches=batches,
             sources=labelled,
             weighting=weighting,
@@ -151,34 +142,79 @@ def dataset_create(
             seed=seed,
         )
         if not written.counts["train"] + written.counts["validation"]:
-            reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(written.reasons.items())) or "no items"
-            raise NoPairs(f"These batches give no preference pairs ({reasons}): nothing to export.")
-        source_entries = source_manifest(labelled)
+            raise NoPairs(
+                f"These batches give no preference pairs ({written.reasons_text('no items')}): nothing to export."
+            )
+        return written
+
+    return store_snapshot(
+        project=project,
+        kind=DatasetSnapshot.Kind.PREFERENCE,
+        batches=batches,
+        sources=labelled,
+        write=write,
+        manifest=_manifest,
+        validation_fraction=validation_fraction,
+        seed=seed,
+        prompt_format=(
+            DatasetSnapshot.PromptFormat.CONVERSATIONAL if conversational else DatasetSnapshot.PromptFormat.STANDARD
+        ),
+        created_by=created_by,
+        weighting=weighting,
+    )
+
+
+def check_split_settings(*, validation_fraction: float, seed: int) -> None:
+    """DatasetError for a validation fraction outside [0, VALIDATION_FRACTION_MAX] or a seed out of range."""
+    if not 0.0 <= validation_fraction <= VALIDATION_FRACTION_MAX:
+        raise DatasetError(f"The validation fraction must be between 0 and {VALIDATION_FRACTION_MAX}.")
+    if not 0 <= seed <= SEED_MAX:
+        raise DatasetError(f"The seed must be between 0 and {SEED_MAX}.")
+
+
+def store_snapshot(
+    *,
+    project: Project,
+    kind: str,
+    batches: Sequence[Batch],
+    sources: Sequence[Batch],
+    write: "Callable[[Path], _Written]",
+    manifest: Callable[..., dict],
+    **fields,
+) -> DatasetSnapshot:
+    """A snapshot of either kind, stored once: `write` fills a temporary folder with train, validation and excluded
+    (raising when there is nothing to export), then, in one transaction, the row (with `fields`: validation_fraction,
+    seed, prompt_format, created_by, ...) is stored, `manifest(snapshot=, batches=, written=)` written beside the
+    files and the folder renamed into ARTIFACTS_DIR/datasets/<id>. If anything fails, neither the row nor the folder
+    remains."""
+    root = Path(settings.ARTIFACTS_DIR) / "datasets"
+    root.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(root)
+    tmp = root / f".tmp-{uuid.uuid4().hex}"
+    tmp.mkdir()
+    final: Path | None = None
+    try:
+        written = write(tmp)
+        source_entries = source_manifest(sources)
         with transaction.atomic():
             snapshot = DatasetSnapshot.objects.create(
                 project=project,
-                kind=DatasetSnapshot.Kind.PREFERENCE,
+                kind=kind,
                 sources=source_entries,
                 criteria_versions=sorted({b.criteria_version.number for b in batches}),
-                weighting=weighting,
-                validation_fraction=validation_fraction,
-                seed=seed,
-                prompt_format=(
-                    DatasetSnapshot.PromptFormat.CONVERSATIONAL
-                    if conversational
-                    else DatasetSnapshot.PromptFormat.STANDARD
-                ),
                 train_count=written.counts["train"],
                 validation_count=written.counts["validation"],
                 excluded_count=written.counts["excluded"],
                 excluded_reasons=dict(sorted(written.reasons.items())),
                 sha256=dict(written.sha256),
                 directory="",
-                created_by=created_by,
+                **fields,
             )
-            snapshot.batches.set([*batches, *labelled])
-            manifest = _manifest(snapshot=snapshot, batches=batches, written=written)
-            manifest_bytes = (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode()
+            snapshot.batches.set([*batches, *sources])
+            manifest_bytes = (
+                json.dumps(manifest(snapshot=snapshot, batches=batches, written=written), ensure_ascii=False, indent=2)
+                + "\n"
+            ).encode()
             _write_file(tmp / DATASET_FILE_NAMES["manifest"], manifest_bytes)
             sha256 = {**written.sha256, "manifest": hashlib.sha256(manifest_bytes).hexdigest()}
             directory = f"datasets/{snapshot.pk}"
@@ -300,6 +336,18 @@ def source_manifest(sources: Sequence[Batch]) -> list[dict]:
     ]
 
 
+def batches_with_ids(*, project: Project, ids: Sequence[int]) -> list[Batch]:
+    """The project's batches with these ids, oldest first (with their criteria version), or UnknownBatch naming the
+    ids that are not batches of the project."""
+    found = list(
+        Batch.objects.filter(project=project, pk__in=ids).select_related("criteria_version").order_by("created_at")
+    )
+    missing = sorted(set(ids) - {b.pk for b in found})
+    if missing:
+        raise UnknownBatch(f"Not batches of project {project.name}: {', '.join(map(str, missing))}.", batches=missing)
+    return found
+
+
 def _batches_for(
     *, project: Project, batch_ids: Sequence[int] | None, include_evaluation: bool, allow_empty: bool = False
 ) -> list[Batch]:
@@ -313,48 +361,46 @@ def _batches_for(
         if allow_empty:
             return []
         raise NoBatches("Name at least one batch.")
-    found = list(
-        Batch.objects.filter(project=project, pk__in=wanted).select_related("criteria_version").order_by("created_at")
+    found = batches_with_ids(project=project, ids=wanted)
+    _refuse(
+        found,
+        lambda b: b.kind == Batch.Kind.QUALIFICATION,
+        QualificationBatchNamed,
+        "Qualification batches test annotators; they are never training data: {names}.",
     )
-    missing = sorted(set(wanted) - {b.pk for b in found})
-    if missing:
-        raise UnknownBatch(f"Not batches of project {project.name}: {', '.join(map(str, missing))}.", batches=missing)
-    qualification = [b for b in found if b.kind == Batch.Kind.QUALIFICATION]
-    if qualification:
-        raise QualificationBatchNamed(
-            f"Qualification batches test annotators; they are never training data: "
-            f"{', '.join(b.name for b in qualification)}.",
-            batches=[b.pk for b in qualification],
-        )
-    labelled = [b for b in found if b.kind == Batch.Kind.LABELLED]
-    if labelled:
-        raise LabelledBatchNamed(
-            f"Labelled sources are taken by name, as sources, not as batches: {', '.join(b.name for b in labelled)}.",
-            batches=[b.pk for b in labelled],
-        )
-    demonstration = [b for b in found if b.kind == Batch.Kind.DEMONSTRATION]
-    if demonstration:
-        raise DemonstrationBatchNamed(
-            f"Demonstration batches make SFT snapshots (kind sft), not preference pairs: "
-            f"{', '.join(b.name for b in demonstration)}.",
-            batches=[b.pk for b in demonstration],
-        )
-    evaluation = [b for b in found if b.kind == Batch.Kind.EVALUATION]
-    if evaluation and not include_evaluation:
-        names = ", ".join(b.name for b in evaluation)
-        raise EvaluationBatchNamed(
-            f"Evaluation batches are not training data unless asked for: {names}. Leave them out, or ask for them "
-            "with include_evaluation (the snapshot's manifest then lists them).",
-            batches=[b.pk for b in evaluation],
-        )
-    still_open = [b for b in found if b.status != Batch.Status.CLOSED]
-    if still_open:
-        names = ", ".join(b.name for b in still_open)
-        raise BatchNotClosed(
-            f"Only closed batches can be exported; still open: {names}. Close them first.",
-            batches=[b.pk for b in still_open],
-        )
+    _refuse(
+        found,
+        lambda b: b.kind == Batch.Kind.LABELLED,
+        LabelledBatchNamed,
+        "Labelled sources are taken by name, as sources, not as batches: {names}.",
+    )
+    _refuse(
+        found,
+        lambda b: b.kind == Batch.Kind.DEMONSTRATION,
+        DemonstrationBatchNamed,
+        "Demonstration batches make SFT snapshots (kind sft), not preference pairs: {names}.",
+    )
+    _refuse(
+        found,
+        lambda b: b.kind == Batch.Kind.EVALUATION and not include_evaluation,
+        EvaluationBatchNamed,
+        "Evaluation batches are not training data unless asked for: {names}. Leave them out, or ask for them with "
+        "include_evaluation (the snapshot's manifest then lists them).",
+    )
+    _refuse(
+        found,
+        lambda b: b.status != Batch.Status.CLOSED,
+        BatchNotClosed,
+        "Only closed batches can be exported; still open: {names}. Close them first.",
+    )
     return found
+
+
+def _refuse(batches: Sequence[Batch], wrong, error: type[DatasetError], message: str) -> None:
+    """`error` naming the batches for which `wrong(batch)` holds, if any: `message` with {names} filled in."""
+    refused = [b for b in batches if wrong(b)]
+    if refused:
+        raise error(message.format(names=", ".join(b.name for b in refused)), batches=[b.pk for b in refused])
 
 
 class _Sink:
@@ -396,10 +442,17 @@ class _Sink:
 
 @dataclass
 class _Written:
+    """What writing a snapshot's files gave: lines and sha256 per file, the excluded reasons, and (SFT) who wrote and
+    who reviewed the rows taken (username -> rows)."""
+
     counts: dict[str, int]
     reasons: Counter
     sha256: dict[str, str]
-    bytes: dict[str, int] = field(default_factory=dict)
+    writers: Counter = field(default_factory=Counter)
+    reviewers: Counter = field(default_factory=Counter)
+
+    def reasons_text(self, default: str) -> str:
+        return ", ".join(f"{n} {reason}" for reason, n in sorted(self.reasons.items())) or default
 
 
 @dataclass
@@ -423,6 +476,35 @@ class _Extremes:
             self.train_low = (score, group)
 
 
+def open_sinks(directory: Path) -> dict[str, _Sink]:
+    """The three files a snapshot's rows go to: train, validation, excluded."""
+    return {name: _Sink(directory / DATASET_FILE_NAMES[name]) for name in ("train", "validation", "excluded")}
+
+
+def balance_sides(
+    directory: Path,
+    sinks: dict[str, _Sink],
+    sha256: dict[str, str],
+    *,
+    extremes: _Extremes,
+    validation_fraction: float,
+    prompt_of=lambda row: row["prompt"],
+) -> tuple[dict[str, int], dict[str, str]]:
+    """The lines and sha256 of the three (closed) files, once the split's one correction is made: a side left empty
+    although there are several prompts gets the prompt nearest the threshold (the module's docstring)."""
+    counts = {name: sink.lines for name, sink in sinks.items()}
+    if validation_fraction > 0 and extremes.several_groups:
+        if not counts["validation"]:
+            return _move_group(
+                directory, extremes.train_low[1], "train", "validation", counts, sha256, prompt_of=prompt_of
+            )
+        if not counts["train"]:
+            return _move_group(
+                directory, extremes.validation_high[1], "validation", "train", counts, sha256, prompt_of=prompt_of
+            )
+    return counts, sha256
+
+
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # a messages prompt, re-encoded compactly
 _GROUP_CACHE_SIZE = 10_000  # prompts remembered (score, group): repeats of a recent prompt skip the hash
 _DECISION_CACHE_SIZE = 100_000  # vote tuples remembered; counts repeat, Dawid-Skene weights rarely do
@@ -444,12 +526,9 @@ def _write_pairs(
     (the same keys in the same order, the same number formats: tests pin the bytes), but built from pre-encoded
     pieces instead of a dict per item: the per-batch parts once, a vote tuple's decision and its encoded tail
     once per distinct tuple, the split score once per recently seen prompt."""
-    sinks = {name: _Sink(directory / DATASET_FILE_NAMES[name]) for name in ("train", "validation", "excluded")}
+    sinks = open_sinks(directory)
     reasons: Counter = Counter()
-    extremes = _Extremes()
-    seed_bytes = seed.to_bytes(8, "big")
-    groups: dict[str | tuple, tuple[float, bytes, bool]] = {}
-    train, validation_sink, excluded = sinks["train"], sinks["validation"], sinks["excluded"]
+    pairs = _Pairs(sinks=sinks, seed=seed, validation_fraction=validation_fraction, conversational=conversational)
     try:
         for batch in sorted(batches, key=lambda b: (b.created_at, b.pk)):  # iter_decisions' order
             weighted = reliability_weighted_votes(batch) if weighting == DatasetSnapshot.Weighting.DAWID_SKENE else None
@@ -469,10 +548,7 @@ def _write_pairs(
                 if pk in withdrawn or gold or sum(votes) < overlap:
                     reason = "withdrawn" if pk in withdrawn else "gold" if gold else "incomplete"
                     reasons[reason] += 1
-                    excluded.add(
-                        f'{{{head}{_votes_json(votes)},"reason":"{reason}","models":'
-                        f'{{"a":{encode_basestring(a_model)},"b":{encode_basestring(b_model)}}}}}\n'
-                    )
+                    pairs.exclude(head, _votes_json(votes), reason, a_model, b_model, "")
                     continue
                 counted = votes
                 if weighted is not None:
@@ -487,80 +563,79 @@ def _write_pairs(
                 chosen, reason, votes_json, scores = decided
                 if chosen is None:
                     reasons[reason] += 1
-                    excluded.add(
-                        f'{{{head}{votes_json},"reason":{encode_basestring(reason)},"models":'
-                        f'{{"a":{encode_basestring(a_model)},"b":{encode_basestring(b_model)}}}{scores}}}\n'
-                    )
+                    pairs.exclude(head, votes_json, reason, a_model, b_model, scores)
                     continue
                 winner, loser = (a_text, b_text) if chosen == "a" else (b_text, a_text)
-                if messages is not None:
-                    messages = json.loads(messages) if isinstance(messages, str) else messages
-                if messages:
-                    prompt_json = _ENCODER.encode(messages)
-                    group_key = (prompt_json,)  # a tuple: never equal to a text prompt's key
-                else:
-                    group_key = prompt
-                    prompt_json = encode_basestring(prompt)
-                    if conversational:
-                        prompt_json = f'[{{"role":"user","content":{prompt_json}}}]'
-                if messages or conversational:
-                    winner_json = f'[{{"role":"assistant","content":{encode_basestring(winner)}}}]'
-                    loser_json = f'[{{"role":"assistant","content":{encode_basestring(loser)}}}]'
-                else:
-                    winner_json, loser_json = encode_basestring(winner), encode_basestring(loser)
-                split = groups.get(group_key)
-                if split is None:
-                    if len(groups) >= _GROUP_CACHE_SIZE:
-                        groups.clear()
-                    group = _text_group(prompt) if not messages else prompt_group(messages)
-                    score = _score(seed_bytes, group)
-                    split = groups[group_key] = (score, group, score < validation_fraction)
-                    # Idempotent for a (score, group) already seen, so once per cache miss is enough.
-                    extremes.see(*split)
-                (validation_sink if split[2] else train).add(
-                    f'{{"prompt":{prompt_json},"chosen":{winner_json},"rejected":{loser_json},{head}'
-                    f"{votes_json}{scores}}}\n"
-                )
+                pairs.add(prompt, messages, winner, loser, head, votes_json, scores)
         for source in sources:  # after the human-judged batches, in the order named
             _write_source(
                 source=source,
-                sinks=(train, validation_sink, excluded),
+                pairs=pairs,
                 reasons=reasons,
-                groups=groups,
-                extremes=extremes,
-                seed_bytes=seed_bytes,
-                conversational=conversational,
-                validation_fraction=validation_fraction,
                 dawid_skene=weighting == DatasetSnapshot.Weighting.DAWID_SKENE,
                 chunk_size=chunk_size,
             )
     finally:
         sha256 = {name: sink.close() for name, sink in sinks.items()}
-    counts = {name: sink.lines for name, sink in sinks.items()}
-    if validation_fraction > 0 and extremes.several_groups:
-        if not counts["validation"]:
-            counts, sha256 = _move_group(directory, extremes.train_low[1], "train", "validation", counts, sha256)
-        elif not counts["train"]:
-            counts, sha256 = _move_group(directory, extremes.validation_high[1], "validation", "train", counts, sha256)
+    counts, sha256 = balance_sides(
+        directory, sinks, sha256, extremes=pairs.extremes, validation_fraction=validation_fraction
+    )
     return _Written(counts=counts, reasons=reasons, sha256=sha256)
 
 
-def _write_source(
-    *,
-    source: Batch,
-    sinks: tuple[_Sink, _Sink, _Sink],
-    reasons: Counter,
-    groups: dict,
-    extremes: _Extremes,
-    seed_bytes: bytes,
-    conversational: bool,
-    validation_fraction: float,
-    dawid_skene: bool,
-    chunk_size: int,
-) -> None:
+class _Pairs:
+    """Writes the lines of a preference snapshot, human-judged or labelled: a pair to the side its prompt falls on
+    (the split of recently seen prompts remembered), an excluded item with its reason."""
+
+    def __init__(self, *, sinks: dict[str, _Sink], seed: int, validation_fraction: float, conversational: bool):
+        self.train, self.validation, self.excluded = sinks["train"], sinks["validation"], sinks["excluded"]
+        self.seed_bytes = seed.to_bytes(8, "big")
+        self.validation_fraction = validation_fraction
+        self.conversational = conversational
+        self.extremes = _Extremes()
+        self.groups: dict[str | tuple, tuple[float, bytes, bool]] = {}
+
+    def add(self, prompt: str, messages, winner: str, loser: str, head: str, votes_json: str, scores: str) -> None:
+        """The pair's line: prompt, chosen and rejected in the snapshot's format, then `head`, the votes and the
+        scores, encoded already."""
+        if messages is not None:
+            messages = json.loads(messages) if isinstance(messages, str) else messages
+        if messages:
+            prompt_json = _ENCODER.encode(messages)
+            group_key = (prompt_json,)  # a tuple: never equal to a text prompt's key
+        else:
+            group_key = prompt
+            prompt_json = encode_basestring(prompt)
+            if self.conversational:
+                prompt_json = f'[{{"role":"user","content":{prompt_json}}}]'
+        if messages or self.conversational:
+            winner_json = f'[{{"role":"assistant","content":{encode_basestring(winner)}}}]'
+            loser_json = f'[{{"role":"assistant","content":{encode_basestring(loser)}}}]'
+        else:
+            winner_json, loser_json = encode_basestring(winner), encode_basestring(loser)
+        split = self.groups.get(group_key)
+        if split is None:
+            if len(self.groups) >= _GROUP_CACHE_SIZE:
+                self.groups.clear()
+            group = _text_group(prompt) if not messages else prompt_group(messages)
+            score = _score(self.seed_bytes, group)
+            split = self.groups[group_key] = (score, group, score < self.validation_fraction)
+            # Idempotent for a (score, group) already seen, so once per cache miss is enough.
+            self.extremes.see(*split)
+        (self.validation if split[2] else self.train).add(
+            f'{{"prompt":{prompt_json},"chosen":{winner_json},"rejected":{loser_json},{head}{votes_json}{scores}}}\n'
+        )
+
+    def exclude(self, head: str, votes_json: str, reason: str, a_model: str, b_model: str, scores: str) -> None:
+        self.excluded.add(
+            f'{{{head}{votes_json},"reason":{encode_basestring(reason)},"models":'
+            f'{{"a":{encode_basestring(a_model)},"b":{encode_basestring(b_model)}}}{scores}}}\n'
+        )
+
+
+def _write_source(*, source: Batch, pairs: _Pairs, reasons: Counter, dawid_skene: bool, chunk_size: int) -> None:
     """One labelled source's items as lines (the module's docstring gives their keys): the side its file preferred
     is chosen; a tie, a missing preference or a withdrawn item is excluded with its reason."""
-    train, validation_sink, excluded = sinks
     name = encode_basestring(source.name)
     common = f',"batch":{name},"source":{name},"criteria_version":null,"votes":'
     # No counts: no agreement to state, and margin 0, TRL RewardTrainer's plain pairwise loss (it reads "margin" as
@@ -599,38 +674,10 @@ def _write_source(
         if withdrawn_at is not None or choice not in ("a", "b"):
             reason = "withdrawn" if withdrawn_at is not None else "tie" if choice == "tie" else "no_preference"
             reasons[reason] += 1
-            excluded.add(
-                f'{{{head}{votes_json},"reason":"{reason}","models":'
-                f'{{"a":{encode_basestring(a_model)},"b":{encode_basestring(b_model)}}}{scores}}}\n'
-            )
+            pairs.exclude(head, votes_json, reason, a_model, b_model, scores)
             continue
         winner, loser = (a_text, b_text) if choice == "a" else (b_text, a_text)
-        if isinstance(messages, str):
-            messages = json.loads(messages)
-        if messages:
-            prompt_json = _ENCODER.encode(messages)
-            group_key = (prompt_json,)
-        else:
-            group_key = prompt
-            prompt_json = encode_basestring(prompt)
-            if conversational:
-                prompt_json = f'[{{"role":"user","content":{prompt_json}}}]'
-        if messages or conversational:
-            winner_json = f'[{{"role":"assistant","content":{encode_basestring(winner)}}}]'
-            loser_json = f'[{{"role":"assistant","content":{encode_basestring(loser)}}}]'
-        else:
-            winner_json, loser_json = encode_basestring(winner), encode_basestring(loser)
-        split = groups.get(group_key)
-        if split is None:
-            if len(groups) >= _GROUP_CACHE_SIZE:
-                groups.clear()
-            group = _text_group(prompt) if not messages else prompt_group(messages)
-            score = _score(seed_bytes, group)
-            split = groups[group_key] = (score, group, score < validation_fraction)
-            extremes.see(*split)
-        (validation_sink if split[2] else train).add(
-            f'{{"prompt":{prompt_json},"chosen":{winner_json},"rejected":{loser_json},{head}{votes_json}{scores}}}\n'
-        )
+        pairs.add(prompt, messages, winner, loser, head, votes_json, scores)
 
 
 def _labelled_counts(votes) -> tuple[int, int, int, int] | None:
@@ -703,11 +750,8 @@ def _write_file(path: Path, data: bytes) -> None:
         os.fsync(handle.fileno())
 
 
-def _manifest(*, snapshot: DatasetSnapshot, batches: Sequence[Batch], written: _Written) -> dict:
-    files = {
-        name: {"path": DATASET_FILE_NAMES[name], "sha256": written.sha256[name], "lines": written.counts[name]}
-        for name in ("train", "validation", "excluded")
-    }
+def manifest_head(snapshot: DatasetSnapshot) -> dict:
+    """The manifest's first keys, for either kind: what the snapshot is, of which project, made when and by whom."""
     return {
         "format": MANIFEST_FORMAT,
         "kind": snapshot.kind,
@@ -715,6 +759,31 @@ def _manifest(*, snapshot: DatasetSnapshot, batches: Sequence[Batch], written: _
         "project": {"id": snapshot.project_id, "name": snapshot.project.name},
         "created_at": snapshot.created_at.isoformat(),
         "created_by": snapshot.created_by.get_username() if snapshot.created_by else None,
+    }
+
+
+def manifest_tail(snapshot: DatasetSnapshot, written: _Written, **extra) -> dict:
+    """The manifest's last keys, for either kind: the sources, criteria versions, counts and excluded reasons, then
+    `extra`, then the three files (path, sha256, lines) and how to load them."""
+    return {
+        # Labelled sources (already-judged data, each row's "source" is its name): format and imported files.
+        "sources": snapshot.sources,
+        "criteria_versions": snapshot.criteria_versions,
+        "counts": snapshot.counts,
+        "excluded_reasons": snapshot.excluded_reasons,
+        **extra,
+        "files": {
+            name: {"path": DATASET_FILE_NAMES[name], "sha256": written.sha256[name], "lines": written.counts[name]}
+            for name in ("train", "validation", "excluded")
+        },
+        "load_with": "datasets.load_dataset('json', data_files={'train': 'train.jsonl', "
+        "'validation': 'validation.jsonl'})",
+    }
+
+
+def _manifest(*, snapshot: DatasetSnapshot, batches: Sequence[Batch], written: _Written) -> dict:
+    return {
+        **manifest_head(snapshot),
         "weighting": snapshot.weighting,
         "validation_fraction": snapshot.validation_fraction,
         "seed": snapshot.seed,
@@ -736,12 +805,5 @@ def _manifest(*, snapshot: DatasetSnapshot, batches: Sequence[Batch], written: _
         # Evaluation batches are in a snapshot only when an ML engineer asked (include_evaluation): it says so here.
         "includes_evaluation": any(b.kind == Batch.Kind.EVALUATION for b in batches),
         "evaluation_batches": [b.pk for b in batches if b.kind == Batch.Kind.EVALUATION],
-        # Labelled sources (already-judged data, each row's "source" is its name): format and imported files.
-        "sources": snapshot.sources,
-        "criteria_versions": snapshot.criteria_versions,
-        "counts": snapshot.counts,
-        "excluded_reasons": snapshot.excluded_reasons,
-        "files": files,
-        "load_with": "datasets.load_dataset('json', data_files={'train': 'train.jsonl', "
-        "'validation': 'validation.jsonl'})",
+        **manifest_tail(snapshot, written),
     }

@@ -20,38 +20,30 @@ Split: as for preference pairs, by the normalised prompt (the messages before th
 prompt written for twice is on one side only; a side left empty gets the prompt nearest the threshold.
 """
 
-import hashlib
 import json
-import os
-import shutil
-import uuid
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from json.encoder import encode_basestring
 from pathlib import Path
 
-from django.conf import settings
-from django.db import transaction
-
 from annotation.models import Batch, Demonstration, Project
-from rewards.errors import DatasetError, NoBatches, NoDemonstrations, NotDemonstrationBatch, UnknownBatch
+from rewards.errors import NoBatches, NoDemonstrations, NotDemonstrationBatch
 from rewards.models import DatasetSnapshot
-from rewards.selectors import DATASET_FILE_NAMES, demonstration_export_rows, items_without_demonstrations
+from rewards.selectors import demonstration_export_rows, items_without_demonstrations
 from rewards.services.datasets import (
     CHUNK_SIZE,
-    MANIFEST_FORMAT,
-    SEED_MAX,
-    VALIDATION_FRACTION_MAX,
     _Extremes,
-    _move_group,
-    _remove_stale_temporaries,
     _score,
-    _Sink,
     _sources_for,
-    _write_file,
+    _Written,
+    balance_sides,
+    batches_with_ids,
+    check_split_settings,
+    manifest_head,
+    manifest_tail,
+    open_sinks,
     prompt_group,
-    source_manifest,
+    store_snapshot,
 )
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
@@ -77,64 +69,35 @@ def sft_dataset_create(
     source_format), nothing named, no accepted demonstration (no_demonstrations). Open demonstration batches may
     be taken: only accepted demonstrations are, and the snapshot holds them as they were when it was made.
     """
-    if not 0.0 <= validation_fraction <= VALIDATION_FRACTION_MAX:
-        raise DatasetError(f"The validation fraction must be between 0 and {VALIDATION_FRACTION_MAX}.")
-    if not 0 <= seed <= SEED_MAX:
-        raise DatasetError(f"The seed must be between 0 and {SEED_MAX}.")
+    check_split_settings(validation_fraction=validation_fraction, seed=seed)
     demonstration_batches, labelled = sft_batches_check(project=project, batches=batches, sources=sources)
 
-    root = Path(settings.ARTIFACTS_DIR) / "datasets"
-    root.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(root)
-    tmp = root / f".tmp-{uuid.uuid4().hex}"
-    tmp.mkdir()
-    final: Path | None = None
-    try:
+    def write(directory: Path) -> _Written:
         written = _write_demonstrations(
-            directory=tmp,
+            directory=directory,
             parts=[(b, "human") for b in demonstration_batches] + [(s, s.name) for s in labelled],
             validation_fraction=validation_fraction,
             seed=seed,
             chunk_size=chunk_size,
         )
         if not written.counts["train"] + written.counts["validation"]:
-            reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(written.reasons.items())) or "none written"
-            raise NoDemonstrations(f"No accepted demonstrations to export ({reasons}): nothing to export.")
-        with transaction.atomic():
-            snapshot = DatasetSnapshot.objects.create(
-                project=project,
-                kind=DatasetSnapshot.Kind.SFT,
-                sources=source_manifest(labelled),
-                criteria_versions=sorted({b.criteria_version.number for b in demonstration_batches}),
-                validation_fraction=validation_fraction,
-                seed=seed,
-                prompt_format=DatasetSnapshot.PromptFormat.CONVERSATIONAL,
-                train_count=written.counts["train"],
-                validation_count=written.counts["validation"],
-                excluded_count=written.counts["excluded"],
-                excluded_reasons=dict(sorted(written.reasons.items())),
-                sha256=dict(written.sha256),
-                directory="",
-                created_by=user,
+            raise NoDemonstrations(
+                f"No accepted demonstrations to export ({written.reasons_text('none written')}): nothing to export."
             )
-            snapshot.batches.set([*demonstration_batches, *labelled])
-            manifest = _manifest(snapshot=snapshot, batches=demonstration_batches, written=written)
-            manifest_bytes = (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode()
-            _write_file(tmp / DATASET_FILE_NAMES["manifest"], manifest_bytes)
-            sha256 = {**written.sha256, "manifest": hashlib.sha256(manifest_bytes).hexdigest()}
-            directory = f"datasets/{snapshot.pk}"
-            DatasetSnapshot.objects.filter(pk=snapshot.pk).update(directory=directory, sha256=sha256)
-            snapshot.directory, snapshot.sha256 = directory, sha256
-            final = root / str(snapshot.pk)
-            if final.exists():  # left by a rolled-back snapshot that had this id (see dataset_create)
-                shutil.rmtree(final)
-            os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if final is not None:
-            shutil.rmtree(final, ignore_errors=True)
-        raise
-    return snapshot
+        return written
+
+    return store_snapshot(
+        project=project,
+        kind=DatasetSnapshot.Kind.SFT,
+        batches=demonstration_batches,
+        sources=labelled,
+        write=write,
+        manifest=_manifest,
+        validation_fraction=validation_fraction,
+        seed=seed,
+        prompt_format=DatasetSnapshot.PromptFormat.CONVERSATIONAL,
+        created_by=user,
+    )
 
 
 def sft_batches_check(
@@ -164,12 +127,7 @@ def sft_batches_check(
     ids = list(dict.fromkeys(b.pk if isinstance(b, Batch) else int(b) for b in batches or ()))
     if not ids and not labelled:
         raise NoBatches("Name at least one demonstration batch or demonstrations source.")
-    found = list(
-        Batch.objects.filter(project=project, pk__in=ids).select_related("criteria_version").order_by("created_at")
-    )
-    missing = sorted(set(ids) - {b.pk for b in found})
-    if missing:
-        raise UnknownBatch(f"Not batches of project {project.name}: {', '.join(map(str, missing))}.", batches=missing)
+    found = batches_with_ids(project=project, ids=ids)
     wrong = [b for b in found if b.kind != Batch.Kind.DEMONSTRATION]
     if wrong:
         raise NotDemonstrationBatch(
@@ -178,15 +136,6 @@ def sft_batches_check(
             batches=[b.pk for b in wrong],
         )
     return found, labelled
-
-
-@dataclass
-class _Written:
-    counts: dict[str, int]
-    reasons: Counter
-    sha256: dict[str, str]
-    writers: Counter
-    reviewers: Counter
 
 
 def _prompt_of(row: dict) -> list:
@@ -198,7 +147,7 @@ def _write_demonstrations(
 ) -> _Written:
     """Each part's demonstrations (batches oldest first, then the sources in the order named; demonstrations in id
     order) as JSON lines, then the items nobody wrote for."""
-    sinks = {name: _Sink(directory / DATASET_FILE_NAMES[name]) for name in ("train", "validation", "excluded")}
+    sinks = open_sinks(directory)
     train, validation_sink, excluded = sinks["train"], sinks["validation"], sinks["excluded"]
     reasons: Counter = Counter()
     writers: Counter = Counter()
@@ -256,16 +205,9 @@ def _write_demonstrations(
                     )
     finally:
         sha256 = {name: sink.close() for name, sink in sinks.items()}
-    counts = {name: sink.lines for name, sink in sinks.items()}
-    if validation_fraction > 0 and extremes.several_groups:
-        if not counts["validation"]:
-            counts, sha256 = _move_group(
-                directory, extremes.train_low[1], "train", "validation", counts, sha256, prompt_of=_prompt_of
-            )
-        elif not counts["train"]:
-            counts, sha256 = _move_group(
-                directory, extremes.validation_high[1], "validation", "train", counts, sha256, prompt_of=_prompt_of
-            )
+    counts, sha256 = balance_sides(
+        directory, sinks, sha256, extremes=extremes, validation_fraction=validation_fraction, prompt_of=_prompt_of
+    )
     return _Written(counts=counts, reasons=reasons, sha256=sha256, writers=writers, reviewers=reviewers)
 
 
@@ -274,17 +216,8 @@ def _name(username: str | None) -> str:
 
 
 def _manifest(*, snapshot: DatasetSnapshot, batches: Sequence[Batch], written: _Written) -> dict:
-    files = {
-        name: {"path": DATASET_FILE_NAMES[name], "sha256": written.sha256[name], "lines": written.counts[name]}
-        for name in ("train", "validation", "excluded")
-    }
     return {
-        "format": MANIFEST_FORMAT,
-        "kind": snapshot.kind,
-        "id": snapshot.pk,
-        "project": {"id": snapshot.project_id, "name": snapshot.project.name},
-        "created_at": snapshot.created_at.isoformat(),
-        "created_by": snapshot.created_by.get_username() if snapshot.created_by else None,
+        **manifest_head(snapshot),
         "validation_fraction": snapshot.validation_fraction,
         "seed": snapshot.seed,
         "prompt_format": snapshot.prompt_format,
@@ -308,14 +241,11 @@ def _manifest(*, snapshot: DatasetSnapshot, batches: Sequence[Batch], written: _
             }
             for b in batches
         ],
-        "sources": snapshot.sources,
-        "criteria_versions": snapshot.criteria_versions,
-        "counts": snapshot.counts,
-        "excluded_reasons": snapshot.excluded_reasons,
         # Who wrote and who reviewed the demonstrations taken (imported ones have neither): username -> count.
-        "writers": dict(sorted(written.writers.items())),
-        "reviewers": dict(sorted(written.reviewers.items())),
-        "files": files,
-        "load_with": "datasets.load_dataset('json', data_files={'train': 'train.jsonl', "
-        "'validation': 'validation.jsonl'})",
+        **manifest_tail(
+            snapshot,
+            written,
+            writers=dict(sorted(written.writers.items())),
+            reviewers=dict(sorted(written.reviewers.items())),
+        ),
     }

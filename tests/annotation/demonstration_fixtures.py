@@ -4,7 +4,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from annotation.models import Batch, Item
-from tests.factories import BatchFactory
+from tests.factories import BatchFactory, item_row
 
 TEXT = "A careful answer that explains the steps one by one, with an example."
 
@@ -13,12 +13,10 @@ def demonstration_batch(project, *, prompts: int = 3, writers: int = 1, name: st
     """An open demonstration batch of prompt-only items (the responses are what annotators write)."""
     batch = BatchFactory(project=project, name=name, kind=Batch.Kind.DEMONSTRATION, writers_per_item=writers)
     Item.objects.bulk_create(
-        Item(
-            project=project,
-            batch=batch,
-            external_id=f"{name}-{n}",
-            dedupe_key=f"id:{name}-{n}",
-            prompt=f"Explain idea number {n} of {name} to a newcomer.",
+        item_row(
+            batch,
+            n,
+            {"prompt": f"Explain idea number {n} of {name} to a newcomer."},
             response_a_text="",
             response_b_text="",
         )

@@ -8,17 +8,13 @@ from django.utils import timezone
 
 from annotation.models import AnnotationSession, Assignment, Batch, Demonstration, Item
 from annotation.services import member_add
-from annotation.services.projects import project_current_criteria
+from tests.annotation.demonstration_fixtures import demonstration_batch
 from tests.factories import UserFactory
 
 
-def demonstration_batch(project, name: str = "demos") -> Batch:
-    return Batch.objects.create(
-        project=project,
-        name=name,
-        kind=Batch.Kind.DEMONSTRATION,
-        criteria_version=project_current_criteria(project=project),
-    )
+def empty_demonstration_batch(project, name: str = "demos") -> Batch:
+    """An open demonstration batch with no item yet (the tests add theirs with prompt_item)."""
+    return demonstration_batch(project, prompts=0, name=name)
 
 
 def prompt_item(batch: Batch, external_id: str, prompt: str = "", messages=None) -> Item:

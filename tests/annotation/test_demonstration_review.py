@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 
 from annotation.models import Demonstration
 from annotation.services import member_add
-from tests.annotation.demonstration_rows import demonstration_batch, prompt_item, written
+from tests.annotation.demonstration_rows import empty_demonstration_batch, prompt_item, written
 from tests.annotation.test_concurrency import require_postgres
 from tests.factories import ProjectFactory, UserFactory
 
@@ -27,8 +27,8 @@ SECRET_REASON = "reviewer-only-reason-q7x"
 @pytest.fixture
 def demos(project):
     """Three writers' demonstrations in two demonstration batches of the project."""
-    batch = demonstration_batch(project, "demos")
-    other_batch = demonstration_batch(project, "demos 2")
+    batch = empty_demonstration_batch(project, "demos")
+    other_batch = empty_demonstration_batch(project, "demos 2")
     rows = {}
     for n in range(4):
         item = prompt_item(batch, f"p-{n}", prompt=f"Explain thing number {n}.")
@@ -103,7 +103,7 @@ def test_the_queue_filters_by_batch_writer_and_status(lead_client, lead, project
 
 
 def test_the_queue_is_paged(lead_client, project):
-    batch = demonstration_batch(project)
+    batch = empty_demonstration_batch(project)
     for n in range(27):
         written(prompt_item(batch, f"q-{n}", prompt=f"Prompt {n}"), "ann", f"Answer {n} written out.")
     first, second = queue(lead_client, project).json(), queue(lead_client, project, page=2).json()
@@ -112,7 +112,7 @@ def test_the_queue_is_paged(lead_client, project):
 
 
 def test_imported_demonstrations_are_not_in_the_queue(lead_client, project):
-    item = prompt_item(demonstration_batch(project), "imp-1", prompt="Imported?")
+    item = prompt_item(empty_demonstration_batch(project), "imp-1", prompt="Imported?")
     Demonstration.objects.create(item=item, batch=item.batch, writer=None, text="Imported answer.", status="accepted")
     assert queue(lead_client, project, status="all").json()["count"] == 0
 
@@ -219,7 +219,7 @@ def test_a_decision_is_final_a_second_review_is_409(lead_client, project, demos)
 
 
 def test_a_lead_does_not_review_their_own_demonstration(lead_client, lead, project):
-    item = prompt_item(demonstration_batch(project), "own-1", prompt="Own?")
+    item = prompt_item(empty_demonstration_batch(project), "own-1", prompt="Own?")
     mine = written(item, lead.username, "The lead wrote this one.", member=False)
     response = review(lead_client, mine, decision="accept")
     assert (response.status_code, response.json()["code"]) == (403, "own_demonstration")
@@ -393,7 +393,9 @@ def test_the_page_reviews_through_its_forms(client, lead, project, demos):
 
 def test_the_page_refuses_a_demonstration_of_another_project(client, lead, project, demos):
     elsewhere = ProjectFactory(name="Elsewhere")
-    theirs = written(prompt_item(demonstration_batch(elsewhere), "e-1", prompt="?"), "eve", "Not yours to review.")
+    theirs = written(
+        prompt_item(empty_demonstration_batch(elsewhere), "e-1", prompt="?"), "eve", "Not yours to review."
+    )
     client.force_login(lead)
     response = client.post(page_url(project), {"demonstration": theirs.pk, "decision": "accept"})
     assert response.status_code == 404
@@ -414,7 +416,7 @@ def test_review_outcomes_never_reach_annotators(client, annotator, annotator_cli
     """The writer of a rejected demonstration is refused every review door, and nothing they reach carries the
     reason or the decision."""
     mine = written(
-        prompt_item(demonstration_batch(project, "mine"), "mine-1", prompt="Mine?"),
+        prompt_item(empty_demonstration_batch(project, "mine"), "mine-1", prompt="Mine?"),
         annotator.username,
         "The annotator's own demonstration.",
     )
@@ -455,7 +457,9 @@ def test_two_leads_deciding_at_once_make_one_decision():
         UserFactory(username=f"race-lead-{n}")
         member_add(project=project, username=f"race-lead-{n}", role="lead")
         leads.append(UserFactory(username=f"race-lead-{n}"))
-    demonstration = written(prompt_item(demonstration_batch(project), "race-1", prompt="Go?"), "w", "An answer here.")
+    demonstration = written(
+        prompt_item(empty_demonstration_batch(project), "race-1", prompt="Go?"), "w", "An answer here."
+    )
     barrier = threading.Barrier(len(leads))
 
     def decide(n: int) -> tuple[int, str | None]:

@@ -249,6 +249,26 @@ def test_a_batch_that_is_not_a_labelled_source_is_refused(tmp_path):
     assert not Item.objects.filter(labelled_choice__gt="").exists()
 
 
+def test_the_item_imports_file_limits_hold(tmp_path, settings):
+    settings.TANDEM_IMPORT_MAX_LINES = 3
+    message, stderr = run_rejected(write(tmp_path / "big.jsonl", [item_line(n) for n in range(5)]))
+    assert "more than the import limit of 3 lines" in message
+    nothing_written()
+    assert ImportRecord.objects.get().errors == [{"line": None, "reason": stderr.strip()}]
+
+
+def test_json_report(project, tmp_path):
+    out = run_import(write(tmp_path / "uf.jsonl", [uf_line(1), uf_line(2, scores=(2, 2))]), "uf", "--json")
+    report = json.loads(out)
+    assert (report["ok"], report["created"], report["source_format"], report["excluded_count"]) == (
+        True,
+        1,
+        "ultrafeedback",
+        1,
+    )
+    assert report["sha256"] == hashlib.sha256((tmp_path / "uf.jsonl").read_bytes()).hexdigest()
+
+
 # --- Each format: a bad file is refused whole, every bad line named ----------------------------------------------
 
 BAD_FILES = {

@@ -24,7 +24,7 @@ from annotation.services.sessions import session_start
 from config.wsgi import application
 from core.authz import Action
 from core.models import Job
-from tests.annotation.demonstration_rows import demonstration_batch, prompt_item, written
+from tests.annotation.demonstration_rows import empty_demonstration_batch, prompt_item, written
 from tests.factories import BatchFactory, ItemFactory
 from tests.trainer.runs_fixtures import finished_reward_model, make_snapshot
 
@@ -58,7 +58,7 @@ def actors(project, lead, ml_engineer, annotator):
     lease = assignment_next(session=session)
     job = Job.objects.create(project=project, kind="items_import", action=Action.IMPORT_ITEMS, handler="-")
     # A pending demonstration of the annotator's, for the lead's review (random bodies reach the review service).
-    demos = demonstration_batch(project, "demos")
+    demos = empty_demonstration_batch(project, "demos")
     demonstration = written(prompt_item(demos, "demo-1", prompt="Say hi."), annotator.username, "Hi there, friend.")
     ids = {
         "job_id": job.pk,

@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from annotation.models import Demonstration
 from annotation.services import member_add
-from tests.annotation.demonstration_rows import demonstration_batch, prompt_item, written
+from tests.annotation.demonstration_rows import empty_demonstration_batch, prompt_item, written
 from tests.e2e.conftest import PASSWORD, log_in, screenshot
 from tests.factories import ProjectFactory, UserFactory
 
@@ -23,7 +23,7 @@ def queue(transactional_db):
     project = ProjectFactory(name="Writing")
     UserFactory(username="lead", password=PASSWORD)
     member_add(project=project, username="lead", role="lead")
-    batch = demonstration_batch(project, "week 1")
+    batch = empty_demonstration_batch(project, "week 1")
     texts = [
         "Water boils at 100 degrees Celsius at sea level.",
         HOSTILE,

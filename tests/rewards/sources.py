@@ -7,7 +7,24 @@ import uuid
 from django.utils import timezone
 
 from annotation.models import Batch, Demonstration, ImportRecord, Item
-from tests.factories import BatchFactory, UserFactory
+from tests.factories import BatchFactory, UserFactory, item_row
+
+
+def snapshot_action(client, selected: list[int], sources: list[int], **fields):
+    """The batch changelist's "make_dataset_snapshot" action applied to `selected`, taking `sources`, with a
+    validation fraction of 0.1 and seed 0 unless `fields` say otherwise."""
+    return client.post(
+        "/admin/annotation/batch/",
+        {
+            "action": "make_dataset_snapshot",
+            "_selected_action": selected,
+            "apply": "1",
+            "validation_fraction": "0.1",
+            "seed": "0",
+            "sources": sources,
+            **fields,
+        },
+    )
 
 
 def make_source(
@@ -29,13 +46,10 @@ def make_source(
         closed_at=timezone.now(),
     )
     Item.objects.bulk_create(
-        Item(
-            project=project,
-            batch=batch,
-            external_id=f"{name}-{n}",
-            dedupe_key=f"id:{name}-{n}",
-            prompt=spec.get("prompt", ""),
-            messages=spec.get("messages"),
+        item_row(
+            batch,
+            n,
+            spec,
             response_a_text=f"first {n}",
             response_a_model="source-a",
             response_b_text=f"second {n}",
@@ -71,16 +85,9 @@ def make_demonstration_source(project, name: str, answers: list[tuple[str | list
         closed_at=timezone.now(),
     )
     for n, (prompt, answer) in enumerate(answers):
-        item = Item.objects.create(
-            project=project,
-            batch=batch,
-            external_id=f"{name}-{n}",
-            dedupe_key=f"id:{name}-{n}",
-            prompt=prompt if isinstance(prompt, str) else "",
-            messages=prompt if isinstance(prompt, list) else None,
-            response_a_text="",
-            response_b_text="",
-        )
+        spec = {"prompt": prompt} if isinstance(prompt, str) else {"messages": prompt}
+        item = item_row(batch, n, spec, response_a_text="", response_b_text="")
+        item.save()
         Demonstration.objects.create(item=item, batch=batch, text=answer, status=Demonstration.Status.ACCEPTED)
     ImportRecord.objects.create(
         project=project,
@@ -101,17 +108,10 @@ def make_demonstration_batch(project, rows: list[dict], *, name: str | None = No
     reviewer = UserFactory(username="lead-reviewer")
     now = timezone.now()
     for n, row in enumerate(rows):
-        item = Item.objects.create(
-            project=project,
-            batch=batch,
-            external_id=f"{batch.name}-{n}",
-            dedupe_key=f"id:{batch.name}-{n}",
-            prompt=row.get("prompt", ""),
-            messages=row.get("messages"),
-            response_a_text="",
-            response_b_text="",
-            withdrawn_at=now if row.get("withdrawn") else None,
+        item = item_row(
+            batch, n, row, response_a_text="", response_b_text="", withdrawn_at=now if row.get("withdrawn") else None
         )
+        item.save()
         for writer, status, text, *edit in row.get("demos", ()):
             reviewed = status != Demonstration.Status.PENDING
             Demonstration.objects.create(

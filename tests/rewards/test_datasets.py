@@ -20,7 +20,7 @@ from rewards.selectors import batch_item_votes, batch_item_votes_iter, dataset_f
 from rewards.services.datasets import dataset_create, dataset_verify, prompt_group, split_score
 from rewards.services.pairs import iter_decisions, preference_pairs
 from tests.core.jobs import follow_job
-from tests.factories import BatchFactory, ProjectFactory, UserFactory
+from tests.factories import BatchFactory, ProjectFactory, UserFactory, item_row
 
 ANNOTATORS = tuple(f"ann-{c}" for c in "abcdefg")
 
@@ -40,13 +40,10 @@ def make_batch(project, items: list[dict], *, name: str | None = None, closed: b
             defaults={"started_at": now, "expires_at": now + timedelta(hours=1), "max_tasks": 1_000_000},
         )
     created = Item.objects.bulk_create(
-        Item(
-            project=project,
-            batch=batch,
-            external_id=f"{batch.name}-{n}",
-            dedupe_key=f"id:{batch.name}-{n}",
-            prompt=spec.get("prompt", ""),
-            messages=spec.get("messages"),
+        item_row(
+            batch,
+            n,
+            spec,
             response_a_text=f"good {n}",
             response_a_model="alpha",
             response_b_text=f"bad {n}",

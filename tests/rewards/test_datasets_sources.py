@@ -18,7 +18,7 @@ from rewards.selectors import dataset_files
 from rewards.services.datasets import dataset_create, dataset_verify, split_score
 from tests.annotation.test_import import HH_FILE, needs_hh
 from tests.core.jobs import follow_job
-from tests.rewards.sources import make_demonstration_source, make_source
+from tests.rewards.sources import make_demonstration_source, make_source, snapshot_action
 from tests.rewards.test_datasets import agreed, make_batch, read_jsonl, sha256_of
 
 
@@ -276,18 +276,7 @@ def test_the_admin_action_takes_sources_selected_or_chosen(project, human, sourc
     # The form offers the project's labelled sources of preference data; a selected source is pre-chosen.
     form = client.post(changelist, {"action": "make_dataset_snapshot", "_selected_action": [human.pk]})
     assert form.status_code == 200 and b"past-labels" in form.content
-    response = client.post(
-        changelist,
-        {
-            "action": "make_dataset_snapshot",
-            "_selected_action": [human.pk],
-            "apply": "1",
-            "weighting": "vote",
-            "validation_fraction": "0.1",
-            "seed": "0",
-            "sources": [source.pk],
-        },
-    )
+    response = snapshot_action(client, [human.pk], [source.pk], weighting="vote")
     assert response.status_code == 302, response.content[:3000]
     from tests.core.jobs import run_queued_jobs
 
@@ -298,18 +287,7 @@ def test_the_admin_action_takes_sources_selected_or_chosen(project, human, sourc
     assert b"part1.jsonl" in page.content and b"preference" in page.content.lower()
 
     # A labelled source selected in the changelist alone: a sources-only snapshot.
-    response = client.post(
-        changelist,
-        {
-            "action": "make_dataset_snapshot",
-            "_selected_action": [source.pk],
-            "apply": "1",
-            "weighting": "vote",
-            "validation_fraction": "0.1",
-            "seed": "0",
-            "sources": [source.pk],
-        },
-    )
+    response = snapshot_action(client, [source.pk], [source.pk], weighting="vote")
     assert response.status_code == 302
     run_queued_jobs()
     latest = DatasetSnapshot.objects.order_by("-pk").first()

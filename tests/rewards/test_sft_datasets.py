@@ -20,7 +20,7 @@ from rewards.services.datasets import dataset_verify, split_score
 from rewards.services.sft_datasets import sft_dataset_create
 from tests.core.jobs import follow_job, run_queued_jobs
 from tests.factories import UserFactory
-from tests.rewards.sources import make_demonstration_batch, make_demonstration_source, make_source
+from tests.rewards.sources import make_demonstration_batch, make_demonstration_source, make_source, snapshot_action
 from tests.rewards.test_datasets import make_batch, read_jsonl, sha256_of
 
 ACCEPTED, PENDING, REJECTED = (
@@ -297,17 +297,7 @@ def test_the_admin_action_makes_an_sft_snapshot_of_demonstration_batches(project
     from annotation.models import Batch
 
     past = Batch.objects.get(name="past-demos")
-    response = client.post(
-        changelist,
-        {
-            "action": "make_dataset_snapshot",
-            "_selected_action": [demos.pk],
-            "apply": "1",
-            "validation_fraction": "0.1",
-            "seed": "0",
-            "sources": [past.pk],
-        },
-    )
+    response = snapshot_action(client, [demos.pk], [past.pk])
     assert response.status_code == 302, response.content[:3000]
     run_queued_jobs()
     snapshot = DatasetSnapshot.objects.get()

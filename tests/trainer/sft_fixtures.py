@@ -5,9 +5,9 @@ import uuid
 
 from django.utils import timezone
 
-from annotation.models import Batch, Demonstration, Item
+from annotation.models import Batch, Demonstration
 from rewards.services.sft_datasets import sft_dataset_create
-from tests.factories import BatchFactory, UserFactory
+from tests.factories import BatchFactory, UserFactory, item_row
 
 WORDS = ["apple", "river", "stone", "cloud", "tiger", "piano", "lemon", "forest"]
 
@@ -18,7 +18,9 @@ def pattern_answer(n: int) -> tuple[str, str]:
     return f"Say {word} three times, number {n}.", f"{word} {word} {word}."
 
 
-def demonstration_batch(project, *, count: int = 40, writers=("writer-a", "writer-b"), reviewer="reviewer-r") -> Batch:
+def reviewed_demonstration_batch(
+    project, *, count: int = 40, writers=("writer-a", "writer-b"), reviewer="reviewer-r"
+) -> Batch:
     """A closed demonstration batch of `count` prompts, each answered by one of `writers` and accepted by `reviewer`
     (every fifth with an edit, which is what the snapshot takes); one more is rejected and one still pending."""
     batch = BatchFactory(project=project, name=f"demos-{uuid.uuid4().hex[:6]}", kind=Batch.Kind.DEMONSTRATION)
@@ -27,15 +29,8 @@ def demonstration_batch(project, *, count: int = 40, writers=("writer-a", "write
     now = timezone.now()
     for n in range(count + 2):
         prompt, answer = pattern_answer(n)
-        item = Item.objects.create(
-            project=project,
-            batch=batch,
-            external_id=f"{batch.name}-{n}",
-            dedupe_key=f"id:{batch.name}-{n}",
-            prompt=prompt,
-            response_a_text="",
-            response_b_text="",
-        )
+        item = item_row(batch, n, {"prompt": prompt}, response_a_text="", response_b_text="")
+        item.save()
         status = Demonstration.Status.ACCEPTED if n < count else Demonstration.Status.REJECTED
         if n == count + 1:
             status = Demonstration.Status.PENDING
@@ -58,7 +53,7 @@ def demonstration_batch(project, *, count: int = 40, writers=("writer-a", "write
 
 def make_sft_snapshot(project, *, count: int = 40, validation_fraction: float = 0.2, created_by=None):
     """An SFT snapshot of a fresh demonstration batch, through the snapshot service."""
-    batch = demonstration_batch(project, count=count)
+    batch = reviewed_demonstration_batch(project, count=count)
     return sft_dataset_create(
         project=project, batches=[batch], validation_fraction=validation_fraction, seed=1, user=created_by
     )

@@ -2,6 +2,7 @@
 copy its train split to FILE and its validation split beside it, print the snapshot's id."""
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -17,6 +18,39 @@ def validation_path(out: Path) -> Path:
     """pairs.jsonl -> pairs.validation.jsonl; pairs -> pairs.validation.jsonl."""
     stem = out.name.removesuffix(".jsonl")
     return out.with_name(f"{stem}.validation.jsonl")
+
+
+def project_and_batches(project: str, batches: list[str] | None) -> tuple[Project, list[int] | None]:
+    """The project named and the ids of the batches named, in that order (None when none is named), or CommandError
+    for an unknown project or batch name. Shared by export_pairs and export_sft."""
+    found = Project.objects.filter(name=project).first()
+    if found is None:
+        raise CommandError(f"No project named {project!r}.")
+    if not batches:
+        return found, None
+    by_name = dict(Batch.objects.filter(project=found, name__in=batches).values_list("name", "pk"))
+    missing = [name for name in batches if name not in by_name]
+    if missing:
+        raise CommandError(f"Project {found.name} has no batch named {', '.join(map(repr, missing))}.")
+    return found, [by_name[name] for name in batches]
+
+
+def snapshot_to_files(create: Callable[[], DatasetSnapshot], out: Path) -> tuple[DatasetSnapshot, str]:
+    """Make a snapshot with `create` (a TandemError becomes a CommandError), check its train and validation files and
+    copy them to `out` and validation_path(out). Returns the snapshot and its excluded reasons as text."""
+    if out.is_dir():
+        raise CommandError(f"--out {out} is a folder: give a file name.")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        snapshot = create()
+    except TandemError as exc:
+        raise CommandError(exc.detail) from exc
+    files = dataset_files(snapshot=snapshot)
+    dataset_verify(snapshot=snapshot, names=["train", "validation"])
+    # Copies, not links: editing FILE must not change the snapshot.
+    shutil.copyfile(files["train"], out)
+    shutil.copyfile(files["validation"], validation_path(out))
+    return snapshot, ", ".join(f"{n} {reason}" for reason, n in snapshot.excluded_reasons.items()) or "none"
 
 
 class Command(BaseCommand):
@@ -67,21 +101,9 @@ class Command(BaseCommand):
         sources=None,
         **options,
     ):
-        found = Project.objects.filter(name=project).first()
-        if found is None:
-            raise CommandError(f"No project named {project!r}.")
-        batch_ids = None
-        if batches:
-            by_name = dict(Batch.objects.filter(project=found, name__in=batches).values_list("name", "pk"))
-            missing = [name for name in batches if name not in by_name]
-            if missing:
-                raise CommandError(f"Project {found.name} has no batch named {', '.join(map(repr, missing))}.")
-            batch_ids = [by_name[name] for name in batches]
-        if out.is_dir():
-            raise CommandError(f"--out {out} is a folder: give a file name.")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            snapshot = dataset_create(
+        found, batch_ids = project_and_batches(project, batches)
+        snapshot, reasons = snapshot_to_files(
+            lambda: dataset_create(
                 project=found,
                 batch_ids=batch_ids,
                 weighting=weighting,
@@ -89,20 +111,14 @@ class Command(BaseCommand):
                 seed=seed,
                 include_evaluation=include_evaluation,
                 sources=sources,
-            )
-        except TandemError as exc:
-            raise CommandError(exc.detail) from exc
-        files = dataset_files(snapshot=snapshot)
-        dataset_verify(snapshot=snapshot, names=["train", "validation"])
-        # Copies, not links: editing FILE must not change the snapshot.
-        shutil.copyfile(files["train"], out)
-        shutil.copyfile(files["validation"], validation_path(out))
-        reasons = ", ".join(f"{n} {reason}" for reason, n in snapshot.excluded_reasons.items()) or "none"
+            ),
+            out,
+        )
         taken = f" with sources {', '.join(s['name'] for s in snapshot.sources)}" if snapshot.sources else ""
         self.stderr.write(
             f"Dataset snapshot {snapshot.pk} ({snapshot.prompt_format}{taken}): {snapshot.train_count} train pairs -> "
             f"{out}, "
             f"{snapshot.validation_count} validation pairs -> {validation_path(out)}; "
-            f"excluded {snapshot.excluded_count} ({reasons}); files in {files['train'].parent}"
+            f"excluded {snapshot.excluded_count} ({reasons}); files in {dataset_files(snapshot=snapshot)['train'].parent}"
         )
         self.stdout.write(str(snapshot.pk))

@@ -1,16 +1,12 @@
 """`manage.py export_sft --project NAME [--batches B ...] [--sources S ...] --out FILE`: make an SFT snapshot of
 accepted demonstrations, copy its train split to FILE and its validation split beside it, print the snapshot's id."""
 
-import shutil
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from annotation.models import Batch, Project
-from core.errors import TandemError
-from rewards.management.commands.export_pairs import validation_path
+from rewards.management.commands.export_pairs import project_and_batches, snapshot_to_files, validation_path
 from rewards.selectors import dataset_files
-from rewards.services.datasets import dataset_verify
 from rewards.services.sft_datasets import sft_dataset_create
 
 
@@ -39,37 +35,20 @@ class Command(BaseCommand):
         parser.add_argument("--out", required=True, type=Path, metavar="FILE", help="Where the train split goes.")
 
     def handle(self, *args, project: str, batches, sources, validation_fraction, seed, out: Path, **options):
-        found = Project.objects.filter(name=project).first()
-        if found is None:
-            raise CommandError(f"No project named {project!r}.")
-        batch_ids = None
-        if batches:
-            by_name = dict(Batch.objects.filter(project=found, name__in=batches).values_list("name", "pk"))
-            missing = [name for name in batches if name not in by_name]
-            if missing:
-                raise CommandError(f"Project {found.name} has no batch named {', '.join(map(repr, missing))}.")
-            batch_ids = [by_name[name] for name in batches]
-        if out.is_dir():
-            raise CommandError(f"--out {out} is a folder: give a file name.")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            snapshot = sft_dataset_create(
+        found, batch_ids = project_and_batches(project, batches)
+        snapshot, reasons = snapshot_to_files(
+            lambda: sft_dataset_create(
                 project=found,
                 batches=batch_ids,
                 sources=sources,
                 validation_fraction=validation_fraction,
                 seed=seed,
-            )
-        except TandemError as exc:
-            raise CommandError(exc.detail) from exc
-        files = dataset_files(snapshot=snapshot)
-        dataset_verify(snapshot=snapshot, names=["train", "validation"])
-        shutil.copyfile(files["train"], out)  # copies: editing FILE must not change the snapshot
-        shutil.copyfile(files["validation"], validation_path(out))
-        reasons = ", ".join(f"{n} {reason}" for reason, n in snapshot.excluded_reasons.items()) or "none"
+            ),
+            out,
+        )
         self.stderr.write(
             f"SFT snapshot {snapshot.pk}: {snapshot.train_count} train demonstrations -> {out}, "
             f"{snapshot.validation_count} validation demonstrations -> {validation_path(out)}; "
-            f"excluded {snapshot.excluded_count} ({reasons}); files in {files['train'].parent}"
+            f"excluded {snapshot.excluded_count} ({reasons}); files in {dataset_files(snapshot=snapshot)['train'].parent}"
         )
         self.stdout.write(str(snapshot.pk))
