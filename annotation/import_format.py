@@ -56,15 +56,15 @@ def json_object(raw: bytes) -> dict:
 def parse_line(raw: bytes, *, max_chars: int, keep_hh_gold: bool = False) -> ParsedItem:
     data = json_object(raw)
     if "chosen" in data or "rejected" in data:
-        item = _parse_hh(data, max_chars=max_chars, keep_gold=keep_hh_gold)
+        item = parse_hh(data, max_chars=max_chars, keep_gold=keep_hh_gold)
     else:
-        item = _parse_standard(data, max_chars=max_chars)
+        item = parse_standard(data, max_chars=max_chars)
     if item.response_a_text.strip() == item.response_b_text.strip():
         raise LineInvalid("identical responses: response A and response B are the same text")
     # In bytes that parsed, a \u escape or a raw surrogate (ED A0..BF ..) are the only ways to write NUL or a
     # surrogate, so most lines skip the check.
     if not isinstance(raw, bytes | bytearray) or b"\\u" in raw or b"\xed" in raw:
-        _check_storable(item)
+        check_item_storable(item)
     item.dedupe_key = f"id:{item.external_id}" if item.external_id else f"sha256:{content_hash(item)}"
     return item
 
@@ -84,25 +84,25 @@ def parse_prompt_line(raw: bytes, *, max_chars: int) -> ParsedItem:
         )
     prompt, messages = prompt_or_messages(data, max_chars=max_chars)
     item = ParsedItem(
-        external_id=_external_id(data),
+        external_id=external_id_field(data),
         prompt=prompt,
         messages=messages,
         response_a_text="",
         response_a_model="",
         response_b_text="",
         response_b_model="",
-        stratum=_stratum(data),
-        category=_short(data, "category"),
+        stratum=stratum_field(data),
+        category=short_field(data, "category"),
         gold="",
         dedupe_key="",
     )
     if not isinstance(raw, bytes | bytearray) or b"\\u" in raw or b"\xed" in raw:
-        _check_storable(item)
+        check_item_storable(item)
     item.dedupe_key = f"id:{item.external_id}" if item.external_id else f"sha256:{content_hash(item)}"
     return item
 
 
-def _check_storable(item: ParsedItem) -> None:
+def check_item_storable(item: ParsedItem) -> None:
     check_storable(
         [
             ("id", item.external_id),
@@ -143,11 +143,11 @@ def prompt_or_messages(data: dict, *, max_chars: int) -> tuple[str, list | None]
     if not has_prompt and not has_messages:
         raise LineInvalid("missing field: prompt (or messages)")
     if has_prompt:
-        return _text(data["prompt"], "prompt", max_chars), None
+        return text_field(data["prompt"], "prompt", max_chars), None
     return "", _messages(data["messages"], max_chars)
 
 
-def _parse_standard(data: dict, *, max_chars: int) -> ParsedItem:
+def parse_standard(data: dict, *, max_chars: int) -> ParsedItem:
     prompt, messages = prompt_or_messages(data, max_chars=max_chars)
     a_text, a_model = _response(data, "response_a", max_chars)
     b_text, b_model = _response(data, "response_b", max_chars)
@@ -157,23 +157,23 @@ def _parse_standard(data: dict, *, max_chars: int) -> ParsedItem:
             raise LineInvalid(f"unknown gold answer {gold!r}: use one of {', '.join(GOLD_ANSWERS)}")
         gold = gold.lower()
     return ParsedItem(
-        external_id=_external_id(data),
+        external_id=external_id_field(data),
         prompt=prompt,
         messages=messages,
         response_a_text=a_text,
         response_a_model=a_model,
         response_b_text=b_text,
         response_b_model=b_model,
-        stratum=_stratum(data),
-        category=_short(data, "category"),
+        stratum=stratum_field(data),
+        category=short_field(data, "category"),
         gold=gold or "",
         dedupe_key="",
     )
 
 
-def _parse_hh(data: dict, *, max_chars: int, keep_gold: bool) -> ParsedItem:
-    chosen = _text(data.get("chosen"), "chosen", max_chars)
-    rejected = _text(data.get("rejected"), "rejected", max_chars)
+def parse_hh(data: dict, *, max_chars: int, keep_gold: bool) -> ParsedItem:
+    chosen = text_field(data.get("chosen"), "chosen", max_chars)
+    rejected = text_field(data.get("rejected"), "rejected", max_chars)
     split = hh_split(chosen, rejected)
     if split is None:
         raise LineInvalid("chosen and rejected share no dialogue ending in '\\n\\nAssistant:'")
@@ -186,15 +186,15 @@ def _parse_hh(data: dict, *, max_chars: int, keep_gold: bool) -> ParsedItem:
     chosen_is_a = _sides.random() < 0.5
     a, b = (chosen_reply, rejected_reply) if chosen_is_a else (rejected_reply, chosen_reply)
     return ParsedItem(
-        external_id=_external_id(data),
+        external_id=external_id_field(data),
         prompt=prompt,
         messages=messages,
         response_a_text=a,
         response_a_model="",
         response_b_text=b,
         response_b_model="",
-        stratum=_stratum(data),
-        category=_short(data, "category"),
+        stratum=stratum_field(data),
+        category=short_field(data, "category"),
         gold=("a" if chosen_is_a else "b") if keep_gold else "",
         dedupe_key="",
     )
@@ -253,7 +253,7 @@ def hh_messages(dialogue: str) -> list[dict] | None:
     return messages
 
 
-def _text(value, field: str, max_chars: int) -> str:
+def text_field(value, field: str, max_chars: int) -> str:
     if value is None:
         raise LineInvalid(f"missing field: {field}")
     if not isinstance(value, str):
@@ -275,7 +275,7 @@ def _messages(value, max_chars: int) -> list[dict]:
         role = message.get("role")
         if role not in ROLES:
             raise LineInvalid(f"messages[{i}].role is {role!r}: use one of {', '.join(ROLES)}")
-        out.append({"role": role, "content": _text(message.get("content"), f"messages[{i}].content", max_chars)})
+        out.append({"role": role, "content": text_field(message.get("content"), f"messages[{i}].content", max_chars)})
     if out[-1]["role"] != "user":
         raise LineInvalid("the last message must be the user's: the responses answer it")
     return out
@@ -287,14 +287,14 @@ def _response(data: dict, field: str, max_chars: int) -> tuple[str, str]:
         raise LineInvalid(f"missing field: {field}")
     if not isinstance(value, dict):
         raise LineInvalid(f'{field} must be an object like {{"model": "...", "text": "..."}}')
-    text = _text(value.get("text"), f"{field}.text", max_chars)
+    text = text_field(value.get("text"), f"{field}.text", max_chars)
     model = value.get("model") or ""
     if not isinstance(model, str) or len(model) > MAX_SHORT_FIELD:
         raise LineInvalid(f"{field}.model must be a string of at most {MAX_SHORT_FIELD} characters")
     return text, model
 
 
-def _external_id(data: dict) -> str:
+def external_id_field(data: dict) -> str:
     value = data.get("id")
     if value is None:
         return ""
@@ -306,7 +306,7 @@ def _external_id(data: dict) -> str:
     return value
 
 
-def _stratum(data: dict) -> str:
+def stratum_field(data: dict) -> str:
     value = data.get("stratum")
     if value in (None, ""):
         return ""
@@ -315,7 +315,7 @@ def _stratum(data: dict) -> str:
     return value
 
 
-def _short(data: dict, field: str) -> str:
+def short_field(data: dict, field: str) -> str:
     value = data.get(field)
     if value is None:
         return ""

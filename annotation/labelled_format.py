@@ -16,17 +16,17 @@ from annotation.import_format import (
     GOLD_ANSWERS,
     LineInvalid,
     ParsedItem,
-    _check_storable,
-    _external_id,
-    _parse_hh,
-    _parse_standard,
-    _short,
-    _stratum,
-    _text,
+    check_item_storable,
     check_storable,
     content_hash,
+    external_id_field,
     json_object,
+    parse_hh,
+    parse_standard,
     prompt_or_messages,
+    short_field,
+    stratum_field,
+    text_field,
 )
 
 HH_RLHF, ITEMS, ULTRAFEEDBACK, DEMONSTRATIONS = "hh_rlhf", "items", "ultrafeedback", "demonstrations"
@@ -81,7 +81,7 @@ def parse_labelled(raw: bytes, *, source_format: str, max_chars: int) -> Labelle
         raise LineInvalid("identical responses: the preferred and the other response are the same text")
     # As in import_format.parse_line: only a \u escape or raw surrogate bytes can carry what no column can store.
     if b"\\u" in raw or b"\xed" in raw:
-        _check_storable(item)
+        check_item_storable(item)
         if item.demonstration:
             check_storable([("the answer", item.demonstration)])
     if item.external_id:
@@ -112,7 +112,7 @@ def _parse_hh_rlhf(data: dict, max_chars: int) -> LabelledItem:
     if "chosen" not in data or "rejected" not in data:
         raise LineInvalid(f"missing field: {'chosen' if 'chosen' not in data else 'rejected'} (HH-RLHF lines)")
     # The item import's own parsing: the shared dialogue is the prompt, A is drawn; its gold names the chosen side.
-    item = _parse_hh(data, max_chars=max_chars, keep_gold=True)
+    item = parse_hh(data, max_chars=max_chars, keep_gold=True)
     choice, item.gold = item.gold, ""
     if not item.external_id:
         # The pair as the file states it, hashed as written: as blind to which side is A as content_hash, and
@@ -137,7 +137,7 @@ def _parse_items(data: dict, max_chars: int) -> LabelledItem:
         raise LineInvalid(f"unknown preferred answer {preferred!r}: use one of {', '.join(GOLD_ANSWERS)}")
     preferred = preferred.lower()
     votes = _votes(data.get("votes"), preferred) if "votes" in data else None
-    return _labelled(_parse_standard(data, max_chars=max_chars), labelled_choice=preferred, labelled_votes=votes)
+    return _labelled(parse_standard(data, max_chars=max_chars), labelled_choice=preferred, labelled_votes=votes)
 
 
 def _votes(value, preferred: str) -> dict:
@@ -198,15 +198,15 @@ def _parse_ultrafeedback(data: dict, max_chars: int) -> LabelledItem:
         (scored[best], scored[worst]) if best_is_a else (scored[worst], scored[best])
     )
     return LabelledItem(
-        external_id=_external_id(data),
+        external_id=external_id_field(data),
         prompt=prompt,
         messages=messages,
         response_a_text=a_text,
         response_a_model=a_model,
         response_b_text=b_text,
         response_b_model=b_model,
-        stratum=_stratum(data),
-        category=_short(data, "category"),
+        stratum=stratum_field(data),
+        category=short_field(data, "category"),
         gold="",
         dedupe_key="",
         labelled_choice="a" if best_is_a else "b",
@@ -219,7 +219,7 @@ def _completion(value, i: int, max_chars: int) -> tuple[str, str, float]:
         raise LineInvalid(f"{where} must be an object with text and score")
     if "text" in value and "response" in value:
         raise LineInvalid(f"{where}: give text or response, not both")
-    text = _text(value.get("text", value.get("response")), f"{where}.text", max_chars)
+    text = text_field(value.get("text", value.get("response")), f"{where}.text", max_chars)
     if "score" in value and "overall_score" in value:
         raise LineInvalid(f"{where}: give score or overall_score, not both")
     score = value.get("score", value.get("overall_score"))
@@ -251,23 +251,23 @@ def _parse_demonstrations(data: dict, max_chars: int) -> LabelledItem:
         last = messages[-1]
         if _role(last) != "assistant":
             raise LineInvalid(f"the last message must be the assistant's answer, not {_role(last)!r}")
-        answer = _text(last.get("content"), f"messages[{len(messages) - 1}].content", max_chars)
+        answer = text_field(last.get("content"), f"messages[{len(messages) - 1}].content", max_chars)
         prompt, context = prompt_or_messages({"messages": messages[:-1]}, max_chars=max_chars)
     else:
         if "response" not in data:
             raise LineInvalid("missing field: response (or messages ending with the assistant's answer)")
-        answer = _text(data["response"], "response", max_chars)
+        answer = text_field(data["response"], "response", max_chars)
         prompt, context = prompt_or_messages(data, max_chars=max_chars)
     return LabelledItem(
-        external_id=_external_id(data),
+        external_id=external_id_field(data),
         prompt=prompt,
         messages=context,
         response_a_text="",
         response_a_model="",
         response_b_text="",
         response_b_model="",
-        stratum=_stratum(data),
-        category=_short(data, "category"),
+        stratum=stratum_field(data),
+        category=short_field(data, "category"),
         gold="",
         dedupe_key="",
         demonstration=answer,

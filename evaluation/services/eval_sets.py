@@ -34,7 +34,14 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connections, router, transaction
 
 # The item import's line rules and file reading, reused so that both imports refuse the same things alike.
-from annotation.import_format import LineInvalid, _external_id, _short, _text, check_storable, prompt_or_messages
+from annotation.import_format import (
+    LineInvalid,
+    check_storable,
+    external_id_field,
+    prompt_or_messages,
+    short_field,
+    text_field,
+)
 from annotation.models import Project
 from annotation.services.imports import ImportReport, _error, _lines
 from core.files import file_sha256
@@ -82,25 +89,25 @@ def parse_prompt_line(raw: bytes, *, max_chars: int) -> ParsedPrompt:
             f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}: "
             f"a line has {', '.join(KEYS)}"
         )
-    external_id = _external_id(data)
+    external_id = external_id_field(data)
     if not external_id:
         raise LineInvalid("missing field: id (every prompt of an evaluation set needs one)")
     prompt, messages = prompt_or_messages(data, max_chars=max_chars)
     reference = data.get("reference")
-    reference = "" if reference in (None, "") else _text(reference, "reference", max_chars)
+    reference = "" if reference in (None, "") else text_field(reference, "reference", max_chars)
     parsed = ParsedPrompt(
         external_id=external_id,
         prompt=prompt,
         messages=messages,
-        stratum=_stratum(data.get("stratum")),
-        category=_short(data, "category"),
+        stratum=stratum_field(data.get("stratum")),
+        category=short_field(data, "category"),
         reference=reference,
     )
-    _check_storable(parsed)
+    check_item_storable(parsed)
     return parsed
 
 
-def _stratum(value) -> str:
+def stratum_field(value) -> str:
     if value in (None, ""):
         return ""
     if not isinstance(value, str) or not STRATUM.fullmatch(value):
@@ -111,7 +118,7 @@ def _stratum(value) -> str:
     return value
 
 
-def _check_storable(parsed: ParsedPrompt) -> None:
+def check_item_storable(parsed: ParsedPrompt) -> None:
     check_storable(
         [
             ("id", parsed.external_id),
