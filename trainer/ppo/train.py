@@ -35,6 +35,17 @@ Where this departs from the recipe:
   the merged model, so it loads with AutoModelForCausalLM like a full fine-tune.
 - `batch_size` is the micro-batch of every forward pass (memory); gradients over a minibatch are accumulated across
   micro-batches so the update equals a full-minibatch step, and gradient_accumulation_steps is not used.
+
+Across processes (torch.distributed initialised by the launcher with world size > 1; trainer.ppo.distributed):
+- every rank draws the same global prompt order and samples its contiguous share of each rollout batch
+  (rollout_batch_size / world size prompts), with its own RNG (seed + rank);
+- reward normalisation, reward and advantage whitening, the KL fed to the adaptive controller (and its n_steps) and
+  every logged metric are over all ranks' rollouts, as one process holding them all would compute them;
+- each minibatch is mini_batch_size rows in all, mini_batch_size / world size per rank; the loss is weighted by each
+  rank's share of the minibatch's tokens and DistributedDataParallel averages the gradients, so a step follows the
+  gradient of the global minibatch's token mean;
+- rank 0 alone calls `progress` and `on_checkpoint` and writes checkpoints; the other ranks wait at a barrier.
+  Both batch sizes must divide by the world size (checked at the start).
 """
 
 from __future__ import annotations
@@ -59,6 +70,7 @@ from trainer.ml.checkpointing import (
     write_resume_marker,
 )
 from trainer.ppo import core
+from trainer.ppo import distributed as dist
 from trainer.ppo.data import encode_prompts, left_pad, load_prompts
 from trainer.ppo.policy import PolicyWithValueHead, Reference, RewardScorer, sample
 from trainer.progress import Progress
@@ -100,6 +112,13 @@ class _Runner:
         self.config = config
         device = pick_device()
         self.device = torch.device(device.type)
+        if dist.is_distributed() and device.type == "cuda":
+            import os
+
+            # One GPU per rank: the launcher's LOCAL_RANK, else the rank modulo the GPUs this node has.
+            local_rank = int(os.environ.get("LOCAL_RANK", dist.rank() % torch.cuda.device_count()))
+            torch.cuda.set_device(local_rank)
+            self.device = torch.device("cuda", local_rank)
         self.autocast_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(device.dtype)
         self.frozen_dtype = self.autocast_dtype or torch.float32  # frozen models need no fp32 master weights
 
@@ -125,6 +144,9 @@ class _Runner:
         self.scorer = RewardScorer(
             Path(reward_model_dir) / "checkpoint", tokenizer=self.tokenizer, device=self.device, dtype=self.frozen_dtype
         )
+        # What the update's forward and backward go through: DDP across ranks, the policy itself in one process.
+        # Sampling, evaluation and saving use self.policy (no gradient, no collective).
+        self.model = dist.wrap_model(self.policy, self.device)
         self.score_mean, self.score_std = 0.0, 1.0
 
     def autocast(self):
@@ -140,6 +162,8 @@ class _Runner:
     def rollout(self, queries: list[list[int]]) -> Rollout:
         """Sample, truncate, score and analyse one response per query, in micro-batches of batch_size."""
         cfg, length = self.config, self.config["response_length"]
+        if not queries:  # a rank whose share of an evaluation is empty: no rows, zero in every global sum
+            return self._empty_rollout()
         query_ids, query_mask = left_pad(queries, pad_token_id=self.pad)
         query_ids, query_mask = query_ids.to(self.device), query_mask.to(self.device)
         parts: dict[str, list[torch.Tensor]] = {}
@@ -180,21 +204,41 @@ class _Runner:
             scores = scores - cfg["missing_eos_penalty"] * (~joined["has_eos"]).float()
         return Rollout(query_ids=query_ids, query_mask=query_mask, scores=scores, **joined)
 
+    def _empty_rollout(self) -> Rollout:
+        length, device = self.config["response_length"], self.device
+        rows = torch.zeros((0, length), device=device)
+        return Rollout(
+            query_ids=torch.zeros((0, 0), dtype=torch.long, device=device),
+            query_mask=torch.zeros((0, 0), dtype=torch.long, device=device),
+            responses=torch.zeros((0, length), dtype=torch.long, device=device),
+            mask=rows,
+            logprobs=rows,
+            ref_logprobs=rows,
+            values=rows,
+            entropy=rows,
+            raw_scores=torch.zeros(0, device=device),
+            scores=torch.zeros(0, device=device),
+            has_eos=torch.zeros(0, dtype=torch.bool, device=device),
+        )
+
     def fit_reward_normalisation(self, queries: list[list[int]]) -> None:
-        """Gain and bias that give the initial policy's scores mean 0 and std 1 (the recipe's reward normalisation)."""
-        raw = self.rollout(queries[:NORMALISATION_PROMPTS]).raw_scores
-        self.score_mean = float(raw.mean())
-        self.score_std = max(float(raw.std()) if raw.numel() > 1 else 1.0, 1e-5)
+        """Gain and bias that give the initial policy's scores mean 0 and std 1 (the recipe's reward normalisation).
+
+        Across ranks each answers its share of the prompts and the mean and std are over all the scores."""
+        raw = self.rollout(dist.shard(queries[:NORMALISATION_PROMPTS])).raw_scores
+        self.score_mean = dist.global_mean(raw)
+        std = dist.global_std(raw)
+        self.score_std = max(std if std is not None else 1.0, 1e-5)
 
     def evaluate(self, queries: list[list[int]]) -> dict[str, float]:
-        """Mean reward-model score and KL to the reference of fresh samples on `queries`."""
-        batch = self.rollout(queries[:EVAL_PROMPTS])
+        """Mean reward-model score and KL to the reference of fresh samples on `queries` (shared across ranks)."""
+        batch = self.rollout(dist.shard(queries[:EVAL_PROMPTS]))
         return {
-            "reward_mean": float(batch.raw_scores.mean()),
-            "kl": float(batch.kl.mean()),
-            "response_length": float(batch.mask.sum(1).mean()),
-            "eos_fraction": float(batch.has_eos.float().mean()),
-            "entropy": float(core.masked_mean(batch.entropy, batch.mask)),
+            "reward_mean": dist.global_mean(batch.raw_scores),
+            "kl": dist.global_mean(batch.kl),
+            "response_length": dist.global_mean(batch.mask.sum(1)),
+            "eos_fraction": dist.global_mean(batch.has_eos.float()),
+            "entropy": float(dist.global_masked_mean(batch.entropy, batch.mask)),
         }
 
     def update(self, batch: Rollout, *, beta: float, optimizer, scaler) -> dict[str, float]:
@@ -204,25 +248,31 @@ class _Runner:
             scores=batch.scores, logprobs=batch.logprobs, ref_logprobs=batch.ref_logprobs, mask=batch.mask, beta=beta
         )
         if cfg["whiten_rewards"]:
-            rewards = core.masked_whiten(rewards, batch.mask, shift_mean=False)
+            rewards = dist.global_masked_whiten(rewards, batch.mask, shift_mean=False)
         advantages, returns = core.gae(
             rewards=rewards, values=batch.values, mask=batch.mask, gamma=cfg["gamma"], lam=cfg["lam"]
         )
-        advantages = core.masked_whiten(advantages, batch.mask)
+        advantages = dist.global_masked_whiten(advantages, batch.mask)
 
         n = batch.responses.shape[0]
+        world = dist.world_size()
+        # Rows of a minibatch on this rank: the global minibatch is mini_batch_size rows over all ranks.
+        mini_batch_size = cfg["mini_batch_size"] // world
         totals = dict.fromkeys(("policy_loss", "value_loss", "clip_fraction", "value_clip_fraction", "approx_kl"), 0.0)
         minibatches = 0
         for _ in range(cfg["ppo_epochs"]):
-            for minibatch in torch.randperm(n, device=self.device).split(cfg["mini_batch_size"]):
+            for minibatch in torch.randperm(n, device=self.device).split(mini_batch_size):
                 optimizer.zero_grad(set_to_none=True)
-                tokens = batch.mask[minibatch].sum().clamp(min=1)
-                for rows in minibatch.split(cfg["batch_size"]):
+                # Tokens of the whole minibatch, every rank's: each micro-batch's loss is weighted by its share.
+                tokens = dist.global_sum(batch.mask[minibatch].sum()).clamp(min=1)
+                micro_batches = minibatch.split(cfg["batch_size"])
+                for index, rows in enumerate(micro_batches):
                     mask = batch.mask[rows]
                     ids = torch.cat([batch.query_ids[rows], batch.responses[rows]], dim=1)
                     attention = torch.cat([batch.query_mask[rows], mask.long()], dim=1)
-                    with self.autocast():
-                        logits, values = self.policy(ids, attention, response_length=length)
+                    # DDP all-reduces the gradients at the minibatch's last backward only.
+                    with dist.no_sync(self.model, skip=index < len(micro_batches) - 1), self.autocast():
+                        logits, values = self.model(ids, attention, response_length=length)
                     logprobs = core.logprobs_from_logits(logits, batch.responses[rows], temperature=cfg["temperature"])
                     pg = core.clipped_policy_loss(
                         logprobs=logprobs,
@@ -240,7 +290,11 @@ class _Runner:
                     )
                     # Each micro-batch's masked means weighted by its share of tokens: the sum is the minibatch's mean.
                     share = mask.sum() / tokens
-                    scaler.scale((pg.loss + cfg["vf_coef"] * vf.loss) * share).backward()
+                    loss = (pg.loss + cfg["vf_coef"] * vf.loss) * share
+                    if world > 1:
+                        loss = loss * world  # DDP averages over ranks; the shares already sum to 1 over all of them
+                    with dist.no_sync(self.model, skip=index < len(micro_batches) - 1):
+                        scaler.scale(loss).backward()
                     for key, value in (
                         ("policy_loss", pg.loss),
                         ("value_loss", vf.loss),
@@ -252,6 +306,7 @@ class _Runner:
                 scaler.step(optimizer)
                 scaler.update()
                 minibatches += 1
+        totals = dist.global_metric_sums(totals)  # each rank holds its shares of the global token means
         stats = {key: value / minibatches for key, value in totals.items()}
         stats["loss"] = stats["policy_loss"] + cfg["vf_coef"] * stats["value_loss"]
         return stats
@@ -310,6 +365,10 @@ def train_ppo(
     output_dir/checkpoints/step-N, with the loop's state (trainable weights, optimizer, scaler, KL controller,
     reward normalisation, prompt order, RNG) in its resume/ folder, and reported to `on_checkpoint`. `resume_from`
     (such a folder) continues from that state to the same total number of steps.
+
+    Under torch.distributed (world size > 1, the process group initialised by the caller) every rank calls this with
+    the same arguments; see the module's docstring for what is shared. Only rank 0 calls `progress` and
+    `on_checkpoint` and writes to `output_dir`; every rank returns the same evaluation.
     """
     from transformers import set_seed
 
@@ -317,7 +376,14 @@ def train_ppo(
 
     config = validate_config("ppo", config)
     max_query = config["max_length"] - config["response_length"]  # >= 1: validate_config checks it
-    set_seed(config["seed"])
+    world = dist.world_size()
+    if world > 1 and config.get("strategy", "ddp") != "ddp":
+        raise ValueError(f"PPO runs train with ddp across processes; strategy {config['strategy']} is not supported.")
+    for field in ("rollout_batch_size", "mini_batch_size"):
+        if config[field] % world:
+            raise ValueError(f"{field} ({config[field]}) must be a multiple of the number of processes ({world}).")
+    # Every rank samples its own responses: seed + rank (rank 0, and a single process, keep the config's seed).
+    set_seed(config["seed"] + dist.rank())
     runner = _Runner(config=config, reward_model_dir=reward_model_dir)
     train_queries, dropped = encode_prompts(runner.tokenizer, load_prompts(train_file), max_query_length=max_query)
     if not train_queries:
@@ -360,38 +426,45 @@ def train_ppo(
         kl_ctl.value = resumed["kl_value"]
         batches.load_state_dict(resumed["batches"])
         history = [resumed["first_metrics"]] if resumed["first_metrics"] else []
-        _set_rng_state(resumed["rng"])
+        _restore_rng(resumed, seed=config["seed"])
         first_step = resumed["step"] + 1
     save_at = intermediate_steps(total, config.get("checkpoint_every"), after=first_step - 1)
     for step in range(first_step, total + 1):
         lr = config["learning_rate"] * (1.0 - (step - 1) / total)  # the recipe anneals linearly to 0
         for group in optimizer.param_groups:
             group["lr"] = lr
-        batch = runner.rollout([train_queries[i] for i in next(batches)])
+        # Every rank draws the same global batch of prompts and answers its contiguous share of it.
+        batch = runner.rollout(dist.shard([train_queries[i] for i in next(batches)]))
         beta = kl_ctl.value
         stats = runner.update(batch, beta=beta, optimizer=optimizer, scaler=scaler)
-        kl = float(batch.kl.mean())
-        kl_ctl.update(kl, n_steps=batch.responses.shape[0])
+        kl = dist.global_mean(batch.kl)
+        kl_ctl.update(kl, n_steps=dist.global_count(batch.responses.shape[0]))
+        reward_std = dist.global_std(batch.raw_scores)
         metrics = {
-            "reward_mean": float(batch.raw_scores.mean()),
-            "reward_std": float(batch.raw_scores.std()) if batch.raw_scores.numel() > 1 else 0.0,
-            "score_mean": float(batch.scores.mean()),
+            "reward_mean": dist.global_mean(batch.raw_scores),
+            "reward_std": reward_std if reward_std is not None else 0.0,
+            "score_mean": dist.global_mean(batch.scores),
             "kl": kl,
             "non_score_reward": -beta * kl,
-            "entropy": float(core.masked_mean(batch.entropy, batch.mask)),
-            "response_length": float(batch.mask.sum(1).mean()),
-            "eos_fraction": float(batch.has_eos.float().mean()),
+            "entropy": float(dist.global_masked_mean(batch.entropy, batch.mask)),
+            "response_length": dist.global_mean(batch.mask.sum(1)),
+            "eos_fraction": dist.global_mean(batch.has_eos.float()),
             "beta": beta,
             "learning_rate": lr,
             **stats,
         }
         history.append(metrics)
-        progress(step=step, total=total, metrics=metrics)
+        if dist.is_main_process():
+            progress(step=step, total=total, metrics=metrics)
         if step in save_at:
             folder = step_folder(Path(output_dir), step)
-            _save_intermediate(
+            # Every rank's generators: a resume on as many ranks draws what this run would have drawn.
+            rng_by_rank = dist.gather_objects(_rng_state())
+            dist.on_main_process(
+                _save_intermediate,
                 runner,
                 folder,
+                rng_by_rank=rng_by_rank,
                 state={
                     "step": step,
                     "optimizer": optimizer.state_dict(),
@@ -404,11 +477,13 @@ def train_ppo(
                     "first_metrics": history[0],
                 },
             )
-            on_checkpoint(step=step, folder=folder, metrics=metrics)
+            if dist.is_main_process():
+                on_checkpoint(step=step, folder=folder, metrics=metrics)
 
     after = runner.evaluate(eval_queries)
-    progress(step=total, total=total, metrics={f"eval_{key}": value for key, value in after.items()})
-    _save(runner, Path(output_dir) / "checkpoint")
+    if dist.is_main_process():
+        progress(step=total, total=total, metrics={f"eval_{key}": value for key, value in after.items()})
+    dist.on_main_process(_save, runner, Path(output_dir) / "checkpoint")
     return {
         "reward_mean_initial": before["reward_mean"],
         "reward_mean_final": after["reward_mean"],
@@ -449,8 +524,10 @@ def _save(runner: _Runner, checkpoint: Path, *, keep_adapters: bool = False) -> 
 RESUME_STATE_FILE = "ppo_state.pt"
 
 
-def _save_intermediate(runner: _Runner, folder: Path, *, state: dict) -> None:
-    """The policy as the final checkpoint is saved, plus resume/ppo_state.pt: what the loop needs to go on."""
+def _save_intermediate(runner: _Runner, folder: Path, *, state: dict, rng_by_rank: list | None = None) -> None:
+    """The policy as the final checkpoint is saved, plus resume/ppo_state.pt: what the loop needs to go on.
+
+    `rng_by_rank` (several processes) holds every rank's RNG state, rank 0's first; "rng" stays this process's."""
     import shutil
 
     if folder.exists():  # left by an earlier attempt of this run that died while saving
@@ -458,8 +535,10 @@ def _save_intermediate(runner: _Runner, folder: Path, *, state: dict) -> None:
     _save(runner, folder, keep_adapters=True)
     (folder / RESUME_DIRNAME).mkdir()
     trainable = {name: p.detach().cpu() for name, p in runner.policy.named_parameters() if p.requires_grad}
+    extra = {"rng_by_rank": rng_by_rank} if rng_by_rank is not None and len(rng_by_rank) > 1 else {}
     torch.save(
-        {**state, "trainable": trainable, "rng": _rng_state(), "format": 1}, folder / RESUME_DIRNAME / RESUME_STATE_FILE
+        {**state, "trainable": trainable, "rng": _rng_state(), "format": 1, **extra},
+        folder / RESUME_DIRNAME / RESUME_STATE_FILE,
     )
     write_resume_marker(folder, fmt="ppo", state_dir=RESUME_DIRNAME, step=state["step"])
 
@@ -495,6 +574,22 @@ def _rng_state() -> dict:
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
     }
+
+
+def _restore_rng(resumed: dict, *, seed: int) -> None:
+    """Each process's RNG as it was at the checkpoint: "rng" in one process, its own rank's entry of "rng_by_rank"
+    across as many ranks as saved it. Resumed on another number of processes, each rank is seeded anew with
+    seed + rank + 1000 * step (distinct, reproducible, not the uninterrupted run's samples)."""
+    world, rank = dist.world_size(), dist.rank()
+    by_rank = resumed.get("rng_by_rank")
+    if by_rank is not None and len(by_rank) == world:
+        _set_rng_state(by_rank[rank])
+    elif world == 1 and by_rank is None:
+        _set_rng_state(resumed["rng"])
+    else:
+        from transformers import set_seed
+
+        set_seed(seed + rank + 1000 * resumed["step"])
 
 
 def _set_rng_state(state: dict) -> None:
