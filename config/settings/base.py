@@ -223,7 +223,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # Several models have a "status": each choice set gets its own schema name.
-    "ENUM_NAME_OVERRIDES": {"RunStatusEnum": "trainer.models.Status", "RunKindEnum": "trainer.models.Kind"},
+    "ENUM_NAME_OVERRIDES": {
+        "RunStatusEnum": "trainer.models.Status",
+        "RunKindEnum": "trainer.models.Kind",
+        "SnapshotKindEnum": "rewards.models.DatasetSnapshot.Kind",
+    },
     # <id:...> path parameters (core/converters.py) are documented as what they accept: a positive bigint.
     "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "format": "int64", "minimum": 1, "maximum": 2**63 - 1}},
 }
