@@ -4,6 +4,7 @@ import os
 from enum import StrEnum
 
 from celery import Celery
+from celery.signals import worker_ready, worker_shutdown
 from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
@@ -28,3 +29,22 @@ app.autodiscover_tasks()
 def ping() -> str:
     """Answers from a worker: lets tests and health checks see that the broker and a worker work."""
     return "pong"
+
+
+# The worker registry (docs/SCALING.md): a worker that consumes a training queue (`gpu`, or `gpu-N` for a worker
+# started with N GPUs: `celery -A config worker -Q gpu,gpu-4`) records what it can run, in the worker process only;
+# the probe that imports torch runs in a child process. A run's queue (gpu, or the smallest gpu-N that fits its
+# num_processes) is chosen when it is queued: trainer.capabilities.run_queue.
+@worker_ready.connect
+def _worker_registry_start(sender=None, **kwargs) -> None:
+    from trainer.services.workers import worker_registry_start
+
+    queues = list(sender.app.amqp.queues.consume_from or {})
+    worker_registry_start(name=sender.hostname, queues=queues)
+
+
+@worker_shutdown.connect
+def _worker_registry_stop(sender=None, **kwargs) -> None:
+    from trainer.services.workers import worker_registry_stop
+
+    worker_registry_stop(name=getattr(sender, "hostname", "") or "")

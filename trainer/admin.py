@@ -25,7 +25,16 @@ from rewards.models import DatasetSnapshot
 from trainer import admin_limits  # noqa: F401  (registers the superusers' admin of per-project run limits)
 from trainer.configs import KINDS, TRAINING_KINDS, ConfigError, defaults, fields, set_options_check
 from trainer.errors import RunNotCancellable
-from trainer.models import NEEDS_REWARD_MODEL, POLICY_KINDS, Checkpoint, Kind, RunMetric, Status, TrainingRun
+from trainer.models import (
+    NEEDS_REWARD_MODEL,
+    POLICY_KINDS,
+    Checkpoint,
+    Kind,
+    RunMetric,
+    Status,
+    TrainingRun,
+    WorkerCapability,
+)
 from trainer.selectors import (
     checkpoint_can_download_in,
     id_from_query,
@@ -44,6 +53,8 @@ def _settings_text(kind: str, config: dict) -> str:
         if key == "base_model" or base.get(key, object()) == value:
             continue
         text = "none" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+        if isinstance(value, list):  # lora_target_modules: the --set form, names joined by commas
+            text = ",".join(map(str, value))
         lines.append(f"{key}={text}")
     return "\n".join(lines)
 
@@ -410,3 +421,25 @@ class TrainingRunAdmin(ProjectScopedAdmin):
             if field in skip or (target in skip and target != "settings"):
                 continue  # the form already shows it
             form.add_error(target, message if target != "settings" else f"{field}: {message}")
+
+
+@admin.register(WorkerCapability)
+class WorkerCapabilityAdmin(admin.ModelAdmin):
+    """The worker registry for operators (docs/SCALING.md): superusers only (Django's model permissions, which no
+    role group holds), read-only: rows are written by the workers themselves (trainer.services.workers)."""
+
+    list_display = [
+        "name", "gpu_count", "cpu_processes", "cuda", "bf16", "deepspeed", "bitsandbytes", "vllm", "torch_version",
+        "last_seen_at", "stopped_at",
+    ]  # fmt: skip
+    list_filter = ["cuda", "deepspeed", "bitsandbytes", "vllm"]
+    search_fields = ["name"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in WorkerCapability._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -87,6 +87,7 @@ class RunOutputSerializer(serializers.ModelSerializer):
             "cancel_requested",
             "error",
             "device",
+            "compute",
             "output_dir",
             "evaluation",
             "lineage",

@@ -7,6 +7,7 @@ validated dict it returns.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,7 @@ SFT_SNAPSHOT_KINDS = frozenset({"sft"})
 # Online methods optimise a policy against a trained reward model: the run names a succeeded reward-model run.
 NEEDS_REWARD_MODEL = frozenset({"ppo", "rloo"})
 
-_TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+_TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list"}
 
 
 class ConfigError(TandemError):
@@ -50,6 +51,7 @@ class Field:
     nullable: bool = False
     required: bool = False
     model: bool = False  # names a model to load: confined by trainer.model_paths before the run is queued
+    choices: tuple[str, ...] | None = None  # a str field's allowed values
 
     def check(self, value: Any) -> tuple[Any, str | None]:
         """The value as stored (ints widened to float for float fields), or an error message."""
@@ -80,12 +82,34 @@ class Field:
             value = value.strip()
             if self.required and not value:
                 return None, "This field is required."
+            if self.choices is not None and value not in self.choices:
+                return None, f"Must be one of {', '.join(self.choices)}; got {value!r}."
             return value, None
+        elif self.type is list:
+            return _module_names(value)
         if self.min is not None and (value <= self.min if self.min_exclusive else value < self.min):
             return None, f"Must be {'greater than' if self.min_exclusive else 'at least'} {_fmt(self.min)}."
         if self.max is not None and value > self.max:
             return None, f"Must be at most {_fmt(self.max)}."
         return value, None
+
+
+_MODULE_NAME = re.compile(r"[A-Za-z0-9_.]{1,100}")
+_HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-]{0,252}|\[?[0-9A-Fa-f:.]{2,45}\]?")
+
+
+def _module_names(value: Any) -> tuple[Any, str | None]:
+    """lora_target_modules: "all-linear", or a non-empty list of module names (peft matches them as suffixes)."""
+    if value == ALL_LINEAR:
+        return value, None
+    if isinstance(value, str):  # "q_proj,v_proj" from a --set line or a form
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, list) or not value or len(value) > 64:
+        return None, f'Must be "{ALL_LINEAR}" or a list of 1 to 64 module names, got {value!r}.'
+    bad = [name for name in value if not isinstance(name, str) or not _MODULE_NAME.fullmatch(name)]
+    if bad:
+        return None, f"Module names are letters, digits, '_' and '.'; got {bad[0]!r}."
+    return list(dict.fromkeys(value)), None
 
 
 def _fmt(number: float) -> str:
@@ -126,6 +150,96 @@ _COMMON = [
     ),
     _f("eval_batch_size", int, 8, "Batch size on the validation split.", min=1, max=4096),
     _f("time_limit_seconds", int, 86400, "The run is stopped after this long.", min=1, max=30 * 86400),
+]
+
+# Scale and memory (docs/SCALING.md): how many processes on how many machines, the distributed strategy, and how
+# the model is loaded. The defaults are what every run did before these fields: one process, fp32 weights with the
+# device's mixed precision, sdpa attention, LoRA on every linear layer.
+STRATEGIES = ("ddp", "fsdp", "deepspeed_zero2", "deepspeed_zero3")
+DEEPSPEED_STRATEGIES = frozenset({"deepspeed_zero2", "deepspeed_zero3"})
+TORCH_DTYPES = ("auto", "bfloat16", "float16", "float32")
+ATTN_IMPLEMENTATIONS = ("eager", "sdpa", "flash_attention_2", "flex_attention")
+GENERATE_BACKENDS = ("transformers", "vllm")
+ALL_LINEAR = "all-linear"
+
+_SCALE = [
+    _f(
+        "num_processes",
+        int,
+        1,
+        "Training processes on each machine (one per GPU; on a CPU-only worker, gloo processes). 1: the run trains "
+        "in the worker's own process.",
+        min=1,
+        max=1024,
+    ),
+    _f(
+        "strategy",
+        str,
+        "ddp",
+        "How the processes share the model: ddp, fsdp, deepspeed_zero2 or deepspeed_zero3.",
+        choices=STRATEGIES,
+    ),
+    _f("num_machines", int, 1, "Machines the run spans (each launches num_processes).", min=1, max=1024),
+    _f(
+        "machine_rank",
+        int,
+        0,
+        "This machine's rank (0 is the main one) when a launch is started on each node by hand.",
+        min=0,
+        max=1023,
+    ),
+    _f(
+        "main_process_ip",
+        str,
+        "",
+        "Address of machine 0, which the others reach (empty on one machine).",
+    ),
+    _f("main_process_port", int, 29500, "Port of the rendezvous on machine 0.", min=1, max=65535),
+    _f(
+        "collective_timeout_seconds",
+        int,
+        600,
+        "A collective (all-reduce, barrier) that waits longer fails the run: a rank that died is not a hang.",
+        min=10,
+        max=86400,
+    ),
+]
+
+_MEMORY = [
+    _f("gradient_checkpointing", bool, False, "Recompute activations in the backward pass: less memory, ~20 % slower."),
+    _f(
+        "torch_dtype",
+        str,
+        "auto",
+        "Weights' dtype at load: auto (float32 weights, the device's mixed precision), bfloat16, float16 or float32.",
+        choices=TORCH_DTYPES,
+    ),
+    _f(
+        "attn_implementation",
+        str,
+        "sdpa",
+        "Attention kernel passed to from_pretrained: eager, sdpa, flash_attention_2 or flex_attention.",
+        choices=ATTN_IMPLEMENTATIONS,
+    ),
+    _f(
+        "lora_target_modules",
+        list,
+        ALL_LINEAR,
+        'Modules LoRA adapts: "all-linear" or a list of module names (e.g. ["q_proj", "v_proj"]).',
+    ),
+    _f("load_in_4bit", bool, False, "QLoRA: load the base weights in 4-bit NF4 (bitsandbytes, CUDA; needs lora)."),
+    _f("load_in_8bit", bool, False, "Load the base weights in 8-bit (bitsandbytes, CUDA; needs lora)."),
+]
+
+_GENERATE_SCALE = [
+    _f(
+        "backend",
+        str,
+        "transformers",
+        "Sampling engine: transformers (here) or vllm (CUDA with vLLM installed).",
+        choices=GENERATE_BACKENDS,
+    ),
+    _f("tensor_parallel_size", int, 1, "GPUs one vLLM engine spans (vllm backend only).", min=1, max=64),
 ]
 
 _CHECKPOINTS = [
@@ -331,11 +445,12 @@ def fields(kind: str) -> dict[str, Field]:
     if kind not in KINDS:
         raise ConfigError({"kind": _unknown_kind(kind)})
     if kind not in TRAINING_KINDS:
-        return {field.name: field for field in _BY_KIND[kind]}
+        return {field.name: field for field in [*_BY_KIND[kind], *_GENERATE_SCALE]}
     result = {field.name: field for field in _COMMON}
     result.update({field.name: field for field in _BY_KIND[kind]})
     if kind in POLICY_KINDS:
         result.update({field.name: field for field in _CHECKPOINTS})
+    result.update({field.name: field for field in [*_SCALE, *_MEMORY]})
     return result
 
 
@@ -391,7 +506,7 @@ def _cross_field_errors(kind: str, config: dict) -> dict[str, str]:
     def valid(*names: str) -> bool:
         return all(config.get(name) is not None for name in names)
 
-    errors = {}
+    errors = _scale_errors(kind, config, valid)
     if kind == "ppo" and valid("max_length", "response_length") and config["max_length"] <= config["response_length"]:
         errors["max_length"] = (
             f"Must be greater than response_length ({config['response_length']}): the prompt needs room too."
@@ -418,6 +533,58 @@ def _cross_field_errors(kind: str, config: dict) -> dict[str, str]:
         and config["eval_batch_size"] % config["num_generations"]
     ):
         errors["eval_batch_size"] = f"Must be a multiple of num_generations ({config['num_generations']})."
+    return errors
+
+
+# Our PPO (trainer.ppo) loads its models itself: these memory options reach it once it reads them.
+PPO_UNWIRED_MEMORY = {"gradient_checkpointing": False, "torch_dtype": "auto", "attn_implementation": "sdpa",
+                      "lora_target_modules": ALL_LINEAR}  # fmt: skip
+
+
+def _scale_errors(kind: str, config: dict, valid) -> dict[str, str]:
+    """Scale and memory rules that need no worker: what no server could run as asked."""
+    errors: dict[str, str] = {}
+    if kind == "generate":
+        if (
+            valid("backend", "tensor_parallel_size")
+            and config["backend"] != "vllm"
+            and config["tensor_parallel_size"] > 1
+        ):
+            errors["tensor_parallel_size"] = "Only the vllm backend splits a model over GPUs; transformers uses one."
+        return errors
+    quantized = [name for name in ("load_in_4bit", "load_in_8bit") if config.get(name)]
+    if len(quantized) == 2:
+        errors["load_in_8bit"] = "Choose load_in_4bit or load_in_8bit, not both."
+    elif quantized and valid("lora") and not config["lora"]:
+        errors[quantized[0]] = "Quantized weights cannot be trained themselves: set lora=true (QLoRA)."
+    if quantized and valid("torch_dtype") and config["torch_dtype"] == "float32":
+        errors.setdefault(quantized[0], "4-/8-bit loading computes in bfloat16 or float16: leave torch_dtype auto.")
+    if valid("torch_dtype", "lora") and config["torch_dtype"] == "float16" and not config["lora"]:
+        errors["torch_dtype"] = (
+            "float16 weights cannot be the optimizer's own (the gradient scaler refuses fp16 parameters): use "
+            "bfloat16, or float16 with lora=true."
+        )
+    if valid("lora_target_modules", "lora") and config["lora_target_modules"] != ALL_LINEAR and not config["lora"]:
+        errors["lora_target_modules"] = "Only LoRA runs have target modules: set lora=true."
+    if valid("num_machines", "main_process_ip") and config["num_machines"] > 1 and not config["main_process_ip"]:
+        errors["main_process_ip"] = "A run on several machines needs machine 0's address."
+    if valid("main_process_ip") and config["main_process_ip"] and not _HOST.fullmatch(config["main_process_ip"]):
+        errors["main_process_ip"] = "Must be a host name or an IP address."
+    if valid("num_machines", "machine_rank") and config["machine_rank"] >= config["num_machines"]:
+        errors["machine_rank"] = f"Must be below num_machines ({config['num_machines']})."
+    if (
+        valid("strategy", "num_processes", "num_machines")
+        and config["strategy"] != "ddp"
+        and config["num_processes"] * config["num_machines"] == 1
+    ):
+        errors["strategy"] = f"{config['strategy']} shards a model over several processes: set num_processes."
+    if kind == "ppo":
+        for name, default in PPO_UNWIRED_MEMORY.items():
+            if valid(name) and config[name] != default:
+                errors[name] = f"Not read by PPO runs yet (trainer.ppo loads its models itself); leave it {default!r}."
+        for name in ("load_in_4bit", "load_in_8bit"):
+            if config.get(name):
+                errors[name] = "Not read by PPO runs yet (trainer.ppo loads its models itself)."
     return errors
 
 
@@ -472,6 +639,8 @@ def set_options_check(options: Iterable[str], *, kind: str | None = None) -> tup
 def _parse_value(field: Field, raw: str) -> Any:
     if field.type is str:
         return raw
+    if field.type is list:  # "q_proj,v_proj" or all-linear; checked by the field
+        return raw if raw == ALL_LINEAR else [part.strip() for part in raw.split(",") if part.strip()]
     if raw.lower() in _NULL:
         if field.nullable:
             return None

@@ -135,6 +135,7 @@ def lineage_build(*, run: TrainingRun, device: str = "") -> dict:
             "finished_at": _iso(run.finished_at),
             "based_on": run.based_on_id,
             "device": device or run.device,
+            "compute": run.compute,  # processes, devices, strategy and precision the worker used (docs/SCALING.md)
             "worker": run.worker,
             "output_dir": run.output_dir,
             "checkpoint": None if generate else str(Path(run.output_dir) / "checkpoint"),

@@ -113,6 +113,11 @@ class TrainingRun(models.Model):
     celery_task_id = models.CharField(max_length=255, blank=True)
     worker = models.CharField(max_length=255, blank=True, help_text="The Celery worker that ran it.")
     device = models.CharField(max_length=100, blank=True)
+    compute = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="What the worker actually used, recorded at start: processes, machines, devices, strategy, precision.",
+    )
     output_dir = models.CharField(max_length=500, blank=True, help_text="Relative to ARTIFACTS_DIR.")
     evaluation = models.JSONField(default=dict, blank=True)
     lineage = models.JSONField(default=dict, blank=True)
@@ -273,3 +278,39 @@ class ProjectRunLimits(models.Model):
     def overrides(self) -> dict[str, int]:
         """The limits set here (the others fall back to the server's)."""
         return {name: getattr(self, name) for name in RUN_LIMIT_FIELDS if getattr(self, name) is not None}
+
+
+class WorkerCapability(models.Model):
+    """What one Celery worker serving training queues can run, written by the worker itself when it starts and
+    refreshed while it lives (trainer.services.workers); runs are checked against the live ones before queueing."""
+
+    name = models.CharField(max_length=255, unique=True, help_text="The Celery worker name (name@host).")
+    queues = models.JSONField(default=list, help_text="The queues it consumes.")
+    gpu_count = models.PositiveIntegerField(default=0)
+    gpu_names = models.JSONField(default=list, blank=True)
+    cpu_processes = models.PositiveIntegerField(
+        default=1, help_text="Processes it offers a multi-process run when it has no GPU (gloo)."
+    )
+    cuda = models.BooleanField(default=False, help_text="torch.cuda.is_available() in the worker.")
+    bf16 = models.BooleanField(default=False, help_text="Its GPU computes in bfloat16.")
+    deepspeed = models.BooleanField(default=False)
+    bitsandbytes = models.BooleanField(default=False)
+    vllm = models.BooleanField(default=False)
+    accelerate = models.BooleanField(default=False)
+    torch_version = models.CharField(max_length=50, blank=True)
+    probe_error = models.TextField(blank=True, help_text="Why the capability probe failed, if it did.")
+    started_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField(db_index=True)
+    stopped_at = models.DateTimeField(null=True, blank=True, help_text="Set by a warm shutdown.")
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "worker capabilities"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def process_capacity(self) -> int:
+        """The most processes of one run it can start: one per GPU, else its CPU processes."""
+        return self.gpu_count if self.gpu_count else self.cpu_processes

@@ -3,7 +3,7 @@ shows of each run (its key evaluation figure, how long it ran, its flags)."""
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -14,7 +14,7 @@ from annotation.models import Project
 from core.authz import Action, may, projects_where
 from trainer.flags import Flag, RewardModelRules
 from trainer.flags import run_flags as flags_of
-from trainer.models import Checkpoint, Generation, Kind, RunMetric, Status, TrainingRun
+from trainer.models import Checkpoint, Generation, Kind, RunMetric, Status, TrainingRun, WorkerCapability
 
 
 def run_can_start(*, user: AbstractBaseUser, project: Project | int) -> bool:
@@ -229,3 +229,11 @@ def identity_leak_counts(*, run_ids: list[int]) -> dict[int, int]:
         .values_list("run_id", "n")
     )
     return dict(rows)
+
+
+def workers_live(*, now: datetime | None = None) -> list[WorkerCapability]:
+    """The workers serving training queues seen within TANDEM_WORKER_LIVE_INTERVALS refreshes, not stopped
+    (trainer.models.WorkerCapability)."""
+    now = now or timezone.now()
+    window = timedelta(seconds=settings.TANDEM_WORKER_SEEN_SECONDS * settings.TANDEM_WORKER_LIVE_INTERVALS)
+    return list(WorkerCapability.objects.filter(stopped_at__isnull=True, last_seen_at__gte=now - window))

@@ -348,6 +348,12 @@ TANDEM_RUN_HEARTBEAT_TIMEOUT_SECONDS = env.float("TANDEM_RUN_HEARTBEAT_TIMEOUT_S
 # A run whose message was sent but that no worker took while the GPU workers sat idle this long is sent once more,
 # and failed with the reason the second time (trainer.mark_lost_runs checks).
 TANDEM_RUN_QUEUE_TIMEOUT_SECONDS = env.float("TANDEM_RUN_QUEUE_TIMEOUT_SECONDS", default=900.0)
+# Worker registry (trainer.models.WorkerCapability, docs/SCALING.md): a GPU worker refreshes its row this often; one
+# seen within TANDEM_WORKER_LIVE_INTERVALS of them is live, and runs are checked against live workers before queueing.
+TANDEM_WORKER_SEEN_SECONDS = env.float("TANDEM_WORKER_SEEN_SECONDS", default=30.0)
+TANDEM_WORKER_LIVE_INTERVALS = env.int("TANDEM_WORKER_LIVE_INTERVALS", default=3)
+# What a CPU-only worker offers as processes (gloo) to a multi-process run; empty: os.cpu_count().
+TANDEM_WORKER_CPU_PROCESSES = env.int("TANDEM_WORKER_CPU_PROCESSES", default=0)
 # Reward-model flags (trainer/flags.py, on the run page and in the runs API): flagged when the lower end of the
 # CONFIDENCE interval on its accuracy gain over "prefer the longer answer" is not above MARGIN, or when
 # |Spearman correlation| of reward with answer length is above MAX_LENGTH_CORRELATION.

@@ -937,6 +937,7 @@ SUPERUSER_ONLY_ADMINS = {
     "axes.accesslog",
     "core.outboxmessage",
     "trainer.projectrunlimits",
+    "trainer.workercapability",  # the worker registry (docs/SCALING.md), written by the workers
 }
 CUSTOM_ADMIN_DOORS = {
     "annotation_project_import": "test_admin_custom_doors",

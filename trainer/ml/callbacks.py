@@ -112,7 +112,15 @@ class CheckpointSaver(TrainerCallback):
     def on_save(self, args, state, control, model=None, processing_class=None, **kwargs):
         step = state.global_step
         saved = Path(args.output_dir) / f"checkpoint-{step}"
-        if step not in self.steps or not saved.is_dir():
+        if step not in self.steps:
+            return control
+        if args.world_size > 1:  # several processes (trainer.launch): every rank has written its part; rank 0 moves
+            import torch.distributed as dist
+
+            dist.barrier()
+            if not state.is_world_process_zero:
+                return control
+        if not saved.is_dir():
             return control
         target = step_folder(self.output_dir, step)
         if target.exists():  # left by an earlier attempt of this run that died while saving

@@ -59,13 +59,56 @@ def trainer_arguments(*, config: dict, scratch_dir: Path, device: Device) -> dic
         "report_to": "none",
         "disable_tqdm": False,
         "log_level": "error",
-        # TRL turns gradient (activation) checkpointing on by default; it trades ~20 % speed for memory we do not
-        # need on small models. Big models on small GPUs would want it back (a config field then). transformers 5
-        # names it activation_checkpointing; the old name only warns.
-        "activation_checkpointing": False,
+        # TRL turns gradient (activation) checkpointing on by default; it trades ~20 % speed for memory small models
+        # do not need, so it is the run's `gradient_checkpointing` field (off by default). transformers 5 names it
+        # activation_checkpointing; the old name only warns.
+        "activation_checkpointing": bool(config.get("gradient_checkpointing", False)),
+        # How TRL loads the model named by a string (dtype, attention kernel, 4-/8-bit): docs/SCALING.md.
+        "model_init_kwargs": model_init_kwargs(config=config, device=device),
         "dataloader_num_workers": 0,
         **device.training_arguments(),
     }
+
+
+def model_init_kwargs(*, config: dict, device: Device) -> dict:
+    """from_pretrained's keyword arguments for a run's memory options: `dtype` (auto keeps float32 weights, with
+    the device's mixed precision on top, as every run did before the field), `attn_implementation`, and a
+    bitsandbytes `quantization_config` for load_in_4bit (QLoRA: NF4, double quantization) or load_in_8bit."""
+    torch_dtype = config.get("torch_dtype") or "auto"
+    kwargs: dict = {
+        "dtype": "float32" if torch_dtype == "auto" else torch_dtype,
+        "attn_implementation": config.get("attn_implementation") or "sdpa",
+    }
+    if config.get("load_in_4bit") or config.get("load_in_8bit"):
+        import torch
+        from transformers import BitsAndBytesConfig
+
+        compute = torch.bfloat16 if device.dtype == "bfloat16" else torch.float16
+        if config.get("load_in_4bit"):
+            quantization = BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_use_double_quant=True,
+                bnb_4bit_compute_dtype=compute,
+            )
+        else:
+            quantization = BitsAndBytesConfig(load_in_8bit=True)
+        kwargs["quantization_config"] = quantization
+        kwargs["dtype"] = "bfloat16" if compute is torch.bfloat16 else "float16"
+    return kwargs
+
+
+def precision_label(*, config: dict, device: Device) -> str:
+    """The precision a run trains with, as the run page and lineage show it: the weights' dtype as loaded and the
+    autocast on top ("float32 weights, bfloat16 autocast"; "nf4 4-bit weights, ..." for QLoRA)."""
+    if config.get("load_in_4bit"):
+        weights = "nf4 4-bit"
+    elif config.get("load_in_8bit"):
+        weights = "int8"
+    else:
+        weights = model_init_kwargs(config=config, device=device)["dtype"]
+    autocast = device.dtype if device.dtype != "float32" else "no"
+    return f"{weights} weights, {autocast} autocast"
 
 
 def checkpointing(trainer, *, config: dict, output_dir: Path, on_checkpoint):
@@ -95,7 +138,8 @@ def train_resuming(trainer, *, resume_from: Path | None, output_dir: Path) -> No
 
 
 def lora_config(*, config: dict, task_type: str):
-    """peft LoRA on every linear layer of the base model (`all-linear`), or None when the run trains all weights."""
+    """peft LoRA on the run's `lora_target_modules` (every linear layer, `all-linear`, by default), or None when the
+    run trains all weights."""
     if not config["lora"]:
         return None
     from peft import LoraConfig
@@ -105,7 +149,7 @@ def lora_config(*, config: dict, task_type: str):
         r=config["lora_r"],
         lora_alpha=config["lora_alpha"],
         lora_dropout=0.0,
-        target_modules="all-linear",
+        target_modules=config.get("lora_target_modules") or "all-linear",
     )
 
 
@@ -118,6 +162,8 @@ def save_checkpoint(trainer, output_dir: Path) -> Path:
     from peft import PeftModel
 
     checkpoint = Path(output_dir) / CHECKPOINT_DIRNAME
+    if not trainer.accelerator.is_main_process:  # several processes (trainer.launch): rank 0 saves the weights
+        return checkpoint
     checkpoint.mkdir(parents=True, exist_ok=True)
     model = trainer.accelerator.unwrap_model(trainer.model)
     if isinstance(model, PeftModel):
@@ -125,6 +171,37 @@ def save_checkpoint(trainer, output_dir: Path) -> Path:
     model.save_pretrained(checkpoint)
     trainer.processing_class.save_pretrained(checkpoint)
     return checkpoint
+
+
+def release_accelerator_memory() -> None:
+    """Hand the GPU memory a finished run's trainer held (its last reference deleted) back to the device."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def eval_metrics(evaluation: dict) -> dict[str, float]:
+    """A run's evaluation as the metrics of its last progress call: the finite numbers, as eval_<key> (flags, text,
+    None and non-finite values left out)."""
+    return {
+        f"eval_{key}": float(value)
+        for key, value in evaluation.items()
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    }
+
+
+def forward_batches(trainer, model, dataset, *, batch_size: int, columns: tuple[str, ...]):
+    """A tokenized split through `model` as the trainer feeds it: `batch_size` rows at a time, their `columns`
+    collated by the trainer's collator and put on its device, the forward pass under its autocast. Yields (rows,
+    batch, logits); the caller holds torch.no_grad() around the loop."""
+    for start in range(0, len(dataset), batch_size):
+        rows = dataset[start : start + batch_size]
+        examples = [dict(zip(columns, values, strict=True)) for values in zip(*(rows[c] for c in columns), strict=True)]
+        batch = trainer._prepare_inputs(trainer.data_collator(examples))
+        with trainer.autocast_smart_context_manager():
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        yield rows, batch, logits
 
 
 def finite_or_none(value: float) -> float | None:

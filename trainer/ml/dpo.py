@@ -33,7 +33,6 @@ def train_dpo(
 
     Intermediate checkpoints go to output_dir/checkpoints/step-N at the config's checkpoint steps, each reported to
     `on_checkpoint`; `resume_from` (a resumable checkpoint folder) continues its weights, optimizer and step."""
-    import torch
     from transformers import AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
@@ -41,9 +40,11 @@ def train_dpo(
     from trainer.ml.common import (
         checkpointing,
         dataset_cache,
+        eval_metrics,
         finite_or_none,
         lora_config,
         quiet_libraries,
+        release_accelerator_memory,
         save_checkpoint,
         train_resuming,
         trainer_arguments,
@@ -101,13 +102,8 @@ def train_dpo(
         save_checkpoint(trainer, output_dir)
         step, total = trainer.state.global_step, trainer.state.max_steps
     del trainer
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    progress(
-        step=step,
-        total=total,
-        metrics={f"eval_{k}": float(v) for k, v in evaluation.items() if isinstance(v, int | float)},
-    )
+    release_accelerator_memory()
+    progress(step=step, total=total, metrics=eval_metrics(evaluation))
     return evaluation
 
 

@@ -20,12 +20,19 @@ def train_reward_model(
     *, config: dict, train_file: Path, validation_file: Path, output_dir: Path, progress: Progress
 ) -> dict:
     """Train, save output_dir/checkpoint (AutoModelForSequenceClassification, num_labels=1), return the evaluation."""
-    import torch
     from transformers import AutoTokenizer
     from trl import RewardConfig, RewardTrainer
 
     from trainer.ml.callbacks import install_callbacks
-    from trainer.ml.common import dataset_cache, lora_config, quiet_libraries, save_checkpoint, trainer_arguments
+    from trainer.ml.common import (
+        dataset_cache,
+        eval_metrics,
+        lora_config,
+        quiet_libraries,
+        release_accelerator_memory,
+        save_checkpoint,
+        trainer_arguments,
+    )
     from trainer.ml.data import load_split
     from trainer.ml.devices import pick_device
 
@@ -69,9 +76,8 @@ def train_reward_model(
         save_checkpoint(trainer, output_dir)
         step, total = trainer.state.global_step, trainer.state.max_steps
     del trainer
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    progress(step=step, total=total, metrics=_eval_metrics(evaluation))
+    release_accelerator_memory()
+    progress(step=step, total=total, metrics=eval_metrics(evaluation))
     return evaluation
 
 
@@ -94,21 +100,17 @@ def _score_pairs(trainer, dataset, *, batch_size: int):
     """Rewards of every (tokenized, length-filtered) validation pair, with the pairs' original indices."""
     import torch
 
+    from trainer.ml.common import forward_batches
+
     model = trainer.model
     model.eval()
     chosen, rejected, kept = [], [], []
     with torch.no_grad():
-        for start in range(0, len(dataset), batch_size):
-            rows = dataset[start : start + batch_size]
-            examples = [
-                {"chosen_ids": c, "rejected_ids": r}
-                for c, r in zip(rows["chosen_ids"], rows["rejected_ids"], strict=True)
-            ]
-            batch = trainer._prepare_inputs(trainer.data_collator(examples))
-            with trainer.autocast_smart_context_manager():
-                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        for rows, _batch, logits in forward_batches(
+            trainer, model, dataset, batch_size=batch_size, columns=("chosen_ids", "rejected_ids")
+        ):
             scores = logits.squeeze(-1).float().cpu().numpy()
-            n = len(examples)
+            n = len(rows["chosen_ids"])
             chosen.extend(scores[:n])
             rejected.extend(scores[n:])
             kept.extend(rows["pair_index"])
@@ -167,12 +169,4 @@ def evaluate_rewards(
         "reward_chosen_mean": mean(chosen_rewards),
         "reward_rejected_mean": mean(rejected_rewards),
         "reward_margin_mean": mean(chosen_rewards - rejected_rewards),
-    }
-
-
-def _eval_metrics(evaluation: dict) -> dict[str, float]:
-    return {
-        f"eval_{key}": float(value)
-        for key, value in evaluation.items()
-        if isinstance(value, int | float) and not isinstance(value, bool)
     }

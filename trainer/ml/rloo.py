@@ -32,7 +32,6 @@ def train_rloo(
     `reward_model_dir` is a reward-model run's output folder: its `checkpoint/` is loaded as
     AutoModelForSequenceClassification (num_labels=1) with its own tokenizer.
     """
-    import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from trl import RLOOConfig, RLOOTrainer
 
@@ -41,9 +40,11 @@ def train_rloo(
         CHECKPOINT_DIRNAME,
         checkpointing,
         dataset_cache,
+        eval_metrics,
         finite_or_none,
         lora_config,
         quiet_libraries,
+        release_accelerator_memory,
         save_checkpoint,
         train_resuming,
         trainer_arguments,
@@ -113,13 +114,8 @@ def train_rloo(
         save_checkpoint(trainer, output_dir)
         step, total = trainer.state.global_step, trainer.state.max_steps
     del trainer, reward_model
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    progress(
-        step=step,
-        total=total,
-        metrics={f"eval_{k}": float(v) for k, v in evaluation.items() if isinstance(v, int | float)},
-    )
+    release_accelerator_memory()
+    progress(step=step, total=total, metrics=eval_metrics(evaluation))
     return evaluation
 
 

@@ -96,7 +96,6 @@ def train_sft(
     """Train, save output_dir/checkpoint (a causal LM + tokenizer), return the validation evaluation.
 
     Checkpoints along the run and `resume_from` work as for DPO (trainer.ml.common.checkpointing, train_resuming)."""
-    import torch
     from transformers import AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
@@ -104,9 +103,11 @@ def train_sft(
     from trainer.ml.common import (
         checkpointing,
         dataset_cache,
+        eval_metrics,
         finite_or_none,
         lora_config,
         quiet_libraries,
+        release_accelerator_memory,
         save_checkpoint,
         train_resuming,
     )
@@ -162,17 +163,8 @@ def train_sft(
         save_checkpoint(trainer, output_dir)
         step, total = trainer.state.global_step, trainer.state.max_steps
     del trainer
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    progress(
-        step=step,
-        total=total,
-        metrics={
-            f"eval_{k}": float(v)
-            for k, v in evaluation.items()
-            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-        },
-    )
+    release_accelerator_memory()
+    progress(step=step, total=total, metrics=eval_metrics(evaluation))
     return evaluation
 
 
@@ -194,6 +186,8 @@ def assistant_token_loss(trainer, dataset, *, batch_size: int) -> TokenLoss:
     with -100 elsewhere), each token predicted from the ones before it, summed in float32."""
     import torch
 
+    from trainer.ml.common import forward_batches
+
     if dataset is None or not len(dataset):
         return TokenLoss()
     model = trainer.accelerator.unwrap_model(trainer.model)
@@ -201,15 +195,9 @@ def assistant_token_loss(trainer, dataset, *, batch_size: int) -> TokenLoss:
     model.eval()
     total, tokens = 0.0, 0
     with torch.no_grad():
-        for start in range(0, len(dataset), batch_size):
-            rows = dataset[start : start + batch_size]
-            examples = [
-                {"input_ids": ids, "labels": labels}
-                for ids, labels in zip(rows["input_ids"], rows["labels"], strict=True)
-            ]
-            batch = trainer._prepare_inputs(trainer.data_collator(examples))
-            with trainer.autocast_smart_context_manager():
-                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        for _rows, batch, logits in forward_batches(
+            trainer, model, dataset, batch_size=batch_size, columns=("input_ids", "labels")
+        ):
             logits = logits[:, :-1].float()
             targets = batch["labels"][:, 1:]
             losses = torch.nn.functional.cross_entropy(

@@ -22,6 +22,7 @@ from rewards.services.datasets import dataset_verify
 from trainer.checkpoints import checkpoint_path, checkpoint_record, checkpoint_verify, checkpoints_retain
 from trainer.configs import ConfigError
 from trainer.errors import CheckpointGone, CheckpointTampered
+from trainer.launch import num_processes
 from trainer.lineage import lineage_build, lineage_write
 from trainer.model_paths import NOT_ALLOWED, config_models_resolve, hub_offline_unless_allowed
 from trainer.models import POLICY_KINDS, Kind, RunMetric, Status, TrainingRun
@@ -235,6 +236,15 @@ def _device_name() -> str:
     return f"{device.type} {device.dtype} ({device.name})"[:100]
 
 
+def _compute_facts(*, config: dict) -> dict:
+    """What this in-process run trains with (one process on this worker's device); ConfigError for an option this
+    worker cannot honour (trainer.ml.compute)."""
+    from trainer.ml.compute import compute_facts
+    from trainer.ml.devices import pick_device
+
+    return compute_facts(config=config, device=pick_device())
+
+
 def run_execute(*, run_id: int, task_id: str = "", worker: str = "") -> str:
     """Runs one training run to its end in this process; returns the run's final status.
 
@@ -258,8 +268,17 @@ def run_execute(*, run_id: int, task_id: str = "", worker: str = "") -> str:
             checkpoint_verify(checkpoint=run.resume_from)  # and so may the checkpoint's
         config = _load_config(run=run)
         output_dir.mkdir(parents=True, exist_ok=True)
+        if num_processes(run.config) > 1:
+            # Several processes: a child process group under `accelerate launch`, supervised from here to its end.
+            from trainer.launch.supervisor import supervise
+
+            heartbeat.stop()  # rank 0 beats from now on, and the supervisor watches that it does
+            return supervise(run=run, deadline_monotonic=started + run.time_limit_seconds)
         device = _device_name()
-        TrainingRun.objects.filter(pk=run.pk).update(device=device, lineage=lineage_build(run=run, device=device))
+        run.compute = _compute_facts(config=config)  # processes, devices, strategy, precision: docs/SCALING.md
+        TrainingRun.objects.filter(pk=run.pk).update(
+            device=device, compute=run.compute, lineage=lineage_build(run=run, device=device)
+        )
         logger.info("run %s (%s) started on %s, snapshot %s", run.pk, run.kind, device, run.snapshot_id)
         files = dataset_files(snapshot=run.snapshot) if run.snapshot is not None else {}
         evaluation = _train(run=run, config=config, files=files, output_dir=output_dir, progress=progress)
@@ -312,12 +331,14 @@ def _flush_quietly(progress: RunProgress) -> None:
         logger.exception("run %s: could not store the last progress", progress.run_id)
 
 
-def _succeed(*, run_id: int, evaluation: dict, progress: RunProgress | None = None) -> str:
+def _succeed(*, run_id: int, evaluation: dict, progress: RunProgress | None = None, launch: dict | None = None) -> str:
     run = TrainingRun.objects.select_related("snapshot", "reward_model", "project", "created_by").get(pk=run_id)
     run.evaluation = {str(k): v for k, v in (evaluation or {}).items()}
     run.finished_at = timezone.now()
     run.status = Status.SUCCEEDED
     lineage = lineage_build(run=run, device=run.device)
+    if launch is not None:  # a multi-process run: the Accelerate config it was launched with (trainer.launch)
+        lineage["launch"] = launch
     folders = [run_output_dir(run=run)] + ([checkpoint_dir(run=run)] if run.kind != Kind.GENERATE else [])
     lineage_write(lineage=lineage, directories=folders)
     if run.kind in POLICY_KINDS and progress is not None:

@@ -22,11 +22,12 @@ from core.outbox import outbox_enqueue
 from rewards.errors import DatasetTampered
 from rewards.models import DatasetSnapshot
 from rewards.services.datasets import dataset_verify
+from trainer.capabilities import NoCapableWorker, capability_errors, run_queue
 from trainer.configs import KINDS, NEEDS_REWARD_MODEL, POLICY_KINDS, SFT_SNAPSHOT_KINDS, ConfigError, config_check
 from trainer.confinement import run_config_confine
 from trainer.errors import RunNotAllowed, RunNotCancellable
 from trainer.models import Kind, Status, TrainingRun
-from trainer.selectors import run_can_start
+from trainer.selectors import run_can_start, workers_live
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +137,11 @@ def run_start_check(
         )
         if resume_error:
             errors["resume_from"] = resume_error
+    from trainer.launch import multiprocess_refusal  # kinds not yet trained on several processes (trainer.launch)
+
+    launch_error = multiprocess_refusal(kind=kind, config=full_config)
+    if launch_error:
+        errors.setdefault("num_processes", launch_error)
     return full_config, errors
 
 
@@ -182,6 +188,11 @@ def run_start(
             raise
     if errors:
         raise ConfigError(errors)
+    # What the live workers offer (docs/SCALING.md): checked once the config itself is sound, so its own problems
+    # come first; with no live worker nothing is refused here (one may still start).
+    worker_errors = capability_errors(kind=kind, config=full_config, workers=workers_live())
+    if worker_errors:
+        raise NoCapableWorker(worker_errors)
     with transaction.atomic():
         run = TrainingRun.objects.create(
             project_id=project_id,
@@ -215,6 +226,8 @@ def _enqueue(*, run: TrainingRun) -> None:
         args=[run.pk],
         options={
             "task_id": run.celery_task_id,
+            # `gpu`, or for a multi-process run the smallest `gpu-N` queue a live worker serves that fits it
+            "queue": run_queue(config=run.config, workers=workers_live()),
             "soft_time_limit": run.time_limit_seconds + SOFT_LIMIT_GRACE_SECONDS,
             "time_limit": run.time_limit_seconds + HARD_LIMIT_GRACE_SECONDS,
         },

@@ -1,0 +1,212 @@
+"""Runs with num_processes=2 through a real worker: `accelerate launch` starts two gloo processes on this CPU
+(tiny model, one torch thread each), rank 0 reports, the worker supervises the group.
+
+Loss tolerance: with the same seed, Accelerate's sharded sampler gives the two ranks the two halves of the batch
+the one-process run draws at each step (per-device batch 2 x 2 processes = batch 4), DDP averages the two halves'
+gradients (= the full batch's mean gradient) and Trainer logs the mean of the ranks' losses (= the full batch's
+mean loss). The runs see the same samples in the same order, so the losses differ only by float32 summation
+order (the all-reduce, per-rank batch shapes and padding): measured here they agree to 1e-7. The relative
+tolerance of 1e-4 leaves room for that rounding on other CPUs and BLAS builds, and stays well below what a
+different data order or an unsynchronised rank gives (one step's loss moves by ~5e-3 on this data; a rank that
+trained alone on its half would log a different loss from step 1).
+"""
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from django.conf import settings
+from django.db import transaction
+
+from tests.trainer.test_e2e_training import LONG, final_run, running_at_step, wait_for
+from trainer.models import RunMetric, Status, TrainingRun
+from trainer.services.runs import run_start
+from trainer.tasks import mark_lost_runs_task
+
+pytestmark = [pytest.mark.worker, pytest.mark.multiprocess]
+RUNS = "/api/v1/runs/"
+COMMON = {"eval_batch_size": 4, "max_length": 64, "max_steps": 3, "learning_rate": 1e-3, "seed": 7}
+TOLERANCE = 1e-4
+
+
+def start(user, snapshot, kind: str, config: dict) -> TrainingRun:
+    with transaction.atomic():  # the message is sent when this block commits
+        return run_start(kind=kind, snapshot=snapshot, config=config, created_by=user)
+
+
+def losses(run: TrainingRun) -> dict[int, float]:
+    return dict(RunMetric.objects.filter(run=run, name="loss").order_by("step").values_list("step", "value"))
+
+
+def group_pids(run_id: int) -> list[int]:
+    """The processes of a run's group: the launcher and the ranks (both name the run on their command line)."""
+    found = []
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        line = " ".join(process.info["cmdline"] or [])
+        if f"--run-id {run_id}" in line and ("trainer.launch.entry" in line or "accelerate" in line):
+            found.append(process.pid)
+    return found
+
+
+def rank_pid(run_id: int, rank: int) -> int | None:
+    for pid in group_pids(run_id):
+        try:
+            process = psutil.Process(pid)
+            if "trainer.launch.entry" in " ".join(process.cmdline()) and process.environ().get("RANK") == str(rank):
+                return pid
+        except psutil.NoSuchProcess:
+            continue
+    return None
+
+
+def survivors(pids: list[int]) -> list[int]:
+    alive = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                alive.append(pid)
+        except psutil.NoSuchProcess:
+            continue
+    return alive
+
+
+def assert_two_process_run(run: TrainingRun) -> Path:
+    assert run.status == Status.SUCCEEDED, run.error + run.error_traceback
+    folder = Path(settings.ARTIFACTS_DIR) / run.output_dir
+    assert (folder / "checkpoint" / "config.json").is_file()
+    assert (folder / "accelerate_config.yaml").is_file()
+    launch = run.lineage["launch"]
+    assert (launch["num_processes"], launch["distributed_type"], launch["use_cpu"]) == (2, "MULTI_CPU", True)
+    assert "x2 ddp" in run.device
+    assert (run.compute["processes"], run.compute["strategy"], run.compute["distributed_type"]) == (
+        2,
+        "ddp",
+        "MULTI_CPU",
+    )
+    assert run.lineage["run"]["compute"] == run.compute
+    assert (folder / "logs" / "rank-0.log").is_file() and (folder / "logs" / "rank-1.log").is_file()
+    assert run.step == run.total_steps == 3
+    return folder
+
+
+@pytest.mark.parametrize("kind", ["reward_model", "dpo"])
+def test_two_processes_train_as_one_with_the_same_global_batch(
+    kind,
+    celery_worker_process,
+    tiny_model_dir,
+    ml_engineer,
+    snapshot,
+):
+    base = {"base_model": str(tiny_model_dir), **COMMON}
+    single = final_run(start(ml_engineer, snapshot, kind, {**base, "batch_size": 4}).pk, timeout=240)
+    assert single.status == Status.SUCCEEDED, single.error + single.error_traceback
+    double = final_run(
+        start(ml_engineer, snapshot, kind, {**base, "batch_size": 2, "num_processes": 2}).pk, timeout=300
+    )
+    assert_two_process_run(double)
+    one, two = losses(single), losses(double)
+    print(f"{kind} losses, one process: {one}; two processes: {two}")
+    assert sorted(one) == sorted(two) == [1, 2, 3]
+    assert two == pytest.approx(one, rel=TOLERANCE), (one, two)
+    assert single.evaluation.keys() == double.evaluation.keys()
+    # Only rank 0 reported: one metric row per name and step.
+    assert RunMetric.objects.filter(run=double, name="loss").count() == 3
+
+
+def test_cancel_ends_every_process_of_the_group_within_10_seconds(
+    celery_worker_process,
+    tiny_model_dir,
+    ml_engineer,
+    ml_engineer_client,
+    snapshot,
+    long_runs,
+):
+    config = {"base_model": str(tiny_model_dir), **LONG, "num_processes": 2}
+    run = start(ml_engineer, snapshot, "reward_model", config)
+    running_at_step(run.pk, 2, timeout=180)
+    pids = wait_for(lambda: (p := group_pids(run.pk)) and len(p) >= 3 and p, timeout=10, what="the group's pids")
+    asked = time.monotonic()
+    assert ml_engineer_client.post(f"{RUNS}{run.pk}/cancel/").status_code == 202
+    wait_for(lambda: not survivors(pids), timeout=10, what=f"the processes {pids} to end")
+    assert time.monotonic() - asked <= 10
+    run = final_run(run.pk, timeout=10)
+    assert run.status == Status.CANCELLED and run.error.startswith("Cancelled at step")
+    assert not group_pids(run.pk)
+    assert celery_worker_process.alive
+
+
+def test_a_killed_rank_fails_the_run_with_its_error_within_the_collective_timeout(
+    celery_worker_process,
+    tiny_model_dir,
+    ml_engineer,
+    snapshot,
+    long_runs,
+):
+    config = {"base_model": str(tiny_model_dir), **LONG, "num_processes": 2, "collective_timeout_seconds": 20}
+    run = start(ml_engineer, snapshot, "reward_model", config)
+    running_at_step(run.pk, 2, timeout=180)
+    pids = group_pids(run.pk)
+    victim = rank_pid(run.pk, 1)
+    assert victim is not None
+    os.kill(victim, signal.SIGKILL)
+    killed = time.monotonic()
+    run = final_run(run.pk, timeout=30)
+    assert time.monotonic() - killed <= 20
+    assert run.status == Status.FAILED
+    assert run.error.startswith(f"Rank 1 (pid {victim}) died"), run.error
+    wait_for(lambda: not survivors(pids), timeout=10, what="no survivor of the group")
+    assert celery_worker_process.alive
+
+
+def test_a_killed_worker_takes_its_ranks_with_it_and_the_run_is_lost(
+    celery_worker_process, tiny_model_dir, ml_engineer, snapshot, long_runs, settings
+):
+    settings.TANDEM_RUN_HEARTBEAT_TIMEOUT_SECONDS = 3
+    run = start(ml_engineer, snapshot, "reward_model", {"base_model": str(tiny_model_dir), **LONG, "num_processes": 2})
+    running_at_step(run.pk, 2, timeout=180)
+    pids = wait_for(lambda: (p := group_pids(run.pk)) and len(p) >= 3 and p, timeout=10, what="the group's pids")
+    celery_worker_process.kill()
+    wait_for(lambda: not survivors(pids), timeout=10, what=f"the ranks {pids} to follow their worker")
+    run = wait_for(
+        lambda: (
+            (mark_lost_runs_task.apply().get(), TrainingRun.objects.get(pk=run.pk))[1].status == Status.LOST
+            and TrainingRun.objects.get(pk=run.pk)
+        ),
+        timeout=15,
+        what="the run to be marked lost",
+        every=0.25,
+    )
+    assert run.error.startswith("Lost: no heartbeat since")
+
+
+def test_ppo_on_two_processes_succeeds_with_rank_0_reporting(
+    celery_worker_process, tiny_model_dir, ml_engineer, snapshot
+):
+    base = {"base_model": str(tiny_model_dir), "eval_batch_size": 4, "max_length": 64}
+    reward_model = final_run(start(ml_engineer, snapshot, "reward_model", {**base, "max_steps": 2}).pk)
+    assert reward_model.status == Status.SUCCEEDED, reward_model.error
+    ppo_config = {
+        **base,
+        "max_steps": 2,
+        "rollout_batch_size": 4,
+        "mini_batch_size": 2,
+        "batch_size": 4,
+        "response_length": 8,
+        "ppo_epochs": 1,
+        "num_processes": 2,
+    }
+    with transaction.atomic():
+        run = run_start(
+            kind="ppo", snapshot=snapshot, config=ppo_config, reward_model=reward_model, created_by=ml_engineer
+        )
+    run = final_run(run.pk, timeout=300)
+    assert run.status == Status.SUCCEEDED, run.error + run.error_traceback
+    assert run.lineage["launch"]["num_processes"] == 2 and run.compute["processes"] == 2
+    assert (Path(settings.ARTIFACTS_DIR) / run.output_dir / "checkpoint" / "config.json").is_file()
+    assert run.step == run.total_steps == 2
+    # Rank 0 alone reported: one row per metric and step.
+    pairs = list(RunMetric.objects.filter(run=run).values_list("step", "name"))
+    assert pairs and len(pairs) == len(set(pairs))
