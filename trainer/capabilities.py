@@ -45,12 +45,12 @@ class Worker(Protocol):
 def _requirements(kind: str, config: dict) -> list[tuple[str, str, Callable[[Worker], bool]]]:
     """(field, what it needs, the test a worker passes) for each need of the config beyond the defaults."""
     needs: list[tuple[str, str, Callable[[Worker], bool]]] = []
+    if config.get("backend") == "vllm":  # generate runs and RLOO's rollouts
+        needs.append(("backend", "vLLM and a CUDA device", lambda w: w.vllm and w.cuda))
+        size = config.get("tensor_parallel_size") or 1
+        if size > 1:
+            needs.append(("tensor_parallel_size", f"{size} GPUs", lambda w: w.gpu_count >= size))
     if kind == "generate":
-        if config.get("backend") == "vllm":
-            needs.append(("backend", "vLLM and a CUDA device", lambda w: w.vllm and w.cuda))
-            size = config.get("tensor_parallel_size") or 1
-            if size > 1:
-                needs.append(("tensor_parallel_size", f"{size} GPUs", lambda w: w.gpu_count >= size))
         return needs
     if config.get("strategy") in DEEPSPEED_STRATEGIES:
         needs.append(("strategy", "DeepSpeed installed", lambda w: w.deepspeed))

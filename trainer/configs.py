@@ -231,12 +231,14 @@ _MEMORY = [
     _f("load_in_8bit", bool, False, "Load the base weights in 8-bit (bitsandbytes, CUDA; needs lora)."),
 ]
 
-_GENERATE_SCALE = [
+# Generate runs and RLOO's rollouts (TRL's use_vllm, colocated with the training processes) sample with these.
+SAMPLING_KINDS = frozenset({"generate", "rloo"})
+_SAMPLING = [
     _f(
         "backend",
         str,
         "transformers",
-        "Sampling engine: transformers (here) or vllm (CUDA with vLLM installed).",
+        "Sampling engine: transformers (any device) or vllm (CUDA with vLLM installed).",
         choices=GENERATE_BACKENDS,
     ),
     _f("tensor_parallel_size", int, 1, "GPUs one vLLM engine spans (vllm backend only).", min=1, max=64),
@@ -445,12 +447,14 @@ def fields(kind: str) -> dict[str, Field]:
     if kind not in KINDS:
         raise ConfigError({"kind": _unknown_kind(kind)})
     if kind not in TRAINING_KINDS:
-        return {field.name: field for field in [*_BY_KIND[kind], *_GENERATE_SCALE]}
+        return {field.name: field for field in [*_BY_KIND[kind], *_SAMPLING]}
     result = {field.name: field for field in _COMMON}
     result.update({field.name: field for field in _BY_KIND[kind]})
     if kind in POLICY_KINDS:
         result.update({field.name: field for field in _CHECKPOINTS})
     result.update({field.name: field for field in [*_SCALE, *_MEMORY]})
+    if kind in SAMPLING_KINDS:
+        result.update({field.name: field for field in _SAMPLING})
     return result
 
 
@@ -507,6 +511,8 @@ def _cross_field_errors(kind: str, config: dict) -> dict[str, str]:
         return all(config.get(name) is not None for name in names)
 
     errors = _scale_errors(kind, config, valid)
+    if kind == "generate" and valid("n", "temperature") and config["n"] > 1 and config["temperature"] == 0:
+        errors["n"] = "Greedy sampling (temperature 0) writes one response per prompt: set n to 1, or a temperature."
     if kind == "ppo" and valid("max_length", "response_length") and config["max_length"] <= config["response_length"]:
         errors["max_length"] = (
             f"Must be greater than response_length ({config['response_length']}): the prompt needs room too."
@@ -519,20 +525,25 @@ def _cross_field_errors(kind: str, config: dict) -> dict[str, str]:
         errors["mini_batch_size"] = (
             f"Must divide rollout_batch_size ({config['rollout_batch_size']}); got {config['mini_batch_size']}."
         )
+    processes = (config.get("num_processes") or 1) * (config.get("num_machines") or 1)
+    per_step = f" x {processes} processes" if processes > 1 else ""
     if kind == "rloo" and valid("batch_size", "gradient_accumulation_steps", "num_generations"):
-        # TRL groups the k completions of a prompt inside one generation batch (batch_size x accumulation).
-        generation_batch = config["batch_size"] * config["gradient_accumulation_steps"]
+        # TRL groups the k completions of a prompt inside one generation batch: batch_size x accumulation x the
+        # processes of every machine (RLOOConfig's generation_batch_size).
+        generation_batch = config["batch_size"] * config["gradient_accumulation_steps"] * processes
         if generation_batch % config["num_generations"]:
             errors["num_generations"] = (
-                f"Must divide batch_size x gradient_accumulation_steps ({generation_batch}); "
+                f"Must divide batch_size x gradient_accumulation_steps{per_step} ({generation_batch}); "
                 f"got {config['num_generations']}."
             )
     if (
         kind == "rloo"
         and valid("eval_batch_size", "num_generations")
-        and config["eval_batch_size"] % config["num_generations"]
+        and (config["eval_batch_size"] * processes) % config["num_generations"]
     ):
-        errors["eval_batch_size"] = f"Must be a multiple of num_generations ({config['num_generations']})."
+        errors["eval_batch_size"] = (
+            f"eval_batch_size{per_step} must be a multiple of num_generations ({config['num_generations']})."
+        )
     return errors
 
 
@@ -544,13 +555,22 @@ PPO_UNWIRED_MEMORY = {"gradient_checkpointing": False, "torch_dtype": "auto", "a
 def _scale_errors(kind: str, config: dict, valid) -> dict[str, str]:
     """Scale and memory rules that need no worker: what no server could run as asked."""
     errors: dict[str, str] = {}
+    if (
+        kind in SAMPLING_KINDS
+        and valid("backend", "tensor_parallel_size")
+        and config["backend"] != "vllm"
+        and config["tensor_parallel_size"] > 1
+    ):
+        errors["tensor_parallel_size"] = "Only the vllm backend splits a model over GPUs; transformers uses one."
+    if (
+        kind == "rloo"
+        and valid("backend", "tensor_parallel_size", "num_processes")
+        and config["backend"] == "vllm"
+        and config["num_processes"] % config["tensor_parallel_size"]
+    ):
+        # TRL's colocated engine: the training processes of a machine form groups of tensor_parallel_size.
+        errors["tensor_parallel_size"] = f"Must divide num_processes ({config['num_processes']}) for RLOO's rollouts."
     if kind == "generate":
-        if (
-            valid("backend", "tensor_parallel_size")
-            and config["backend"] != "vllm"
-            and config["tensor_parallel_size"] > 1
-        ):
-            errors["tensor_parallel_size"] = "Only the vllm backend splits a model over GPUs; transformers uses one."
         return errors
     quantized = [name for name in ("load_in_4bit", "load_in_8bit") if config.get(name)]
     if len(quantized) == 2:

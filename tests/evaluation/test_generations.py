@@ -90,7 +90,7 @@ def test_a_checkpoint_queues_a_generate_run_that_reads_the_set_file(project, ml_
     run, intermediate, _ = trained
     eval_set = import_set(project)
     response = post(
-        ml_engineer_client, eval_set, model=f"checkpoint:{intermediate.pk}", config={"temperature": 0, "n": 2}
+        ml_engineer_client, eval_set, model=f"checkpoint:{intermediate.pk}", config={"temperature": 0.3, "n": 2}
     )
     assert response.status_code == 201, response.json()
     sampled = Sampled.objects.select_related("run").get()
@@ -98,7 +98,7 @@ def test_a_checkpoint_queues_a_generate_run_that_reads_the_set_file(project, ml_
     assert (generate.kind, generate.status, generate.snapshot_id) == (Kind.GENERATE, Status.QUEUED, None)
     assert generate.sampled_checkpoint_id == intermediate.pk
     assert generate.config["model"] == f"checkpoint:{intermediate.pk}"
-    assert (generate.config["temperature"], generate.config["n"], generate.config["max_new_tokens"]) == (0, 2, 256)
+    assert (generate.config["temperature"], generate.config["n"], generate.config["max_new_tokens"]) == (0.3, 2, 256)
     prompts = generate.inputs["prompts"]
     assert prompts == {"path": eval_set.path, "sha256": eval_set.sha256, "count": 4}
     assert hashlib.sha256((artifacts / prompts["path"]).read_bytes()).hexdigest() == prompts["sha256"]

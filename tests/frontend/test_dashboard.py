@@ -361,7 +361,8 @@ def _dashboard_data(client, project) -> dict:
 
 def test_judgments_over_ten_days_are_counted_per_day_and_over_a_day_per_hour(lead, project):
     batch = BatchFactory(project=project, name="slow")
-    start = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(days=9)
+    # From midnight nine days ago, every 12 hours: ten whole days, whatever the time of day the test runs at.
+    start = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=9)
     for n, item in enumerate(ItemFactory.create_batch(20, batch=batch)):
         judgment = judge(item, "steady1", "a")
         Judgment.objects.filter(pk=judgment.pk).update(created_at=start + timedelta(hours=12 * n))

@@ -120,6 +120,10 @@ def test_cross_field_rules():
     }
     errors = errors_of("rloo", {"base_model": "m", "batch_size": 4, "num_generations": 3, "eval_batch_size": 6})
     assert errors == {"num_generations": "Must divide batch_size x gradient_accumulation_steps (4); got 3."}
+    assert errors_of("generate", {"model": "m", "n": 2, "temperature": 0}) == {
+        "n": "Greedy sampling (temperature 0) writes one response per prompt: set n to 1, or a temperature."
+    }
+    assert validate_config("generate", {"model": "m", "n": 1, "temperature": 0})["temperature"] == 0
     config = validate_config(
         "rloo",
         {

@@ -55,6 +55,21 @@ def test_generate_has_a_backend_and_a_tensor_parallel_size():
     }
 
 
+def test_rloo_rollouts_have_the_sampling_backend_and_other_training_kinds_do_not():
+    rloo = {"base_model": "m", "batch_size": 4, "eval_batch_size": 4}
+    assert validate_config("rloo", rloo)["backend"] == "transformers"
+    assert validate_config("rloo", {**rloo, "backend": "vllm", "num_processes": 4, "tensor_parallel_size": 2})
+    assert config_check("rloo", {**rloo, "backend": "vllm", "num_processes": 3, "tensor_parallel_size": 2})[1] == {
+        "tensor_parallel_size": "Must divide num_processes (3) for RLOO's rollouts."
+    }
+    assert config_check("rloo", {**rloo, "tensor_parallel_size": 2})[1] == {
+        "tensor_parallel_size": "Only the vllm backend splits a model over GPUs; transformers uses one."
+    }
+    for kind in ("sft", "reward_model", "dpo", "ppo"):
+        errors = config_check(kind, {"base_model": "m", "backend": "vllm"})[1]
+        assert errors == {"backend": f"Unknown setting for {kind} runs (it is a rloo / generate setting)."}, kind
+
+
 def test_choices_are_checked():
     assert errors("dpo", strategy="zero3", torch_dtype="bf16", attn_implementation="flash") == {
         "strategy": "Must be one of ddp, fsdp, deepspeed_zero2, deepspeed_zero3; got 'zero3'.",

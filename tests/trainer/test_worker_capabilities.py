@@ -145,6 +145,8 @@ def test_vllm_generation_needs_vllm_and_cuda(project):
         "backend": "Needs vLLM and a CUDA device, and no live worker has it (cpu@h: 0 GPUs, 2 CPU processes, vllm)."
     }
     assert capability_errors(kind="generate", config={"backend": "transformers"}, workers=workers_live()) == {}
+    # RLOO's rollouts ask the same of a worker.
+    assert set(capability_errors(kind="rloo", config={"backend": "vllm"}, workers=workers_live())) == {"backend"}
 
 
 def test_the_start_form_shows_the_refusal_on_the_settings(mle_admin, snapshot, sent):

@@ -159,18 +159,35 @@ def save_checkpoint(trainer, output_dir: Path) -> Path:
     LoRA adapters are merged into the base weights first, so PPO, RLOO and anyone else load the checkpoint with the
     ordinary Auto* classes and never need peft or the base model.
     """
+    from accelerate.utils import DistributedType
     from peft import PeftModel
 
+    accelerator = trainer.accelerator
     checkpoint = Path(output_dir) / CHECKPOINT_DIRNAME
-    if not trainer.accelerator.is_main_process:  # several processes (trainer.launch): rank 0 saves the weights
+    # A sharded model (FSDP, DeepSpeed ZeRO) is gathered by every rank together: rank 0 gets the full state dict.
+    sharded = accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+    state_dict = accelerator.get_state_dict(trainer.model) if sharded else None
+    if not accelerator.is_main_process:  # several processes (trainer.launch): rank 0 saves the weights
         return checkpoint
     checkpoint.mkdir(parents=True, exist_ok=True)
-    model = trainer.accelerator.unwrap_model(trainer.model)
+    model = accelerator.unwrap_model(trainer.model)
     if isinstance(model, PeftModel):
-        model = model.merge_and_unload()
-    model.save_pretrained(checkpoint)
+        model = _merged(model, state_dict) if state_dict is not None else model.merge_and_unload()
+        state_dict = None
+    model.save_pretrained(checkpoint, state_dict=state_dict)
     trainer.processing_class.save_pretrained(checkpoint)
     return checkpoint
+
+
+def _merged(model, state_dict: dict):
+    """A sharded LoRA model's merged weights: the gathered state dict loaded into a full copy on the CPU (rank 0's
+    own copy holds only its shard), then merged as merge_and_unload merges an unsharded one."""
+    from peft import get_peft_model
+
+    base = model.get_base_model()
+    copy = get_peft_model(type(base)._from_config(base.config), model.peft_config["default"])
+    copy.load_state_dict(state_dict)
+    return copy.merge_and_unload()
 
 
 def release_accelerator_memory() -> None:

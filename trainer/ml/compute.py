@@ -16,8 +16,8 @@ def compute_facts(*, config: dict, device: Device) -> dict:
     from trainer.worker_probe import importable
 
     errors = {}
-    if config.get("backend") == "vllm":
-        errors["backend"] = "This worker samples with transformers only (the vllm backend is not built in yet)."
+    if config.get("backend") == "vllm" and (device.type != "cuda" or not importable("vllm")):
+        errors["backend"] = "Needs vLLM and a CUDA device, and this worker has not both."
     for name in ("load_in_4bit", "load_in_8bit"):
         if config.get(name) and (device.type != "cuda" or not importable("bitsandbytes")):
             errors[name] = "Needs bitsandbytes and a CUDA device, and this worker has not both."

@@ -1,5 +1,10 @@
-"""Sampling a prompt file with one model: batched, left-padded `generate`, reproducible for a seed, and optional
-scoring of each response by a reward model and by its KL to a reference model (Django-free; torch imported inside).
+"""Sampling a prompt file with one model: batched, reproducible for a seed, and optional scoring of each response by
+a reward model and by its KL to a reference model (Django-free; torch imported inside).
+
+Two backends sample (config "backend"): `transformers` (TransformersSampler: left-padded `generate` on the run's
+device) and `vllm` (VllmSampler: a vLLM engine over `tensor_parallel_size` GPUs). Both return each batch's generated
+token ids; the batches, their seeds and what is recorded (record_batch: text, token count, finish reason, and the
+tensors the reward model and the KL read) are the same code for both.
 
 The prompt file is JSONL, one `{"id", "prompt" | "messages", "stratum", "category"}` per line. `messages` prompts go
 through the tokenizer's chat template with the assistant turn opened; `prompt` strings are tokenized as they are.
@@ -85,26 +90,34 @@ def encode_prompt(tokenizer, prompt: dict) -> list[int]:
 def load_model(path: str, *, device=None, sequence_classification: bool = False):
     """(model, tokenizer) in eval mode on the run's device: bf16 (or fp16) weights on a GPU, fp32 on the CPU."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     from trainer.ml.devices import pick_device
 
     device = device or pick_device()
     dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(device.dtype, torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer = load_tokenizer(path)
     if sequence_classification:
         model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=dtype)
     else:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     model.to(device.type).eval().requires_grad_(False)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
     if getattr(model.config, "pad_token_id", None) is None:
         model.config.pad_token_id = tokenizer.pad_token_id
-    tokenizer.padding_side = "left"
     if not sequence_classification:
         neutral_generation_config(model, tokenizer)
     return model, tokenizer
+
+
+def load_tokenizer(path: str):
+    """The checkpoint's tokenizer as sampling uses it: left padding, EOS as the pad token when it has none."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return tokenizer
 
 
 def neutral_generation_config(model, tokenizer) -> None:
@@ -131,6 +144,20 @@ def eos_token_ids(model, tokenizer) -> set[int]:
     if tokenizer.eos_token_id is not None:
         ids.add(int(tokenizer.eos_token_id))
     return ids
+
+
+def checkpoint_eos_token_ids(path: str, tokenizer) -> set[int]:
+    """eos_token_ids of a checkpoint without loading its weights: the generation config transformers would give the
+    model (its generation_config.json, else one made from config.json) and the tokenizer's."""
+    from types import SimpleNamespace
+
+    from transformers import AutoConfig, GenerationConfig
+
+    try:
+        configured = GenerationConfig.from_pretrained(path)
+    except OSError:
+        configured = GenerationConfig.from_model_config(AutoConfig.from_pretrained(path))
+    return eos_token_ids(SimpleNamespace(generation_config=configured), tokenizer)
 
 
 def generation_config(model, tokenizer, settings: SamplingSettings):
@@ -212,19 +239,96 @@ class Sampled:
     response_ids: list[list[int]]
 
 
-def sample_batch(model, tokenizer, *, encoded: list[list[int]], indices: list[int], settings, gen_config, eos, seed):
-    """generate() on one batch of prompts; (per-response dicts, Sampled)."""
+class TransformersSampler:
+    """The `transformers` backend: `generate()` on the run's device, one call per batch of left-padded prompts,
+    seeded per batch (batch_seed)."""
+
+    def __init__(self, model, tokenizer, settings: SamplingSettings):
+        self.model, self.tokenizer = model, tokenizer
+        self.device = model.device
+        self.gen_config = generation_config(model, tokenizer, settings)
+        self.eos = eos_token_ids(model, tokenizer)
+
+    def sample(self, rows: list[list[int]], *, seed: int) -> list[list[int]]:
+        """The generated ids after each prompt, `n` rows per prompt in order (padding after an EOS included)."""
+        import torch
+
+        ids, mask = left_pad(rows, pad_token_id=self.tokenizer.pad_token_id, device=self.device)
+        torch.manual_seed(seed)
+        with torch.inference_mode():
+            sequences = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=self.gen_config)
+        return sequences[:, ids.shape[1] :].tolist()
+
+
+# The share of each GPU a vLLM engine may take: alone, or beside the transformers models that score its responses.
+VLLM_MEMORY_ALONE = 0.85
+VLLM_MEMORY_SHARED = 0.5
+
+
+class VllmSampler:
+    """The `vllm` backend (CUDA, vLLM installed; the worker refuses it otherwise: trainer.ml.compute): one engine
+    over `tensor_parallel_size` GPUs samples each batch of token-id prompts with the run's settings, seeded per
+    batch. The engine ignores the checkpoint's generation_config.json (generation_config="vllm"), as the
+    transformers backend does (neutral_generation_config): the run's settings are the whole distribution.
+
+    `gpu_memory_utilization` is the share of each GPU the engine may take: less when transformers models (the
+    reward model, the reference, the policy for the KL) share the GPU with it."""
+
+    def __init__(self, path: str, settings: SamplingSettings, *, eos: set[int], tensor_parallel_size: int = 1,
+                 gpu_memory_utilization: float = 0.85):  # fmt: skip
+        from vllm import LLM, SamplingParams
+
+        self.settings, self.eos = settings, sorted(eos)
+        self.params = SamplingParams
+        self.engine = LLM(
+            model=str(path),
+            tokenizer=str(path),
+            tensor_parallel_size=int(tensor_parallel_size),
+            seed=int(settings.seed),
+            dtype="auto",
+            generation_config="vllm",
+            gpu_memory_utilization=gpu_memory_utilization,
+        )
+
+    def sampling_params(self, *, seed: int):
+        sampling = self.settings.temperature > 0
+        return self.params(
+            n=self.settings.n,
+            temperature=self.settings.temperature if sampling else 0.0,
+            top_p=self.settings.top_p if sampling else 1.0,
+            top_k=-1,  # no top-k, as the transformers backend (top_k=0 there)
+            max_tokens=self.settings.max_new_tokens,
+            seed=seed,
+            stop_token_ids=self.eos,
+            skip_special_tokens=True,
+        )
+
+    def sample(self, rows: list[list[int]], *, seed: int) -> list[list[int]]:
+        """The generated ids after each prompt, `n` rows per prompt in order, each ending with its EOS when it
+        stopped on one (vLLM may leave a stop token out of token_ids: it is put back, as generate() keeps it)."""
+        params = self.sampling_params(seed=seed)
+        outputs = self.engine.generate([{"prompt_token_ids": row} for row in rows], params, use_tqdm=False)
+        generated = []
+        for output in outputs:
+            for completion in sorted(output.outputs, key=lambda c: c.index):
+                tokens = list(completion.token_ids)
+                if completion.finish_reason == "stop" and (not tokens or tokens[-1] not in self.eos):
+                    tokens.append(self.eos[0])
+                generated.append(tokens)
+        return generated
+
+
+def record_batch(tokenizer, *, generated: list[list[int]], encoded, indices, settings, eos, device):
+    """What every backend's batch becomes: per-response dicts ("prompt_index", "sample", "text", "token_count",
+    "finish_reason") and the Sampled tensors the reward model and the KL read (prompt left-padded, response after
+    it, right-padded), from the generated ids of each row (n per prompt, in order)."""
     import torch
 
-    device = model.device
-    ids, mask = left_pad([encoded[i] for i in indices], pad_token_id=tokenizer.pad_token_id, device=device)
-    torch.manual_seed(seed)
-    with torch.inference_mode():
-        sequences = model.generate(input_ids=ids, attention_mask=mask, generation_config=gen_config)
-    width = ids.shape[1]
-    generated = sequences[:, width:].tolist()
+    ids, mask = left_pad([encoded[i] for i in indices], pad_token_id=tokenizer.pad_token_id, device="cpu")
+    responses, _ = right_pad(generated, pad_token_id=tokenizer.pad_token_id, device="cpu")
+    sequences = torch.cat([ids.repeat_interleave(settings.n, dim=0), responses], dim=1).to(device)
     results, rows_prompt, rows_sample, prompt_ids, response_ids = [], [], [], [], []
-    response_mask = torch.zeros((len(generated), sequences.shape[1] - width), dtype=torch.long)  # filled on the CPU
+    response_mask = torch.zeros(responses.shape, dtype=torch.long)  # filled on the CPU
     for row, tokens in enumerate(generated):
         prompt_index, sample = indices[row // settings.n], row % settings.n
         count, reason = _finish(tokens, eos)
@@ -242,10 +346,9 @@ def sample_batch(model, tokenizer, *, encoded: list[list[int]], indices: list[in
         rows_sample.append(sample)
         prompt_ids.append(encoded[prompt_index])
         response_ids.append(tokens[:count])
-    response_mask = response_mask.to(device)
-    attention_mask = torch.cat([mask.repeat_interleave(settings.n, dim=0), response_mask], dim=1)
+    attention_mask = torch.cat([mask.repeat_interleave(settings.n, dim=0), response_mask], dim=1).to(device)
     return results, Sampled(
-        rows_prompt, rows_sample, sequences, attention_mask, response_mask, prompt_ids, response_ids
+        rows_prompt, rows_sample, sequences, attention_mask, response_mask.to(device), prompt_ids, response_ids
     )
 
 
@@ -257,25 +360,23 @@ def sample_prompts(
     *,
     progress: Progress = null_progress,
     on_batch: Callable[[list[dict], Sampled], None] | None = None,
+    sampler=None,
 ) -> list[dict]:
     """Every prompt's `n` responses, in the prompt file's order: {"prompt_index", "sample", "text", "token_count",
-    "finish_reason"} each. `progress` is called after each batch (step = batches done); it may raise RunCancelled."""
+    "finish_reason"} each. `progress` is called after each batch (step = batches done); it may raise RunCancelled.
+    `sampler` is the backend (TransformersSampler on `model` when None, or VllmSampler); the batches, their seeds
+    and the recording (record_batch) are the same for every backend."""
+    sampler = sampler or TransformersSampler(model, tokenizer, settings)
+    device = model.device if model is not None else "cpu"
     encoded = [encode_prompt(tokenizer, prompt) for prompt in prompts]
     batches = batches_by_length([len(ids) for ids in encoded], settings.batch_size)
-    gen_config = generation_config(model, tokenizer, settings)
-    eos = eos_token_ids(model, tokenizer)
+    eos = set(sampler.eos)
     results: list[dict] = []
     total_tokens = 0
     for number, indices in enumerate(batches):
-        batch, sampled = sample_batch(
-            model,
-            tokenizer,
-            encoded=encoded,
-            indices=indices,
-            settings=settings,
-            gen_config=gen_config,
-            eos=eos,
-            seed=batch_seed(settings.seed, number),
+        generated = sampler.sample([encoded[i] for i in indices], seed=batch_seed(settings.seed, number))
+        batch, sampled = record_batch(
+            tokenizer, generated=generated, encoded=encoded, indices=indices, settings=settings, eos=eos, device=device
         )
         if on_batch is not None:
             on_batch(batch, sampled)
@@ -367,7 +468,21 @@ def generate(
     settings = SamplingSettings.from_config(config)
     prompts = read_prompts(prompt_file)
     device = pick_device()
-    model, tokenizer = load_model(config["model"], device=device)
+    if config.get("backend") == "vllm":
+        # The engine samples; transformers loads the policy only when the KL needs its log-probabilities.
+        tokenizer = load_tokenizer(config["model"])
+        scoring = bool(reward_model_dir or config.get("reference_model"))
+        sampler = VllmSampler(
+            config["model"],
+            settings,
+            eos=checkpoint_eos_token_ids(config["model"], tokenizer),
+            tensor_parallel_size=config.get("tensor_parallel_size") or 1,
+            gpu_memory_utilization=VLLM_MEMORY_SHARED if scoring else VLLM_MEMORY_ALONE,
+        )
+        model = load_model(config["model"], device=device)[0] if config.get("reference_model") else None
+    else:
+        model, tokenizer = load_model(config["model"], device=device)
+        sampler = TransformersSampler(model, tokenizer, settings)
     reference = None
     if config.get("reference_model"):
         reference, reference_tokenizer = load_model(config["reference_model"], device=device)
@@ -387,7 +502,9 @@ def generate(
         for result, reward, kl in zip(results, rewards, kls, strict=True):
             scores[(result["prompt_index"], result["sample"])] = {"reward": reward, "kl": kl}
 
-    results = sample_prompts(model, tokenizer, prompts, settings, progress=progress, on_batch=score_batch)
+    results = sample_prompts(
+        model, tokenizer, prompts, settings, progress=progress, on_batch=score_batch, sampler=sampler
+    )
     responses = []
     for result in results:
         prompt = prompts[result["prompt_index"]]
@@ -403,7 +520,7 @@ def generate(
                 **scores[(result["prompt_index"], result["sample"])],
             }
         )
-    model = reference = scorer = None  # the weights go before the cache is emptied
+    model = reference = scorer = sampler = None  # the weights go before the cache is emptied
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     batches = math.ceil(len(prompts) / settings.batch_size)

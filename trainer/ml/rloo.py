@@ -73,6 +73,11 @@ def train_rloo(
             max_completion_length=config["response_length"],
             beta=config["kl_coef"],
             shuffle_dataset=True,
+            # backend vllm: TRL samples the rollouts with a vLLM engine inside the training processes (colocate),
+            # its weights synced from the policy at each step (docs/SCALING.md).
+            use_vllm=config.get("backend") == "vllm",
+            vllm_mode="colocate",
+            vllm_tensor_parallel_size=config.get("tensor_parallel_size") or 1,
         )
         trainer = RLOOTrainer(
             model=config["base_model"],

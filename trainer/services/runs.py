@@ -137,11 +137,6 @@ def run_start_check(
         )
         if resume_error:
             errors["resume_from"] = resume_error
-    from trainer.launch import multiprocess_refusal  # kinds not yet trained on several processes (trainer.launch)
-
-    launch_error = multiprocess_refusal(kind=kind, config=full_config)
-    if launch_error:
-        errors.setdefault("num_processes", launch_error)
     return full_config, errors
 
 

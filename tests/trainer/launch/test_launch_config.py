@@ -1,5 +1,5 @@
 """The launch of a multi-process run without launching it: the Accelerate config per device and strategy, the
-command line, and the kinds refused num_processes > 1 before anything is queued (the runs API)."""
+command line, and the batch rules that count the processes (the runs API)."""
 
 import json
 import socket
@@ -8,7 +8,7 @@ import pytest
 from accelerate.commands.config.config_args import load_config_from_file
 
 from tests.trainer.runs_fixtures import make_snapshot
-from trainer.launch import multiprocess_refusal, num_processes
+from trainer.launch import num_processes
 from trainer.launch.config import accelerate_config, free_port, launch_command, write_accelerate_config
 
 RUNS = "/api/v1/runs/"
@@ -73,17 +73,22 @@ def test_the_command_runs_the_entry_point_under_accelerate_launch(tmp_path):
 
 def test_one_process_is_the_default():
     assert num_processes({}) == num_processes(None) == 1
-    assert multiprocess_refusal(kind="ppo", config={"num_processes": 1}) is None
-    assert multiprocess_refusal(kind="dpo", config={"num_processes": 2}) is None
-    assert multiprocess_refusal(kind="ppo", config={"num_processes": 2}) is None
 
 
 @pytest.mark.django_db
 @pytest.mark.usefixtures("artifacts", "model_roots", "sent")
-@pytest.mark.parametrize("kind", ["rloo", "sft"])
-def test_kinds_not_trained_on_several_processes_yet_are_refused_before_queueing(kind, ml_engineer_client, project):
+def test_rloo_groups_count_every_process_of_the_run(ml_engineer_client, project):
+    """TRL's RLOO samples num_generations completions per prompt inside one generation batch over all processes
+    (batch_size x accumulation x processes): 1 x 1 x 2 holds a group of 2, 1 x 1 x 1 does not."""
     snapshot = make_snapshot(project)  # (the e2e snapshot fixture of this folder's conftest needs a worker)
-    body = {"kind": kind, "snapshot": snapshot.pk, "config": {"base_model": "tiny", "num_processes": 2}}
-    response = ml_engineer_client.post(RUNS, body, format="json")
-    assert response.status_code == 400, response.json()
-    assert response.json()["errors"]["num_processes"].startswith(f"{kind} runs use one process for now")
+    base = {"base_model": "tiny", "batch_size": 1, "eval_batch_size": 1, "num_generations": 2}
+    one = ml_engineer_client.post(RUNS, {"kind": "rloo", "snapshot": snapshot.pk, "config": base}, format="json")
+    assert one.status_code == 400, one.json()
+    assert one.json()["errors"]["num_generations"] == (
+        "Must divide batch_size x gradient_accumulation_steps (1); got 2."
+    )
+    assert one.json()["errors"]["eval_batch_size"].startswith("eval_batch_size must be a multiple")
+    two = {**base, "num_processes": 2}
+    response = ml_engineer_client.post(RUNS, {"kind": "rloo", "snapshot": snapshot.pk, "config": two}, format="json")
+    errors = response.json().get("errors", {})
+    assert "num_generations" not in errors and "eval_batch_size" not in errors, response.json()

@@ -21,6 +21,7 @@ import pytest
 from django.conf import settings
 from django.db import transaction
 
+from tests.trainer.sft_fixtures import make_sft_snapshot
 from tests.trainer.test_e2e_training import LONG, final_run, running_at_step, wait_for
 from trainer.models import RunMetric, Status, TrainingRun
 from trainer.services.runs import run_start
@@ -73,7 +74,7 @@ def survivors(pids: list[int]) -> list[int]:
     return alive
 
 
-def assert_two_process_run(run: TrainingRun) -> Path:
+def assert_two_process_run(run: TrainingRun, *, steps: int = 3) -> Path:
     assert run.status == Status.SUCCEEDED, run.error + run.error_traceback
     folder = Path(settings.ARTIFACTS_DIR) / run.output_dir
     assert (folder / "checkpoint" / "config.json").is_file()
@@ -88,18 +89,26 @@ def assert_two_process_run(run: TrainingRun) -> Path:
     )
     assert run.lineage["run"]["compute"] == run.compute
     assert (folder / "logs" / "rank-0.log").is_file() and (folder / "logs" / "rank-1.log").is_file()
-    assert run.step == run.total_steps == 3
+    assert run.step == run.total_steps == steps
     return folder
 
 
-@pytest.mark.parametrize("kind", ["reward_model", "dpo"])
+@pytest.fixture
+def sft_snapshot(project):
+    return make_sft_snapshot(project, count=24)
+
+
+@pytest.mark.parametrize("kind", ["reward_model", "dpo", "sft"])
 def test_two_processes_train_as_one_with_the_same_global_batch(
     kind,
     celery_worker_process,
     tiny_model_dir,
     ml_engineer,
-    snapshot,
+    request,
 ):
+    # SFT trains on demonstrations; its loss is the mean over the assistant's tokens of the whole global batch
+    # (Trainer counts the tokens across processes), so halves of unequal length still average as one batch.
+    snapshot = request.getfixturevalue("sft_snapshot" if kind == "sft" else "snapshot")
     base = {"base_model": str(tiny_model_dir), **COMMON}
     single = final_run(start(ml_engineer, snapshot, kind, {**base, "batch_size": 4}).pk, timeout=240)
     assert single.status == Status.SUCCEEDED, single.error + single.error_traceback
@@ -208,5 +217,26 @@ def test_ppo_on_two_processes_succeeds_with_rank_0_reporting(
     assert (Path(settings.ARTIFACTS_DIR) / run.output_dir / "checkpoint" / "config.json").is_file()
     assert run.step == run.total_steps == 2
     # Rank 0 alone reported: one row per metric and step.
+    pairs = list(RunMetric.objects.filter(run=run).values_list("step", "name"))
+    assert pairs and len(pairs) == len(set(pairs))
+
+
+def test_rloo_on_two_processes_succeeds_with_rank_0_reporting(
+    celery_worker_process, tiny_model_dir, ml_engineer, snapshot
+):
+    base = {"base_model": str(tiny_model_dir), "eval_batch_size": 4, "max_length": 64}
+    reward_model = final_run(start(ml_engineer, snapshot, "reward_model", {**base, "max_steps": 2}).pk)
+    assert reward_model.status == Status.SUCCEEDED, reward_model.error
+    # Per process 2 prompts' completions a step (batch_size 2, num_generations 2: one group each), 4 in all.
+    rloo_config = {**base, "max_steps": 2, "batch_size": 2, "num_generations": 2, "response_length": 8}
+    rloo_config["num_processes"] = 2
+    with transaction.atomic():
+        run = run_start(
+            kind="rloo", snapshot=snapshot, config=rloo_config, reward_model=reward_model, created_by=ml_engineer
+        )
+    run = final_run(run.pk, timeout=300)
+    assert_two_process_run(run, steps=2)
+    for key in ("reward_mean", "initial_reward_mean", "kl"):
+        assert isinstance(run.evaluation[key], float), key
     pairs = list(RunMetric.objects.filter(run=run).values_list("step", "name"))
     assert pairs and len(pairs) == len(set(pairs))

@@ -121,3 +121,34 @@ def test_rloo_saves_a_checkpoint_and_resumes_from_it(tiny_model_dir, reward_run,
     )
     assert [c["step"] for c in progress.step_calls] == [3, 4]
     assert (tmp_path / "resumed" / "checkpoint" / "config.json").is_file()
+
+
+@pytest.mark.parametrize(("backend", "use_vllm"), [("transformers", False), ("vllm", True)])
+def test_the_backend_picks_trls_rollout_engine(backend, use_vllm, tiny_model_dir, reward_run, tmp_path, monkeypatch):
+    """backend vllm hands RLOO's rollouts to TRL's colocated vLLM engine (CUDA only: the trainer is stopped before
+    it starts one here); the run's tensor_parallel_size is the engine's."""
+    import trl
+
+    from trainer.ml.rloo import train_rloo
+
+    class Stop(Exception):
+        pass
+
+    seen = {}
+
+    def capture(*args, **kwargs):
+        seen["args"] = kwargs["args"]
+        raise Stop
+
+    monkeypatch.setattr(trl, "RLOOTrainer", capture)
+    with pytest.raises(Stop):
+        train_rloo(
+            config=config(tiny_model_dir, backend=backend),
+            train_file=reward_run / "data" / "train.jsonl",
+            validation_file=reward_run / "data" / "validation.jsonl",
+            reward_model_dir=reward_run / "reward",
+            output_dir=tmp_path / "run",
+            progress=RecordingProgress(),
+        )
+    args = seen["args"]
+    assert (args.use_vllm, args.vllm_mode, args.vllm_tensor_parallel_size) == (use_vllm, "colocate", 1)
