@@ -19,6 +19,12 @@ class RunNotCancellable(RunError):
     status, code = 409, "not_cancellable"
 
 
+class RunNotJoinable(RunError):
+    """`manage.py join_run` on a run that has no other machine to join, or that is over."""
+
+    status, code = 409, "not_joinable"
+
+
 class CheckpointTampered(TandemError):
     """A checkpoint's file is missing, was added, or its sha256 differs from the one recorded when it was saved."""
 

@@ -85,9 +85,14 @@ def accelerate_config(*, config: dict, device_type: str, device_dtype: str, port
     return result
 
 
-def write_accelerate_config(*, folder: Path, config: dict) -> Path:
+def machine_config_filename(machine_rank: int) -> str:
+    """The config file of another machine of the run (machine 0's is CONFIG_FILENAME, the one in lineage)."""
+    return f"accelerate_config.machine-{int(machine_rank)}.yaml"
+
+
+def write_accelerate_config(*, folder: Path, config: dict, filename: str = CONFIG_FILENAME) -> Path:
     """The config as YAML in `folder` (JSON is YAML: no PyYAML needed to write it; Accelerate reads it as YAML)."""
-    path = Path(folder) / CONFIG_FILENAME
+    path = Path(folder) / filename
     path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     return path
 

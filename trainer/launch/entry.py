@@ -146,19 +146,17 @@ def train_rank(*, run_id: int, rank_number: int, run_dir: Path) -> None:
     if run.status != Status.RUNNING:
         print(f"run {run_id} is {run.status}: nothing to do", flush=True)
         return
-    _join_process_group(collective_timeout_seconds(run.config))
-    config = execute._load_config(run=run)
-    files = dataset_files(snapshot=run.snapshot) if run.snapshot is not None else {}
     main = rank_number == 0
     heartbeat = None
-    if main:
+    if main:  # beating from the start: the other machines of a run may take a while to join the group
         heartbeat = execute.Heartbeat(run_id=run.pk, interval=settings.TANDEM_RUN_HEARTBEAT_SECONDS)
         heartbeat.start()
-        # The supervisor holds the deadline, the cancel flag and the heartbeat watch: rank 0 only reports.
-        progress = execute.RunProgress(run=run, deadline_monotonic=float("inf"))
-    else:
-        progress = SilentProgress()
     try:
+        _join_process_group(collective_timeout_seconds(run.config))
+        config = execute._load_config(run=run)
+        files = dataset_files(snapshot=run.snapshot) if run.snapshot is not None else {}
+        # The supervisor holds the deadline, the cancel flag and the heartbeat watch: rank 0 only reports.
+        progress = execute.RunProgress(run=run, deadline_monotonic=float("inf")) if main else SilentProgress()
         evaluation = execute._train(run=run, config=config, files=files, output_dir=run_dir, progress=progress)
         if main:
             progress.flush()

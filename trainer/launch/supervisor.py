@@ -30,8 +30,13 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
-from trainer.launch import num_processes, strategy
-from trainer.launch.config import accelerate_config, launch_command, write_accelerate_config
+from trainer.launch import num_machines, num_processes, strategy
+from trainer.launch.config import (
+    accelerate_config,
+    launch_command,
+    machine_config_filename,
+    write_accelerate_config,
+)
 from trainer.launch.entry import RUN_DIR_ENV, SUPERVISOR_PID_ENV, logs_dir, rank_file
 from trainer.lineage import lineage_build
 from trainer.models import Status, TrainingRun
@@ -203,6 +208,21 @@ def supervise(*, run: TrainingRun, deadline_monotonic: float) -> str:
     run.compute = _compute(run=run, device=device, launch=config)
     lineage = {**lineage_build(run=run, device=described[:100]), "launch": config}
     TrainingRun.objects.filter(pk=run.pk).update(device=described[:100], compute=run.compute, lineage=lineage)
+    command = launch_command(python=sys.executable, config_file=config_file, config=config, run_id=run.pk)
+    logger.info(
+        "run %s (%s) launched on %s processes (%s): %s",
+        run.pk, run.kind, num_processes(run.config), described, " ".join(command),
+    )  # fmt: skip
+    group = _start_group(run=run, run_dir=run_dir, command=command, log_name=LAUNCHER_LOG)
+    try:
+        return _watch(run=run, group=group, run_dir=run_dir, deadline_monotonic=deadline_monotonic)
+    finally:
+        group.end()
+
+
+def _start_group(*, run: TrainingRun, run_dir: Path, command: list[str], log_name: str) -> ProcessGroup:
+    """The launcher as a child process in a session of its own, its ranks watching this process (they exit when it
+    is gone), its output in logs/<log_name>."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE,
@@ -212,20 +232,68 @@ def supervise(*, run: TrainingRun, deadline_monotonic: float) -> str:
         # Accelerate and torch read these too: the run's collective timeout for NCCL's watchdog as well as gloo's.
         "TORCH_NCCL_ASYNC_ERROR_HANDLING": "1",
     }
-    command = launch_command(python=sys.executable, config_file=config_file, config=config, run_id=run.pk)
-    logger.info(
-        "run %s (%s) launched on %s processes (%s): %s",
-        run.pk, run.kind, num_processes(run.config), described, " ".join(command),
-    )  # fmt: skip
-    with (logs_dir(run_dir) / LAUNCHER_LOG).open("ab") as log:
+    with (logs_dir(run_dir) / log_name).open("ab") as log:
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and module, the run id an int
             command, cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
-    group = ProcessGroup(process, expected_ranks=num_processes(run.config))  # this machine's ranks
+    return ProcessGroup(process, expected_ranks=num_processes(run.config))  # this machine's ranks
+
+
+def join(*, run_id: int, machine_rank: int, wait_seconds: float = 3600.0, say=None) -> str:
+    """Machine `machine_rank` (1 or more) of a run on several machines: launch this machine's ranks of the run and
+    stay with them until the run ends; returns the run's final status (RunNotJoinable when there is nothing to
+    join). Machine 0 is the worker that took the run: it supervises the run (cancel, time limit, heartbeat, a rank's
+    death) and records its end; this side ends its ranks once the run is over, and they exit by themselves if this
+    process dies. Needs the run's database and its artifacts folder (shared, so every rank reads the snapshot and
+    the main machine sees each rank's error file). Waits up to `wait_seconds` for a queued run to start."""
+    from trainer.errors import RunNotJoinable
+    from trainer.ml.devices import pick_device
+
+    say = say or (lambda message: None)
+    run = TrainingRun.objects.get(pk=run_id)
+    machines = num_machines(run.config)
+    if machines < 2:
+        raise RunNotJoinable(f"Run {run.pk} trains on one machine (num_machines 1): there is nothing to join.")
+    if not 1 <= machine_rank < machines:
+        raise RunNotJoinable(
+            f"machine_rank must be 1 to {machines - 1} for run {run.pk}: machine 0 is the worker that took it."
+        )
+    deadline = time.monotonic() + wait_seconds
+    while run.status == Status.QUEUED and time.monotonic() < deadline:
+        time.sleep(WATCH_SECONDS)
+        run.refresh_from_db(fields=["status"])
+    if run.status != Status.RUNNING:
+        raise RunNotJoinable(f"Run {run.pk} is {run.status}: there is nothing to join.")
+    run_dir = Path(settings.ARTIFACTS_DIR) / "runs" / str(run.pk)
+    logs_dir(run_dir).mkdir(parents=True, exist_ok=True)
+    device = pick_device()
+    config = accelerate_config(
+        config={**run.config, "machine_rank": machine_rank}, device_type=device.type, device_dtype=device.dtype
+    )
+    config_file = write_accelerate_config(folder=run_dir, config=config, filename=machine_config_filename(machine_rank))
+    command = launch_command(python=sys.executable, config_file=config_file, config=config, run_id=run.pk)
+    say(f"Run {run.pk}: machine {machine_rank} of {machines} launching {num_processes(run.config)} processes.")
+    group = _start_group(run=run, run_dir=run_dir, command=command, log_name=f"launcher.machine-{machine_rank}.log")
     try:
-        return _watch(run=run, group=group, run_dir=run_dir, deadline_monotonic=deadline_monotonic)
+        while True:
+            time.sleep(WATCH_SECONDS)
+            group.refresh()
+            status = TrainingRun.objects.filter(pk=run.pk).values_list("status", flat=True).get()
+            if status == Status.SUCCEEDED:  # this machine's ranks finish their part by themselves
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    group.process.wait(timeout=FINISH_SECONDS)
+                break
+            if status != Status.RUNNING or group.process.poll() is not None:
+                break
     finally:
         group.end()
+    # The main machine records the end; a launcher that failed here makes its ranks' peers fail there in turn.
+    deadline = time.monotonic() + FINISH_SECONDS
+    while (status := TrainingRun.objects.filter(pk=run.pk).values_list("status", flat=True).get()) == Status.RUNNING:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(WATCH_SECONDS)
+    return status
 
 
 def _watch(*, run: TrainingRun, group: ProcessGroup, run_dir: Path, deadline_monotonic: float) -> str:

@@ -22,7 +22,7 @@ from rewards.services.datasets import dataset_verify
 from trainer.checkpoints import checkpoint_path, checkpoint_record, checkpoint_verify, checkpoints_retain
 from trainer.configs import ConfigError
 from trainer.errors import CheckpointGone, CheckpointTampered
-from trainer.launch import num_processes
+from trainer.launch import world_size
 from trainer.lineage import lineage_build, lineage_write
 from trainer.model_paths import NOT_ALLOWED, config_models_resolve, hub_offline_unless_allowed
 from trainer.models import POLICY_KINDS, Kind, RunMetric, Status, TrainingRun
@@ -268,7 +268,7 @@ def run_execute(*, run_id: int, task_id: str = "", worker: str = "") -> str:
             checkpoint_verify(checkpoint=run.resume_from)  # and so may the checkpoint's
         config = _load_config(run=run)
         output_dir.mkdir(parents=True, exist_ok=True)
-        if num_processes(run.config) > 1:
+        if world_size(run.config) > 1:
             # Several processes: a child process group under `accelerate launch`, supervised from here to its end.
             from trainer.launch.supervisor import supervise
 

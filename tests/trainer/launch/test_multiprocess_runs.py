@@ -13,6 +13,8 @@ trained alone on its half would log a different loss from step 1).
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -21,8 +23,10 @@ import pytest
 from django.conf import settings
 from django.db import transaction
 
+from tests.fixtures.worker import ROOT, worker_env
 from tests.trainer.sft_fixtures import make_sft_snapshot
 from tests.trainer.test_e2e_training import LONG, final_run, running_at_step, wait_for
+from trainer.launch.config import free_port
 from trainer.models import RunMetric, Status, TrainingRun
 from trainer.services.runs import run_start
 from trainer.tasks import mark_lost_runs_task
@@ -31,6 +35,7 @@ pytestmark = [pytest.mark.worker, pytest.mark.multiprocess]
 RUNS = "/api/v1/runs/"
 COMMON = {"eval_batch_size": 4, "max_length": 64, "max_steps": 3, "learning_rate": 1e-3, "seed": 7}
 TOLERANCE = 1e-4
+LIMIT = {"time_limit_seconds": 60}
 
 
 def start(user, snapshot, kind: str, config: dict) -> TrainingRun:
@@ -240,3 +245,57 @@ def test_rloo_on_two_processes_succeeds_with_rank_0_reporting(
         assert isinstance(run.evaluation[key], float), key
     pairs = list(RunMetric.objects.filter(run=run).values_list("step", "name"))
     assert pairs and len(pairs) == len(set(pairs))
+
+
+def test_a_second_machine_joins_the_run_with_join_run(celery_worker_process, tiny_model_dir, ml_engineer, snapshot):
+    """Two "machines" on this host, one process each: the worker launches machine 0's rank, `manage.py join_run`
+    machine 1's, over the run's main_process_ip and port. The run trains as the two-process run does: the loss of
+    one process with the same global batch."""
+    base = {"base_model": str(tiny_model_dir), **COMMON}
+    single = final_run(start(ml_engineer, snapshot, "reward_model", {**base, "batch_size": 4}).pk, timeout=240)
+    machines = {"num_machines": 2, "main_process_ip": "127.0.0.1", "main_process_port": free_port()}
+    run = start(ml_engineer, snapshot, "reward_model", {**base, "batch_size": 2, **machines})
+    node = subprocess.run(
+        [sys.executable, "manage.py", "join_run", str(run.pk), "--machine-rank", "1", "--wait-seconds", "120"],
+        cwd=ROOT,
+        env=worker_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    run = final_run(run.pk, timeout=60)
+    assert node.returncode == 0, node.stdout + node.stderr
+    assert f"Run {run.pk} succeeded" in node.stdout
+    assert run.status == Status.SUCCEEDED, run.error + run.error_traceback
+    launch = run.lineage["launch"]
+    assert (launch["num_machines"], launch["num_processes"], launch["machine_rank"]) == (2, 2, 0)
+    assert (run.compute["machines"], run.compute["device_count"], run.compute["processes"]) == (2, 2, 1)
+    folder = Path(settings.ARTIFACTS_DIR) / run.output_dir
+    other = (folder / "accelerate_config.machine-1.yaml").read_text()
+    assert '"machine_rank": 1' in other and f'"main_process_port": {machines["main_process_port"]}' in other
+    assert (folder / "logs" / "rank-1.log").is_file()
+    assert losses(run) == pytest.approx(losses(single), rel=TOLERANCE)
+
+
+@pytest.mark.django_db
+def test_join_run_refuses_a_run_on_one_machine_and_a_bad_machine_rank(ml_engineer, project):
+    from django.core.management import CommandError, call_command
+
+    from tests.trainer.runs_fixtures import make_snapshot
+
+    snapshot = make_snapshot(project)
+    one = TrainingRun.objects.create(
+        project=project, kind="dpo", snapshot=snapshot, config={"num_processes": 2}, **LIMIT
+    )
+    with pytest.raises(CommandError, match="trains on one machine"):
+        call_command("join_run", str(one.pk), "--machine-rank", "1")
+    two = TrainingRun.objects.create(
+        project=project, kind="dpo", snapshot=snapshot, config={"num_machines": 2}, **LIMIT
+    )
+    with pytest.raises(CommandError, match="machine_rank must be 1 to 1"):
+        call_command("join_run", str(two.pk), "--machine-rank", "2")
+    TrainingRun.objects.filter(pk=two.pk).update(status=Status.CANCELLED)
+    with pytest.raises(CommandError, match="is cancelled: there is nothing to join"):
+        call_command("join_run", str(two.pk), "--machine-rank", "1")
+    with pytest.raises(CommandError, match="No run 999999"):
+        call_command("join_run", "999999", "--machine-rank", "1")
