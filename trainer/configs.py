@@ -547,11 +547,6 @@ def _cross_field_errors(kind: str, config: dict) -> dict[str, str]:
     return errors
 
 
-# Our PPO (trainer.ppo) loads its models itself: these memory options reach it once it reads them.
-PPO_UNWIRED_MEMORY = {"gradient_checkpointing": False, "torch_dtype": "auto", "attn_implementation": "sdpa",
-                      "lora_target_modules": ALL_LINEAR}  # fmt: skip
-
-
 def _scale_errors(kind: str, config: dict, valid) -> dict[str, str]:
     """Scale and memory rules that need no worker: what no server could run as asked."""
     errors: dict[str, str] = {}
@@ -599,12 +594,12 @@ def _scale_errors(kind: str, config: dict, valid) -> dict[str, str]:
     ):
         errors["strategy"] = f"{config['strategy']} shards a model over several processes: set num_processes."
     if kind == "ppo":
-        for name, default in PPO_UNWIRED_MEMORY.items():
-            if valid(name) and config[name] != default:
-                errors[name] = f"Not read by PPO runs yet (trainer.ppo loads its models itself); leave it {default!r}."
         for name in ("load_in_4bit", "load_in_8bit"):
             if config.get(name):
-                errors[name] = "Not read by PPO runs yet (trainer.ppo loads its models itself)."
+                errors[name] = (
+                    "PPO runs load full-precision weights (trainer.ppo places the policy, its value head and the "
+                    "reference itself); use torch_dtype bfloat16 and lora to save memory."
+                )
     return errors
 
 

@@ -144,13 +144,13 @@ def test_a_sharding_strategy_on_one_process_is_refused():
     assert errors("dpo", strategy="deepspeed_zero3", num_processes=2) == {}
 
 
-def test_ppo_refuses_the_memory_options_it_does_not_read_yet():
+def test_ppo_takes_the_memory_options_but_not_quantized_weights():
     found = config_check(
         "ppo", {"base_model": "m", "gradient_checkpointing": True, "torch_dtype": "bfloat16", "lora": True,
-                "load_in_4bit": True},
+                "lora_target_modules": ["q_proj"], "attn_implementation": "eager", "load_in_4bit": True},
     )[1]  # fmt: skip
-    assert set(found) == {"gradient_checkpointing", "torch_dtype", "load_in_4bit"}
-    assert all("Not read by PPO runs yet" in message for message in found.values())
+    assert set(found) == {"load_in_4bit"}
+    assert found["load_in_4bit"].startswith("PPO runs load full-precision weights")
 
 
 def test_a_bad_config_raises_with_every_field():

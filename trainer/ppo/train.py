@@ -50,6 +50,7 @@ Across processes (torch.distributed initialised by the launcher with world size 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -107,6 +108,7 @@ class _Runner:
     def __init__(self, *, config: dict, reward_model_dir: Path):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from trainer.ml.common import lora_config, model_init_kwargs
         from trainer.ml.devices import pick_device
 
         self.config = config
@@ -131,15 +133,22 @@ class _Runner:
             )
         self.eos, self.pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
 
-        lm = AutoModelForCausalLM.from_pretrained(config["base_model"], dtype=torch.float32)
+        # The run's memory options, as the TRL kinds read them (trainer.ml.common): the weights' dtype (auto: float32
+        # under the device's autocast), the attention kernel, LoRA's target modules, gradient checkpointing.
+        load = model_init_kwargs(config=config, device=device)
+        lm = AutoModelForCausalLM.from_pretrained(
+            config["base_model"], dtype=load["dtype"], attn_implementation=load["attn_implementation"]
+        )
+        if config.get("gradient_checkpointing"):
+            lm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         if config["lora"]:
-            from peft import LoraConfig, get_peft_model
+            from peft import get_peft_model
 
-            lora = LoraConfig(
-                r=config["lora_r"], lora_alpha=config["lora_alpha"], target_modules="all-linear", task_type="CAUSAL_LM"
-            )
-            lm = get_peft_model(lm, lora)
+            lm = get_peft_model(lm, lora_config(config=config, task_type="CAUSAL_LM"))
         self.policy = PolicyWithValueHead(lm).to(self.device).eval()
+        # The policy stays in eval mode (no dropout); transformers checkpoints a layer only in training mode, so the
+        # update sets that flag on the checkpointed layers alone (their submodules, dropout included, stay in eval).
+        self.checkpointed = [module for module in lm.modules() if getattr(module, "gradient_checkpointing", False)]
         self.reference = Reference(self.policy, lora=config["lora"], dtype=self.frozen_dtype)
         self.scorer = RewardScorer(
             Path(reward_model_dir) / "checkpoint", tokenizer=self.tokenizer, device=self.device, dtype=self.frozen_dtype
@@ -243,7 +252,7 @@ class _Runner:
 
     def update(self, batch: Rollout, *, beta: float, optimizer, scaler) -> dict[str, float]:
         """Rewards, GAE and `ppo_epochs` passes of clipped PPO updates over minibatches of the rollout."""
-        cfg, length = self.config, self.config["response_length"]
+        cfg = self.config
         rewards, _ = core.per_token_rewards(
             scores=batch.scores, logprobs=batch.logprobs, ref_logprobs=batch.ref_logprobs, mask=batch.mask, beta=beta
         )
@@ -254,6 +263,22 @@ class _Runner:
         )
         advantages = dist.global_masked_whiten(advantages, batch.mask)
 
+        with self._checkpointing():
+            return self._update(batch, advantages=advantages, returns=returns, optimizer=optimizer, scaler=scaler)
+
+    @contextlib.contextmanager
+    def _checkpointing(self):
+        """Gradient checkpointing on for the update's forward and backward passes (a no-op without it)."""
+        for layer in self.checkpointed:
+            layer.training = True
+        try:
+            yield
+        finally:
+            for layer in self.checkpointed:
+                layer.training = False
+
+    def _update(self, batch: Rollout, *, advantages, returns, optimizer, scaler) -> dict[str, float]:
+        cfg, length = self.config, self.config["response_length"]
         n = batch.responses.shape[0]
         world = dist.world_size()
         # Rows of a minibatch on this rank: the global minibatch is mini_batch_size rows over all ranks.

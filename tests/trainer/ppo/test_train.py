@@ -187,3 +187,51 @@ def test_mixed_precision_path_runs_under_autocast(
     assert all(math.isfinite(v) for _, _, metrics in progress.calls for v in metrics.values())
     assert math.isfinite(result["kl_final"]) and result["steps"] == 2
     assert torch.load(tmp_path / "run" / "checkpoint" / "value_head.pt")["weight"].dtype == torch.float32
+
+
+def test_gradient_checkpointing_changes_no_update(tmp_path, snapshot_files, sft_policy_dir, poem_reward_dir):
+    """Recomputing the activations in the backward pass gives the same gradients: the same run with and without
+    gradient checkpointing ends with the same weights (and the layers were checkpointed: fewer saved tensors)."""
+    import transformers.modeling_utils
+    from torch.utils.checkpoint import checkpoint as real_checkpoint
+
+    calls = []
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real_checkpoint(*args, **kwargs)
+
+    weights = {}
+    for on in (False, True):
+        config = _config(sft_policy_dir, max_steps=2, gradient_checkpointing=on)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(transformers.modeling_utils, "checkpoint", counting)
+            _train(tmp_path / str(on), snapshot_files, poem_reward_dir, config)
+        weights[on] = AutoModelForCausalLM.from_pretrained(tmp_path / str(on) / "run" / "checkpoint").state_dict()
+        if not on:
+            assert not calls
+    assert calls  # the layers of the update's forward passes were checkpointed
+    for name, tensor in weights[False].items():
+        torch.testing.assert_close(weights[True][name], tensor, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_memory_options_reach_the_policy(snapshot_files, sft_policy_dir, poem_reward_dir):
+    """torch_dtype, attn_implementation and lora_target_modules are read as the TRL kinds read them."""
+    from trainer.ppo.train import _Runner
+
+    config = _config(
+        sft_policy_dir,
+        lora=True,
+        lora_r=4,
+        lora_alpha=8,
+        lora_target_modules=["q_proj", "v_proj"],
+        torch_dtype="bfloat16",
+        attn_implementation="eager",
+    )
+    runner = _Runner(config=config, reward_model_dir=poem_reward_dir)
+    lm = runner.policy.lm
+    adapted = {name.split(".")[-1] for name, module in lm.named_modules() if hasattr(module, "lora_A")}
+    assert adapted == {"q_proj", "v_proj"}
+    assert lm.get_base_model().model.embed_tokens.weight.dtype == torch.bfloat16
+    assert lm.config._attn_implementation == "eager"
+    assert runner.policy.value_head.weight.dtype == torch.float32  # the head stays in float32 (GAE, squared loss)
