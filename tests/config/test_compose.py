@@ -1,5 +1,8 @@
 """docker-compose.yml describes production: the services, their commands, the GPU reservation, shared artifacts."""
 
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +17,10 @@ def compose() -> dict:
 
 
 def _command(service: dict) -> list[str]:
+    """The service's argv; for `sh -c "exec ..."` the command the shell execs, split as the shell splits it."""
     command = service["command"]
+    if isinstance(command, list) and command[:2] == ["sh", "-c"]:
+        return shlex.split(command[2].removeprefix("exec "))
     return command.split() if isinstance(command, str) else command
 
 
@@ -70,7 +76,7 @@ def test_gpu_worker_takes_one_task_at_a_time_on_an_nvidia_gpu(compose):
     gpu = compose["services"]["gpu-worker"]
     command = _command(gpu)
     assert command[:4] == ["celery", "-A", "config", "worker"]
-    assert command[command.index("-Q") + 1] == "gpu"
+    assert command[command.index("-Q") + 1].startswith("gpu,gpu-")  # gpu, and gpu-N for its N GPUs
     assert command[command.index("--concurrency") + 1] == "1"
     assert command[command.index("--prefetch-multiplier") + 1] == "1"
     devices = gpu["deploy"]["resources"]["reservations"]["devices"]
@@ -112,3 +118,14 @@ def test_dockerfile_installs_the_runtime_requirements():
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert dockerfile.startswith("#") and "FROM python:3.11-slim" in dockerfile
     assert "pip install -r requirements.txt" in dockerfile
+
+
+def test_gpu_worker_serves_a_queue_named_after_its_gpu_count(compose):
+    """The shell computes gpu-N as the container starts ($$ is compose's escape for $): run that line with echo in
+    place of exec celery, on this machine's torch (no GPU here: gpu-0)."""
+    line = compose["services"]["gpu-worker"]["command"][2].replace("$$", "$").replace("exec celery", "echo", 1)
+    line = line.replace("python -c", f"{sys.executable} -c")
+    out = subprocess.run(["sh", "-c", line], capture_output=True, text=True, check=True, timeout=120).stdout.split()
+    import torch
+
+    assert out[out.index("-Q") + 1] == f"gpu,gpu-{torch.cuda.device_count()}"
