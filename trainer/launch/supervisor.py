@@ -32,6 +32,7 @@ from django.utils import timezone
 
 from trainer.launch import num_machines, num_processes, strategy
 from trainer.launch.config import (
+    CONFIG_FILENAME,
     accelerate_config,
     launch_command,
     machine_config_filename,
@@ -239,6 +240,39 @@ def _start_group(*, run: TrainingRun, run_dir: Path, command: list[str], log_nam
     return ProcessGroup(process, expected_ranks=num_processes(run.config))  # this machine's ranks
 
 
+SHARED_WAIT_SECONDS = 60.0  # how long join_run waits for machine 0 to write the run's Accelerate config
+
+
+def _check_joinable_here(*, run: TrainingRun, run_dir: Path, wait_seconds: float) -> None:
+    """What this machine's ranks will read, checked before they start (a rank that failed on it here would leave
+    machine 0's ranks waiting out the collective timeout): machine 0's Accelerate config in the run's folder (the
+    artifacts folder is the shared one), the snapshot's files as their sha256s say, and the run's models."""
+    from rewards.errors import DatasetTampered
+    from rewards.services.datasets import dataset_verify
+    from trainer.configs import ConfigError
+    from trainer.errors import RunNotJoinable
+    from trainer.services.execute import _load_config
+
+    main_config = run_dir / CONFIG_FILENAME
+    deadline = time.monotonic() + wait_seconds
+    while not main_config.is_file():
+        if time.monotonic() > deadline:
+            raise RunNotJoinable(
+                f"{main_config} is not here: machine 0 writes it when it launches the run, so this machine's "
+                f"artifacts folder ({settings.ARTIFACTS_DIR}) must be the one machine 0 writes to (shared)."
+            )
+        time.sleep(WATCH_SECONDS)
+    try:
+        if run.snapshot is not None:
+            dataset_verify(snapshot=run.snapshot)
+        _load_config(run=run)
+    except DatasetTampered as exc:
+        raise RunNotJoinable(f"The run's snapshot cannot be read here: {exc.detail}") from exc
+    except ConfigError as exc:
+        problems = " ".join(f"{field}: {message}" for field, message in exc.errors.items())
+        raise RunNotJoinable(f"The run's models cannot be loaded here: {problems}") from exc
+
+
 def join(*, run_id: int, machine_rank: int, wait_seconds: float = 3600.0, say=None) -> str:
     """Machine `machine_rank` (1 or more) of a run on several machines: launch this machine's ranks of the run and
     stay with them until the run ends; returns the run's final status (RunNotJoinable when there is nothing to
@@ -265,6 +299,7 @@ def join(*, run_id: int, machine_rank: int, wait_seconds: float = 3600.0, say=No
     if run.status != Status.RUNNING:
         raise RunNotJoinable(f"Run {run.pk} is {run.status}: there is nothing to join.")
     run_dir = Path(settings.ARTIFACTS_DIR) / "runs" / str(run.pk)
+    _check_joinable_here(run=run, run_dir=run_dir, wait_seconds=min(wait_seconds, SHARED_WAIT_SECONDS))
     logs_dir(run_dir).mkdir(parents=True, exist_ok=True)
     device = pick_device()
     config = accelerate_config(

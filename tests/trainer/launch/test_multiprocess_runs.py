@@ -278,6 +278,7 @@ def test_a_second_machine_joins_the_run_with_join_run(celery_worker_process, tin
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("artifacts")
 def test_join_run_refuses_a_run_on_one_machine_and_a_bad_machine_rank(ml_engineer, project):
     from django.core.management import CommandError, call_command
 
@@ -294,6 +295,18 @@ def test_join_run_refuses_a_run_on_one_machine_and_a_bad_machine_rank(ml_enginee
     )
     with pytest.raises(CommandError, match="machine_rank must be 1 to 1"):
         call_command("join_run", str(two.pk), "--machine-rank", "2")
+    TrainingRun.objects.filter(pk=two.pk).update(status=Status.RUNNING)
+    # Running, but machine 0's config is not in this machine's artifacts folder: not the shared one.
+    with pytest.raises(CommandError, match="must be the one machine 0 writes to"):
+        call_command("join_run", str(two.pk), "--machine-rank", "1", "--wait-seconds", "0.5")
+    # Shared, but the snapshot's files are not what they were: refused before any rank starts.
+    run_dir = Path(settings.ARTIFACTS_DIR) / "runs" / str(two.pk)
+    run_dir.mkdir(parents=True)
+    (run_dir / "accelerate_config.yaml").write_text("{}\n")
+    dataset = Path(settings.ARTIFACTS_DIR) / snapshot.directory / "train.jsonl"
+    dataset.write_text(dataset.read_text() + "\n")
+    with pytest.raises(CommandError, match="The run's snapshot cannot be read here"):
+        call_command("join_run", str(two.pk), "--machine-rank", "1", "--wait-seconds", "0.5")
     TrainingRun.objects.filter(pk=two.pk).update(status=Status.CANCELLED)
     with pytest.raises(CommandError, match="is cancelled: there is nothing to join"):
         call_command("join_run", str(two.pk), "--machine-rank", "1")
