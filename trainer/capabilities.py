@@ -12,6 +12,7 @@ from typing import Protocol
 
 from core.errors import TandemError
 from trainer.configs import DEEPSPEED_STRATEGIES, ConfigError
+from trainer.launch import num_processes
 
 GPU_QUEUE = "gpu"
 _SIZED_QUEUE = re.compile(r"gpu-(\d+)")
@@ -57,7 +58,7 @@ def _requirements(kind: str, config: dict) -> list[tuple[str, str, Callable[[Wor
     for name in ("load_in_4bit", "load_in_8bit"):
         if config.get(name):
             needs.append((name, "bitsandbytes and a CUDA device", lambda w: w.bitsandbytes and w.cuda))
-    processes = config.get("num_processes") or 1
+    processes = num_processes(config)
     if processes > 1:
         needs.append(
             ("num_processes", f"{processes} processes on one machine", lambda w: w.process_capacity >= processes)
@@ -95,7 +96,7 @@ def _offer(workers: Sequence[Worker]) -> str:
 def run_queue(*, config: dict, workers: Sequence[Worker]) -> str:
     """The queue a run goes to: `gpu` for one process; for n processes the smallest `gpu-k` (k >= n) that a live
     worker consumes, else `gpu` (a worker started with `-Q gpu,gpu-4` takes runs of 2 to 4 processes first)."""
-    processes = (config.get("num_processes") or 1) if isinstance(config, dict) else 1
+    processes = num_processes(config)
     if processes <= 1:
         return GPU_QUEUE
     sizes = sorted(

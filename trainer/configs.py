@@ -13,6 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.errors import TandemError
+from trainer.launch import (
+    DEFAULT_COLLECTIVE_TIMEOUT_SECONDS,
+    DEFAULT_MAIN_PROCESS_PORT,
+    DEFAULT_NUM_PROCESSES,
+    DEFAULT_STRATEGY,
+    world_size,
+)
 
 KINDS = ("reward_model", "dpo", "ppo", "rloo", "generate", "sft")
 # Kinds that train from a snapshot (every field of _COMMON applies); generate only samples.
@@ -166,7 +173,7 @@ _SCALE = [
     _f(
         "num_processes",
         int,
-        1,
+        DEFAULT_NUM_PROCESSES,
         "Training processes on each machine (one per GPU; on a CPU-only worker, gloo processes). 1: the run trains "
         "in the worker's own process.",
         min=1,
@@ -175,7 +182,7 @@ _SCALE = [
     _f(
         "strategy",
         str,
-        "ddp",
+        DEFAULT_STRATEGY,
         "How the processes share the model: ddp, fsdp, deepspeed_zero2 or deepspeed_zero3.",
         choices=STRATEGIES,
     ),
@@ -194,11 +201,11 @@ _SCALE = [
         "",
         "Address of machine 0, which the others reach (empty on one machine).",
     ),
-    _f("main_process_port", int, 29500, "Port of the rendezvous on machine 0.", min=1, max=65535),
+    _f("main_process_port", int, DEFAULT_MAIN_PROCESS_PORT, "Port of the rendezvous on machine 0.", min=1, max=65535),
     _f(
         "collective_timeout_seconds",
         int,
-        600,
+        DEFAULT_COLLECTIVE_TIMEOUT_SECONDS,
         "A collective (all-reduce, barrier) that waits longer fails the run: a rank that died is not a hang.",
         min=10,
         max=86400,
@@ -525,7 +532,7 @@ def _cross_field_errors(kind: str, config: dict) -> dict[str, str]:
         errors["mini_batch_size"] = (
             f"Must divide rollout_batch_size ({config['rollout_batch_size']}); got {config['mini_batch_size']}."
         )
-    processes = (config.get("num_processes") or 1) * (config.get("num_machines") or 1)
+    processes = world_size(config)
     per_step = f" x {processes} processes" if processes > 1 else ""
     if kind == "rloo" and valid("batch_size", "gradient_accumulation_steps", "num_generations"):
         # TRL groups the k completions of a prompt inside one generation batch: batch_size x accumulation x the
@@ -587,11 +594,7 @@ def _scale_errors(kind: str, config: dict, valid) -> dict[str, str]:
         errors["main_process_ip"] = "Must be a host name or an IP address."
     if valid("num_machines", "machine_rank") and config["machine_rank"] >= config["num_machines"]:
         errors["machine_rank"] = f"Must be below num_machines ({config['num_machines']})."
-    if (
-        valid("strategy", "num_processes", "num_machines")
-        and config["strategy"] != "ddp"
-        and config["num_processes"] * config["num_machines"] == 1
-    ):
+    if valid("strategy", "num_processes", "num_machines") and config["strategy"] != "ddp" and world_size(config) == 1:
         errors["strategy"] = f"{config['strategy']} shards a model over several processes: set num_processes."
     if kind == "ppo":
         for name in ("load_in_4bit", "load_in_8bit"):

@@ -35,3 +35,18 @@ class CheckpointGone(TandemError):
     """A checkpoint whose files were removed by its run's keep_checkpoints: the row stays, the weights do not."""
 
     status, code = 410, "checkpoint_deleted"
+
+
+def run_failure_message(exc: BaseException) -> str:
+    """What a run that ended on `exc` says in its `error`: "Refused: ..." for what a worker refuses a run for at
+    start (a snapshot or checkpoint that changed, a config that no longer holds), else the exception's type and
+    text. One rule for the in-process path (trainer.services.execute) and every rank of a launched run
+    (trainer.launch.entry). Django-free."""
+    from rewards.errors import DatasetTampered
+    from trainer.configs import ConfigError
+
+    if isinstance(exc, ConfigError):
+        return "Refused: " + " ".join(f"{field}: {message}" for field, message in exc.errors.items())
+    if isinstance(exc, DatasetTampered | CheckpointTampered | CheckpointGone):
+        return f"Refused: {exc.detail}"
+    return f"{type(exc).__name__}: {exc}".strip().rstrip(":")

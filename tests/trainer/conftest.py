@@ -4,6 +4,7 @@ worker reads ARTIFACTS_DIR from its own settings, so only tests that opt in move
 from pathlib import Path
 
 import pytest
+from django.test import Client
 
 from tests.trainer.runs_fixtures import make_snapshot
 from trainer.tasks import run_training_task
@@ -15,6 +16,16 @@ def artifacts(settings, tmp_path) -> Path:
     settings.ARTIFACTS_DIR = str(tmp_path / "artifacts")
     Path(settings.ARTIFACTS_DIR).mkdir()
     return Path(settings.ARTIFACTS_DIR)
+
+
+@pytest.fixture
+def mle_admin(ml_engineer) -> Client:
+    """The admin, logged in as an ML engineer (staff)."""
+    ml_engineer.is_staff = True
+    ml_engineer.save(update_fields=["is_staff"])
+    client = Client()
+    client.force_login(ml_engineer)
+    return client
 
 
 @pytest.fixture

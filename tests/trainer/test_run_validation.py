@@ -5,7 +5,6 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.test import Client
 
 from rewards.selectors import dataset_files
 from tests.trainer.runs_fixtures import finished_reward_model
@@ -28,15 +27,6 @@ def over_limit(field: str) -> str:
 def tamper(snapshot) -> None:
     train = dataset_files(snapshot=snapshot)["train"]
     train.write_text(train.read_text() + "\n")
-
-
-@pytest.fixture
-def mle_admin(ml_engineer) -> Client:
-    ml_engineer.is_staff = True
-    ml_engineer.save(update_fields=["is_staff"])
-    client = Client()
-    client.force_login(ml_engineer)
-    return client
 
 
 # --- API ------------------------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.test import Client
 from django.utils import timezone
 
 from core.models import OutboxMessage
@@ -39,15 +38,6 @@ def worker(name: str, *, queues=("gpu",), seen_ago: float = 0, stopped: bool = F
 def only_our_workers():
     """Rows a session worker of other tests left behind are not this test's workers."""
     WorkerCapability.objects.all().delete()
-
-
-@pytest.fixture
-def mle_admin(ml_engineer) -> Client:
-    ml_engineer.is_staff = True
-    ml_engineer.save(update_fields=["is_staff"])
-    client = Client()
-    client.force_login(ml_engineer)
-    return client
 
 
 def post_run(client, snapshot, **config):

@@ -14,6 +14,8 @@ submodules; the worker imports them for multi-process runs only (trainer.service
 DEFAULT_NUM_PROCESSES = 1
 DEFAULT_STRATEGY = "ddp"
 DEFAULT_COLLECTIVE_TIMEOUT_SECONDS = 600
+DEFAULT_MAIN_PROCESS_PORT = 29500  # torchrun's own default
+# (trainer.configs' fields take these defaults: a run stored before a field existed reads the same value here.)
 
 
 def num_processes(config: dict | None) -> int:

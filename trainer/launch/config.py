@@ -11,7 +11,7 @@ import json
 import socket
 from pathlib import Path
 
-from trainer.launch import num_processes, strategy
+from trainer.launch import DEFAULT_MAIN_PROCESS_PORT, num_machines, num_processes, strategy
 
 CONFIG_FILENAME = "accelerate_config.yaml"
 # DeepSpeed ZeRO stage per strategy.
@@ -33,13 +33,13 @@ def accelerate_config(*, config: dict, device_type: str, device_dtype: str, port
     on each node of a multi-machine run); on one machine the rendezvous is 127.0.0.1 on a free port.
     """
     cpu = device_type != "cuda"
-    machines = int(config.get("num_machines") or 1)
+    machines = num_machines(config)
     chosen = strategy(config)
     # One machine: a free port on 127.0.0.1 (runs side by side on one host must not meet at a fixed port). Several:
     # machine 0's address and the configured port, the same on every node.
     ip = str(config.get("main_process_ip") or "127.0.0.1") if machines > 1 else "127.0.0.1"
     if machines > 1:
-        port = int(config.get("main_process_port") or 29500)
+        port = int(config.get("main_process_port") or DEFAULT_MAIN_PROCESS_PORT)
     result = {
         "compute_environment": "LOCAL_MACHINE",
         "distributed_type": "MULTI_CPU" if cpu else "MULTI_GPU",

@@ -120,17 +120,6 @@ class SilentProgress:
         return None
 
 
-def _error_message(exc: BaseException) -> str:
-    from trainer.configs import ConfigError
-
-    detail = getattr(exc, "detail", None)
-    if isinstance(exc, ConfigError):
-        return "Refused: " + " ".join(f"{field}: {message}" for field, message in exc.errors.items())
-    if detail is not None and type(exc).__name__ in {"DatasetTampered", "CheckpointTampered", "CheckpointGone"}:
-        return f"Refused: {detail}"
-    return f"{type(exc).__name__}: {exc}".strip().rstrip(":")
-
-
 def train_rank(*, run_id: int, rank_number: int, run_dir: Path) -> None:
     """Train this rank's part of the run; rank 0 reports as the in-process path does."""
     from django.conf import settings
@@ -190,7 +179,10 @@ def main(argv: list[str] | None = None) -> int:
         text = traceback.format_exc()
         sys.stderr.write(text)
         sys.stderr.flush()
-        record = {"rank": rank_number, "time": time.time(), "error": _error_message(exc)[:5000], "traceback": text}
+        from trainer.errors import run_failure_message  # Django-free: it holds even when Django did not start
+
+        error = run_failure_message(exc)[:5000]
+        record = {"rank": rank_number, "time": time.time(), "error": error, "traceback": text}
         rank_file(run_dir, rank_number, "error.json").write_text(json.dumps(record) + "\n")
         return 1
     rank_file(run_dir, rank_number, "done").write_text(f"{time.time()}\n")

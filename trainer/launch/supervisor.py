@@ -205,7 +205,7 @@ def supervise(*, run: TrainingRun, deadline_monotonic: float) -> str:
     device = pick_device()
     config = accelerate_config(config=run.config, device_type=device.type, device_dtype=device.dtype)
     config_file = write_accelerate_config(folder=run_dir, config=config)
-    described = f"{device.type} {device.dtype} ({device.name}) x{config['num_processes']} {strategy(run.config)}"
+    described = f"{device.label} x{config['num_processes']} {strategy(run.config)}"
     run.compute = _compute(run=run, device=device, launch=config)
     lineage = {**lineage_build(run=run, device=described[:100]), "launch": config}
     TrainingRun.objects.filter(pk=run.pk).update(device=described[:100], compute=run.compute, lineage=lineage)

@@ -12,6 +12,11 @@ class Device:
     name: str
 
     @property
+    def label(self) -> str:
+        """How a run's `device` names it: "cuda bfloat16 (NVIDIA H100 80GB HBM3)"."""
+        return f"{self.type} {self.dtype} ({self.name})"
+
+    @property
     def bf16(self) -> bool:
         return self.dtype == "bfloat16"
 

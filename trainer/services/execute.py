@@ -21,7 +21,7 @@ from rewards.selectors import dataset_files
 from rewards.services.datasets import dataset_verify
 from trainer.checkpoints import checkpoint_path, checkpoint_record, checkpoint_verify, checkpoints_retain
 from trainer.configs import ConfigError
-from trainer.errors import CheckpointGone, CheckpointTampered
+from trainer.errors import CheckpointGone, CheckpointTampered, run_failure_message
 from trainer.launch import world_size
 from trainer.lineage import lineage_build, lineage_write
 from trainer.model_paths import NOT_ALLOWED, config_models_resolve, hub_offline_unless_allowed
@@ -229,22 +229,6 @@ def _checkpoint_recorder(*, run: TrainingRun, config: dict, progress: RunProgres
     return record
 
 
-def _device_name() -> str:
-    from trainer.ml.devices import pick_device
-
-    device = pick_device()
-    return f"{device.type} {device.dtype} ({device.name})"[:100]
-
-
-def _compute_facts(*, config: dict) -> dict:
-    """What this in-process run trains with (one process on this worker's device); ConfigError for an option this
-    worker cannot honour (trainer.ml.compute)."""
-    from trainer.ml.compute import compute_facts
-    from trainer.ml.devices import pick_device
-
-    return compute_facts(config=config, device=pick_device())
-
-
 def run_execute(*, run_id: int, task_id: str = "", worker: str = "") -> str:
     """Runs one training run to its end in this process; returns the run's final status.
 
@@ -274,8 +258,14 @@ def run_execute(*, run_id: int, task_id: str = "", worker: str = "") -> str:
 
             heartbeat.stop()  # rank 0 beats from now on, and the supervisor watches that it does
             return supervise(run=run, deadline_monotonic=started + run.time_limit_seconds)
-        device = _device_name()
-        run.compute = _compute_facts(config=config)  # processes, devices, strategy, precision: docs/SCALING.md
+        from trainer.ml.compute import compute_facts
+        from trainer.ml.devices import pick_device
+
+        picked = pick_device()
+        device = picked.label[:100]
+        # Processes, devices, strategy, precision (docs/SCALING.md); ConfigError for an option this worker cannot
+        # honour.
+        run.compute = compute_facts(config=config, device=picked)
         TrainingRun.objects.filter(pk=run.pk).update(
             device=device, compute=run.compute, lineage=lineage_build(run=run, device=device)
         )
@@ -295,19 +285,15 @@ def run_execute(*, run_id: int, task_id: str = "", worker: str = "") -> str:
             message = f"Cancelled at step {progress.step} of {progress.total}."
             run_finish(run_id=run.pk, status=Status.CANCELLED, error=message, from_statuses=(Status.RUNNING,))
         logger.warning("run %s stopped: %s", run.pk, exc.reason)
-    except (DatasetTampered, CheckpointTampered, CheckpointGone) as exc:
-        run_finish(run_id=run.pk, status=Status.FAILED, error=f"Refused: {exc.detail}", from_statuses=(Status.RUNNING,))
-        logger.error("run %s refused: %s", run.pk, exc.detail)
-    except ConfigError as exc:
-        reasons = " ".join(f"{field}: {message}" for field, message in exc.errors.items())
-        run_finish(run_id=run.pk, status=Status.FAILED, error=f"Refused: {reasons}", from_statuses=(Status.RUNNING,))
-        logger.error("run %s refused: %s", run.pk, reasons)
+    except (DatasetTampered, CheckpointTampered, CheckpointGone, ConfigError) as exc:
+        message = run_failure_message(exc)
+        run_finish(run_id=run.pk, status=Status.FAILED, error=message, from_statuses=(Status.RUNNING,))
+        logger.error("run %s refused: %s", run.pk, message)
     except BaseException as exc:
         # SoftTimeLimitExceeded, a worker's warm shutdown (SystemExit) and every training error end here.
         _flush_quietly(progress)
-        name = type(exc).__name__
-        message = f"{name}: {exc}".strip().rstrip(":")
-        if name == "SoftTimeLimitExceeded":
+        message = run_failure_message(exc)
+        if type(exc).__name__ == "SoftTimeLimitExceeded":
             message = f"Stopped inside step {progress.step}: time limit of {run.time_limit_seconds} s reached."
         run_finish(
             run_id=run.pk,

@@ -185,7 +185,8 @@ def run_start(
         raise ConfigError(errors)
     # What the live workers offer (docs/SCALING.md): checked once the config itself is sound, so its own problems
     # come first; with no live worker nothing is refused here (one may still start).
-    worker_errors = capability_errors(kind=kind, config=full_config, workers=workers_live())
+    workers = workers_live()
+    worker_errors = capability_errors(kind=kind, config=full_config, workers=workers)
     if worker_errors:
         raise NoCapableWorker(worker_errors)
     with transaction.atomic():
@@ -205,7 +206,7 @@ def run_start(
         )
         run.output_dir = str(run_output_dir(run=run).relative_to(settings.ARTIFACTS_DIR))
         run.save(update_fields=["output_dir"])
-        _enqueue(run=run)  # a row in the outbox, in this transaction: sent after the commit, never inside it
+        _enqueue(run=run, workers=workers)  # a row in the outbox, in this transaction: sent after the commit
     logger.info("run %s (%s) queued on %s", run.pk, kind, f"snapshot {snapshot.pk}" if snapshot else "no snapshot")
     return run
 
@@ -215,14 +216,15 @@ def run_outbox_key(*, run_id: int) -> str:
     return f"run:{run_id}"
 
 
-def _enqueue(*, run: TrainingRun) -> None:
+def _enqueue(*, run: TrainingRun, workers: list | None = None) -> None:
+    """The run's message, through the outbox, to the queue that fits it among `workers` (the live ones when None)."""
     outbox_enqueue(
         task="trainer.run_training",
         args=[run.pk],
         options={
             "task_id": run.celery_task_id,
             # `gpu`, or for a multi-process run the smallest `gpu-N` queue a live worker serves that fits it
-            "queue": run_queue(config=run.config, workers=workers_live()),
+            "queue": run_queue(config=run.config, workers=workers_live() if workers is None else workers),
             "soft_time_limit": run.time_limit_seconds + SOFT_LIMIT_GRACE_SECONDS,
             "time_limit": run.time_limit_seconds + HARD_LIMIT_GRACE_SECONDS,
         },
